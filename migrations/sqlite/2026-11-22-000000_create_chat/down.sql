@@ -1,0 +1,2 @@
+DROP TABLE chat_user;
+DROP TABLE chat;

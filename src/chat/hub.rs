@@ -1,0 +1,459 @@
+//! The hub: one task that owns every live connection and who talks to whom. Sessions talk to it
+//! over a bounded command queue; it answers over each session's bounded outbox and never waits
+//! on a client. Pairing is asked of the matchmaker (the database decides); once paired, the two
+//! sessions get each other's outbox and relay messages directly, without the hub or the database.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::ids::{ConnId, ConnIds};
+use super::matchmaker::{Decision, Matchmaker, Op, Outcome, SubmitError};
+use super::protocol::ServerFrame;
+use crate::db::DbPool;
+
+/// Commands queued from all sessions to the hub.
+const COMMAND_CAPACITY: usize = 8_192;
+/// Batches of decisions queued from the matchmaker to the hub.
+const DECISION_CAPACITY: usize = 64;
+/// How often the online count goes out (at most once per this, per client).
+pub const ONLINE_INTERVAL: Duration = Duration::from_secs(1);
+/// Operations held back while the matchmaker queue is full; past this, requests are refused.
+const MAX_BACKLOG: usize = 65_536;
+
+/// How a connection ended, as its partner is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Closed its socket: the partner's socket closes with `partner left`.
+    Left,
+    /// Went silent, broke the connection or was dropped: `partner lost`.
+    Lost,
+}
+
+/// Why the hub ends a session from its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// The server is stopping: close with 1001.
+    Shutdown,
+    /// The client does not read what is sent to it and its outbox is full.
+    TooSlow,
+}
+
+/// A paired partner's outbox: messages go straight into it.
+#[derive(Debug, Clone)]
+pub struct PartnerLink {
+    pub id: ConnId,
+    pub outbox: mpsc::Sender<Outbound>,
+}
+
+/// What a session receives in its outbox, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A server frame, already JSON, to write as it is.
+    Frame(String),
+    /// Paired: from now on messages go to this partner.
+    Paired(PartnerLink),
+    /// The partner is gone: close the socket (1000) saying how.
+    PartnerGone(Departure),
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Connect {
+        id: ConnId,
+        outbox: mpsc::Sender<Outbound>,
+        kick: oneshot::Sender<Kick>,
+    },
+    Request {
+        id: ConnId,
+    },
+    Leave {
+        id: ConnId,
+        how: Departure,
+    },
+    /// `id`'s outbox overflowed (seen by its partner, who could not deliver to it).
+    TooSlow {
+        id: ConnId,
+    },
+    /// Close every session with 1001; `done` fires when none is left.
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
+}
+
+/// A snapshot of the hub, for tests and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connections: usize,
+    /// Asked for a partner and not yet paired.
+    pub waiting: usize,
+    /// In a conversation.
+    pub chatting: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Requested,
+    Chatting(ConnId),
+    /// The partner left; the chat rows are gone and this socket is closing.
+    Ended,
+}
+
+struct Conn {
+    outbox: mpsc::Sender<Outbound>,
+    kick: Option<oneshot::Sender<Kick>>,
+    state: State,
+    online_sent: usize,
+    online_sent_at: Instant,
+}
+
+/// The hub's state and rules, synchronous so they are tested without sockets.
+pub struct Hub {
+    conns: HashMap<ConnId, Conn>,
+    matchmaker: Matchmaker,
+    backlog: VecDeque<Op>,
+    /// Set once shutdown begins: who to tell when the last session is gone.
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
+}
+
+/// The sessions' side of the hub. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HubHandle {
+    tx: mpsc::Sender<Command>,
+    ids: ConnIds,
+}
+
+/// Error for a hub that has stopped (only while the server shuts down).
+#[derive(Debug, thiserror::Error)]
+#[error("the chat hub has stopped")]
+pub struct HubGone;
+
+impl HubHandle {
+    pub fn next_id(&self) -> ConnId {
+        self.ids.next()
+    }
+
+    pub async fn send(&self, cmd: Command) -> Result<(), HubGone> {
+        self.tx.send(cmd).await.map_err(|_| HubGone)
+    }
+
+    /// Closes every session with 1001 and waits until they are gone, or `within` has passed.
+    pub async fn shutdown(&self, within: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self.send(Command::Shutdown { done }).await.is_ok() {
+            let _ = tokio::time::timeout(within, wait).await;
+        }
+    }
+
+    pub async fn stats(&self) -> Result<Stats, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Stats { reply }).await?;
+        rx.await.map_err(|_| HubGone)
+    }
+}
+
+/// Starts the matchmaker thread and the hub task (on the current Tokio runtime).
+pub fn spawn(pool: DbPool, ids: ConnIds) -> HubHandle {
+    let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
+    let matchmaker = Matchmaker::spawn(pool, decisions_tx);
+    let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+    tokio::spawn(Hub::new(matchmaker).run(commands, decisions));
+    HubHandle { tx, ids }
+}
+
+impl Hub {
+    pub fn new(matchmaker: Matchmaker) -> Self {
+        Hub {
+            conns: HashMap::new(),
+            matchmaker,
+            backlog: VecDeque::new(),
+            shutdown: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut decisions: mpsc::Receiver<Vec<Decision>>,
+    ) {
+        let mut tick = tokio::time::interval(ONLINE_INTERVAL / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                Some(batch) = decisions.recv() => {
+                    for decision in batch {
+                        self.decide(decision);
+                    }
+                }
+                _ = tick.tick() => self.tick(Instant::now()),
+            }
+            self.flush_backlog();
+        }
+    }
+
+    pub fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect { id, outbox, kick } => self.connect(id, outbox, kick),
+            Command::Request { id } => self.request(id),
+            Command::Leave { id, how } => self.leave(id, how),
+            Command::TooSlow { id } => self.kick(id, Kick::TooSlow),
+            Command::Shutdown { done } => self.begin_shutdown(done),
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            connections: self.conns.len(),
+            ..Stats::default()
+        };
+        for conn in self.conns.values() {
+            match conn.state {
+                State::Requested => stats.waiting += 1,
+                State::Chatting(_) => stats.chatting += 1,
+                State::Idle | State::Ended => {}
+            }
+        }
+        stats
+    }
+
+    fn connect(&mut self, id: ConnId, outbox: mpsc::Sender<Outbound>, kick: oneshot::Sender<Kick>) {
+        if self.shutdown.is_some() {
+            let _ = kick.send(Kick::Shutdown);
+            return;
+        }
+        let count = self.conns.len() + 1;
+        let _ = outbox.try_send(Outbound::Frame(ServerFrame::Online { count }.to_json()));
+        self.conns.insert(
+            id,
+            Conn {
+                outbox,
+                kick: Some(kick),
+                state: State::Idle,
+                online_sent: count,
+                online_sent_at: Instant::now(),
+            },
+        );
+    }
+
+    fn request(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        // The session refuses a second request itself; this guards the hub's own invariant.
+        if conn.state != State::Idle {
+            return;
+        }
+        conn.state = State::Requested;
+        self.submit(Op::Request(id));
+    }
+
+    fn leave(&mut self, id: ConnId, how: Departure) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        match conn.state {
+            State::Idle | State::Ended => {}
+            State::Requested => self.submit(Op::Leave(id)),
+            State::Chatting(partner) => {
+                // One removal takes both rows; the partner's own leave then has nothing to do.
+                self.submit(Op::Leave(id));
+                if let Some(p) = self.conns.get_mut(&partner) {
+                    p.state = State::Ended;
+                }
+                // While shutting down every session is being closed with 1001 already.
+                if self.shutdown.is_none() {
+                    self.send(partner, Outbound::PartnerGone(how));
+                }
+            }
+        }
+        if self.conns.is_empty() {
+            if let Some(waiters) = self.shutdown.take() {
+                for done in waiters {
+                    let _ = done.send(());
+                }
+                self.shutdown = Some(Vec::new());
+            }
+        }
+    }
+
+    /// Applies the matchmaker's answer to a request. The rows are the record; when they name a
+    /// connection this process no longer has (it left meanwhile, or is a ghost of a crashed
+    /// process), the rows are removed and whoever is still here asks again.
+    pub fn decide(&mut self, Decision { conn: id, outcome }: Decision) {
+        let requested = |hub: &Self, c: ConnId| {
+            hub.conns
+                .get(&c)
+                .is_some_and(|c| c.state == State::Requested)
+        };
+        match outcome {
+            Outcome::Waiting => {
+                if requested(self, id) {
+                    self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
+                }
+            }
+            Outcome::Unavailable => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    if conn.state == State::Requested {
+                        conn.state = State::Idle;
+                        self.send(id, unavailable_frame());
+                    }
+                }
+            }
+            Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
+                (true, true) => {
+                    for (me, other) in [(id, partner), (partner, id)] {
+                        let Some(other_outbox) = self.conns.get(&other).map(|c| c.outbox.clone())
+                        else {
+                            continue;
+                        };
+                        if let Some(conn) = self.conns.get_mut(&me) {
+                            conn.state = State::Chatting(other);
+                        }
+                        self.send(
+                            me,
+                            Outbound::Paired(PartnerLink {
+                                id: other,
+                                outbox: other_outbox,
+                            }),
+                        );
+                    }
+                }
+                (true, false) => {
+                    // The partner's removal (queued already, or now for a ghost) takes our row.
+                    self.submit(Op::Leave(partner));
+                    self.submit(Op::Request(id));
+                }
+                (false, true) => {
+                    // Our own removal is queued already and takes the partner's row with it.
+                    self.submit(Op::Request(partner));
+                }
+                (false, false) => {}
+            },
+        }
+    }
+
+    fn kick(&mut self, id: ConnId, why: Kick) {
+        if let Some(kick) = self.conns.get_mut(&id).and_then(|c| c.kick.take()) {
+            let _ = kick.send(why);
+        }
+    }
+
+    fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
+        if self.conns.is_empty() {
+            let _ = done.send(());
+            self.shutdown.get_or_insert_with(Vec::new);
+            return;
+        }
+        self.shutdown.get_or_insert_with(Vec::new).push(done);
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.kick(id, Kick::Shutdown);
+        }
+    }
+
+    /// Sends the online count to every client whose copy is stale, at most once per interval.
+    pub fn tick(&mut self, now: Instant) {
+        let count = self.conns.len();
+        let mut frame: Option<String> = None;
+        let mut too_slow = Vec::new();
+        for (id, conn) in self.conns.iter_mut() {
+            if conn.online_sent == count
+                || now.duration_since(conn.online_sent_at) < ONLINE_INTERVAL
+            {
+                continue;
+            }
+            let text = frame
+                .get_or_insert_with(|| ServerFrame::Online { count }.to_json())
+                .clone();
+            match conn.outbox.try_send(Outbound::Frame(text)) {
+                Ok(()) => {
+                    conn.online_sent = count;
+                    conn.online_sent_at = now;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for id in too_slow {
+            self.kick(id, Kick::TooSlow);
+        }
+    }
+
+    /// Never waits: a client whose outbox is full is dropped; a closed one is already leaving.
+    fn send(&mut self, id: ConnId, out: Outbound) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = conn.outbox.try_send(out) {
+            self.kick(id, Kick::TooSlow);
+        }
+    }
+
+    /// Queues work for the matchmaker in order; holds it back while the queue is full.
+    fn submit(&mut self, op: Op) {
+        if !self.backlog.is_empty() {
+            self.hold_back(op);
+            return;
+        }
+        match self.matchmaker.submit(op) {
+            Ok(()) => {}
+            Err(SubmitError::Full(op)) => self.hold_back(op),
+            Err(SubmitError::Stopped(op)) => self.refuse(op),
+        }
+    }
+
+    fn hold_back(&mut self, op: Op) {
+        if self.backlog.len() >= MAX_BACKLOG {
+            self.refuse(op);
+        } else {
+            self.backlog.push_back(op);
+        }
+    }
+
+    /// A request that cannot be queued is answered `unavailable`; a removal that cannot be
+    /// queued leaves rows that the next start-up (or a ghost check) removes.
+    fn refuse(&mut self, op: Op) {
+        match op {
+            Op::Request(id) => self.decide(Decision {
+                conn: id,
+                outcome: Outcome::Unavailable,
+            }),
+            Op::Leave(id) => tracing::warn!(conn = %id, "matchmaker unavailable; rows left behind"),
+        }
+    }
+
+    fn flush_backlog(&mut self) {
+        while let Some(op) = self.backlog.pop_front() {
+            match self.matchmaker.submit(op) {
+                Ok(()) => {}
+                Err(SubmitError::Full(op)) => {
+                    self.backlog.push_front(op);
+                    return;
+                }
+                Err(SubmitError::Stopped(op)) => self.refuse(op),
+            }
+        }
+    }
+}
+
+pub fn unavailable_frame() -> Outbound {
+    Outbound::Frame(
+        ServerFrame::error(
+            "unavailable",
+            "Pairing is unavailable right now; please try again shortly.",
+        )
+        .to_json(),
+    )
+}

@@ -1,0 +1,189 @@
+//! Who is paired with whom, decided by database transactions over the chat rows, on one
+//! dedicated thread (never an async worker). Operations arrive in order on one queue; whatever
+//! has queued up is applied in a single transaction, so pairing costs one commit per batch.
+//! On MySQL, `SKIP LOCKED` lets several server processes match against the same rows.
+
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::mpsc as async_mpsc;
+
+use super::ids::ConnId;
+use crate::db::{self, queries, DbPool};
+
+/// Most operations applied in one transaction.
+const MAX_BATCH: usize = 512;
+/// Operations the queue holds before `submit` reports it full.
+const QUEUE_CAPACITY: usize = 16_384;
+/// How long to wait before retrying removals that failed (database down).
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Attempts at one batch before its requests are answered `Unavailable`.
+const ATTEMPTS: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Pair this connection with a waiting one, or make it wait.
+    Request(ConnId),
+    /// Remove this connection's chat, with its partner's row.
+    Leave(ConnId),
+}
+
+/// What became of a `Request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Paired {
+        partner: ConnId,
+    },
+    Waiting,
+    /// The database did not answer; nothing was written.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub conn: ConnId,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error("the matchmaker queue is full")]
+    Full(Op),
+    #[error("the matchmaker has stopped")]
+    Stopped(Op),
+}
+
+/// The hub's side of the matchmaker. Dropping every handle stops the thread.
+#[derive(Debug, Clone)]
+pub struct Matchmaker {
+    tx: SyncSender<Op>,
+}
+
+impl Matchmaker {
+    /// Starts the matchmaker thread; decisions on requests come back on `decisions`, in order.
+    pub fn spawn(pool: DbPool, decisions: async_mpsc::Sender<Vec<Decision>>) -> Self {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let worker = Worker {
+            pool,
+            rx,
+            decisions,
+            retry: Vec::new(),
+        };
+        if let Err(e) = thread::Builder::new()
+            .name("matchmaker".into())
+            .spawn(move || worker.run())
+        {
+            // Without the thread every request is answered `Unavailable` via `Stopped`.
+            tracing::error!(error = %e, "cannot start the matchmaker thread");
+        }
+        Matchmaker { tx }
+    }
+
+    /// Queues an operation without waiting.
+    pub fn submit(&self, op: Op) -> Result<(), SubmitError> {
+        self.tx.try_send(op).map_err(|e| match e {
+            TrySendError::Full(op) => SubmitError::Full(op),
+            TrySendError::Disconnected(op) => SubmitError::Stopped(op),
+        })
+    }
+}
+
+struct Worker {
+    pool: DbPool,
+    rx: mpsc::Receiver<Op>,
+    decisions: async_mpsc::Sender<Vec<Decision>>,
+    /// Removals that failed (database down), retried until they succeed.
+    retry: Vec<ConnId>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while let Some(batch) = self.next_batch() {
+            let decisions = self.apply(&batch);
+            if !decisions.is_empty() && self.decisions.blocking_send(decisions).is_err() {
+                break; // the hub is gone: the server is stopping
+            }
+        }
+        tracing::debug!("matchmaker stopped");
+    }
+
+    /// Waits for work, then takes whatever else is queued, up to `MAX_BATCH`. Failed removals go
+    /// first, so they are retried before any request that might meet their ghost rows.
+    fn next_batch(&mut self) -> Option<Vec<Op>> {
+        let first = if self.retry.is_empty() {
+            Some(self.rx.recv().ok()?)
+        } else {
+            match self.rx.recv_timeout(RETRY_DELAY) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        };
+        let mut batch: Vec<Op> = self.retry.drain(..).map(Op::Leave).collect();
+        batch.extend(first);
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn apply(&mut self, batch: &[Op]) -> Vec<Decision> {
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            match apply_batch(&self.pool, batch) {
+                Ok(decisions) => return decisions,
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(e) = last_error {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                ops = batch.len(),
+                "matchmaking batch failed"
+            );
+        }
+        batch
+            .iter()
+            .filter_map(|op| match *op {
+                Op::Request(conn) => Some(Decision {
+                    conn,
+                    outcome: Outcome::Unavailable,
+                }),
+                Op::Leave(conn) => {
+                    self.retry.push(conn);
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// Applies `batch` in order in one write transaction: all of it or none.
+pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>> {
+    let mut conn = db::get(pool)?;
+    let decisions = queries::write_transaction(&mut conn, |conn| {
+        let mut decisions = Vec::new();
+        for op in batch {
+            match *op {
+                Op::Request(rid) => {
+                    let outcome = match queries::request(conn, rid.0)? {
+                        queries::Requested::Paired { partner } => Outcome::Paired {
+                            partner: ConnId(partner),
+                        },
+                        queries::Requested::Waiting => Outcome::Waiting,
+                    };
+                    decisions.push(Decision { conn: rid, outcome });
+                }
+                Op::Leave(rid) => {
+                    queries::leave(conn, rid.0)?;
+                }
+            }
+        }
+        Ok(decisions)
+    })?;
+    Ok(decisions)
+}

@@ -1,0 +1,210 @@
+//! The wire format, in one place: client frames are parsed here (borrowing from the frame where
+//! they can) and server frames are serialized here. Unknown extra fields are ignored.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+/// A frame from a client, parsed and checked for shape (not yet for state).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFrame<'a> {
+    Request,
+    Message(Cow<'a, str>),
+    Typing(bool),
+}
+
+/// Why a client frame was refused. `code()` goes to the client as the error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the frame is not a JSON object: {0}")]
+    BadJson(String),
+    #[error("unknown frame type {0:?}; expected request, message or typing")]
+    UnknownType(String),
+    #[error("{0}")]
+    BadField(&'static str),
+}
+
+impl FrameError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::BadJson(_) => "bad_json",
+            FrameError::UnknownType(_) => "unknown_type",
+            FrameError::BadField(_) => "bad_frame",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    typing: Option<bool>,
+}
+
+/// Longest part of a client's own unknown type echoed back in an error.
+const MAX_ECHOED_TYPE_CHARS: usize = 32;
+
+/// Parses one text frame.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
+    // serde would also read a struct from a JSON array; the protocol speaks objects only.
+    if !text.trim_start().starts_with('{') {
+        return Err(FrameError::BadJson("expected a JSON object".into()));
+    }
+    let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| {
+        // serde's message says where and what, never anything of ours.
+        FrameError::BadJson(e.to_string())
+    })?;
+    let kind = raw
+        .kind
+        .ok_or(FrameError::BadField("the frame has no \"type\" field"))?;
+    match kind.as_ref() {
+        "request" => Ok(ClientFrame::Request),
+        "message" => raw
+            .message
+            .map(ClientFrame::Message)
+            .ok_or(FrameError::BadField(
+                "a message frame needs a string \"message\" field",
+            )),
+        "typing" => raw
+            .typing
+            .map(ClientFrame::Typing)
+            .ok_or(FrameError::BadField(
+                "a typing frame needs a boolean \"typing\" field",
+            )),
+        other => Err(FrameError::UnknownType(
+            other.chars().take(MAX_ECHOED_TYPE_CHARS).collect(),
+        )),
+    }
+}
+
+/// Who a message frame is shown as: the sender gets `me` (its receipt), the partner `guest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum From {
+    Me,
+    Guest,
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerFrame<'a> {
+    Waiting,
+    Response,
+    Message {
+        message: Cow<'a, str>,
+        from: From,
+    },
+    Typing {
+        typing: bool,
+    },
+    Online {
+        count: usize,
+    },
+    Error {
+        error: Cow<'a, str>,
+        detail: Cow<'a, str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as JSON text. Serializing these types cannot fail (no maps, no non-string keys).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn error(code: &'static str, detail: impl Into<String>) -> ServerFrame<'static> {
+        ServerFrame::Error {
+            error: Cow::Borrowed(code),
+            detail: Cow::Owned(detail.into()),
+        }
+    }
+}
+
+/// The two copies of a relayed message, `(to the sender, to the partner)`, with the text
+/// escaped once for both.
+pub fn message_frames(text: &str) -> (String, String) {
+    let escaped = serde_json::to_string(text).unwrap_or_default();
+    (
+        format!(r#"{{"type":"message","message":{escaped},"from":"me"}}"#),
+        format!(r#"{{"type":"message","message":{escaped},"from":"guest"}}"#),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_client_frame_and_ignores_extra_fields() {
+        assert_eq!(
+            parse_client_frame(r#"{"type":"request","x":1}"#),
+            Ok(ClientFrame::Request)
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"message","message":"hi \"you\"\n"}"#),
+            Ok(ClientFrame::Message("hi \"you\"\n".into()))
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"typing":false,"type":"typing"}"#),
+            Ok(ClientFrame::Typing(false))
+        );
+    }
+
+    #[test]
+    fn names_what_is_wrong_with_a_bad_frame() {
+        let code = |t: &str| parse_client_frame(t).map(|_| ()).unwrap_err().code();
+        assert_eq!(code("not json"), "bad_json");
+        assert_eq!(code("[1,2]"), "bad_json");
+        assert_eq!(code(r#"{"type":7}"#), "bad_json");
+        assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
+        assert_eq!(code(r#"{"message":"x"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"message"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"message","message":5}"#), "bad_json");
+        assert_eq!(code(r#"{"type":"typing","typing":"yes"}"#), "bad_json");
+    }
+
+    #[test]
+    fn message_frames_match_the_serialized_frame() {
+        let text = "line\n\"quoted\" \u{1F600} </script>";
+        let (me, guest) = message_frames(text);
+        let expect = |from| {
+            ServerFrame::Message {
+                message: text.into(),
+                from,
+            }
+            .to_json()
+        };
+        assert_eq!(me, expect(From::Me));
+        assert_eq!(guest, expect(From::Guest));
+    }
+
+    #[test]
+    fn serializes_server_frames_as_the_protocol_says() {
+        let me = ServerFrame::Message {
+            message: "a<b".into(),
+            from: From::Me,
+        };
+        assert_eq!(
+            me.to_json(),
+            r#"{"type":"message","message":"a<b","from":"me"}"#
+        );
+        assert_eq!(ServerFrame::Waiting.to_json(), r#"{"type":"waiting"}"#);
+        assert_eq!(ServerFrame::Response.to_json(), r#"{"type":"response"}"#);
+        assert_eq!(
+            ServerFrame::Online { count: 3 }.to_json(),
+            r#"{"type":"online","count":3}"#
+        );
+        assert_eq!(
+            ServerFrame::Typing { typing: true }.to_json(),
+            r#"{"type":"typing","typing":true}"#
+        );
+        assert_eq!(
+            ServerFrame::error("not_paired", "x").to_json(),
+            r#"{"type":"error","error":"not_paired","detail":"x"}"#
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! One task per WebSocket: frames in from the client, outbox frames out to it, a heartbeat.
+//! It ends for one reason, always tells the hub it left, and closes the socket saying why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use super::hub::{Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
+use super::ids::ConnId;
+use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+
+/// Limits and timings of one connection.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Largest frame (or reassembled fragmented message) accepted; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest message, in characters.
+    pub max_message_chars: usize,
+    /// How often the server pings.
+    pub heartbeat: Duration,
+    /// A client silent (no frame, no pong) for this long is dropped.
+    pub client_timeout: Duration,
+    /// Frames queued for a client before it counts as not reading and is dropped.
+    pub outbox_capacity: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_frame_bytes: 64 * 1024,
+            max_message_chars: 2_000,
+            heartbeat: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(30),
+            outbox_capacity: 256,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The connection broke or the client stopped reading its socket.
+    Gone,
+    TimedOut,
+    Protocol(ProtocolError),
+    PartnerGone(Departure),
+    Kicked(Kick),
+}
+
+enum Conversation {
+    Idle,
+    Requested,
+    Chatting(PartnerLink),
+}
+
+struct Conn {
+    id: ConnId,
+    ws: Session,
+    hub: HubHandle,
+    config: Arc<SessionConfig>,
+    conversation: Conversation,
+}
+
+/// Runs one connection to its end.
+pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream: MessageStream) {
+    let id = hub.next_id();
+    let (outbox_tx, mut outbox) = mpsc::channel(config.outbox_capacity);
+    let (kick_tx, mut kicked) = oneshot::channel();
+    let mut stream = stream
+        .max_frame_size(config.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(config.max_frame_bytes);
+    let connect = Command::Connect {
+        id,
+        outbox: outbox_tx,
+        kick: kick_tx,
+    };
+    if hub.send(connect).await.is_err() {
+        let _ = ws.close(close_reason(&End::Kicked(Kick::Shutdown))).await;
+        return;
+    }
+    tracing::debug!(conn = %id, "connected");
+
+    let mut conn = Conn {
+        id,
+        ws,
+        hub,
+        config,
+        conversation: Conversation::Idle,
+    };
+    let mut last_heard = Instant::now();
+    let period = conn.config.heartbeat;
+    let mut heartbeat = interval_at(Instant::now() + period, period);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    let end = loop {
+        tokio::select! {
+            frame = stream.recv() => {
+                let Some(frame) = frame else { break End::Gone };
+                last_heard = Instant::now();
+                match frame {
+                    Ok(frame) => {
+                        if let Err(end) = conn.on_client_frame(frame).await {
+                            break end;
+                        }
+                    }
+                    Err(ProtocolError::Io(e)) if !is_size_or_encoding(&e) => break End::Gone,
+                    Err(e) => break End::Protocol(e),
+                }
+            }
+            out = outbox.recv() => {
+                // The hub holds a sender for as long as we are connected.
+                let Some(out) = out else { break End::Kicked(Kick::Shutdown) };
+                if let Err(end) = conn.on_outbound(out).await {
+                    break end;
+                }
+            }
+            why = &mut kicked => break End::Kicked(why.unwrap_or(Kick::Shutdown)),
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > conn.config.client_timeout {
+                    break End::TimedOut;
+                }
+                if conn.ws.ping(b"").await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+
+    tracing::debug!(conn = %id, reason = ?end, "disconnected");
+    let how = match end {
+        End::ClientClosed => Departure::Left,
+        _ => Departure::Lost,
+    };
+    // If the hub is gone the server is stopping and the rows are cleared at the next start.
+    let _ = conn.hub.send(Command::Leave { id, how }).await;
+    if !matches!(end, End::Gone) {
+        let _ = conn.ws.close(close_reason(&end)).await;
+    }
+}
+
+impl Conn {
+    async fn on_client_frame(&mut self, frame: AggregatedMessage) -> Result<(), End> {
+        match frame {
+            AggregatedMessage::Text(text) => self.on_text(&text).await,
+            AggregatedMessage::Binary(_) => {
+                self.error(
+                    "binary_not_supported",
+                    "Only JSON text frames are accepted.",
+                )
+                .await
+            }
+            AggregatedMessage::Ping(payload) => self.ws.pong(&payload).await.map_err(|_| End::Gone),
+            AggregatedMessage::Pong(_) => Ok(()),
+            AggregatedMessage::Close(_) => Err(End::ClientClosed),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let frame = match parse_client_frame(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error(e.code(), e.to_string()).await,
+        };
+        match (frame, &self.conversation) {
+            (ClientFrame::Request, Conversation::Idle) => {
+                self.conversation = Conversation::Requested;
+                let id = self.id;
+                self.hub
+                    .send(Command::Request { id })
+                    .await
+                    .map_err(|_| End::Kicked(Kick::Shutdown))
+            }
+            (ClientFrame::Request, Conversation::Requested) => {
+                self.error("already_waiting", "You are already waiting for a partner.")
+                    .await
+            }
+            (ClientFrame::Request, Conversation::Chatting(_)) => {
+                self.error(
+                    "already_paired",
+                    "You are already in a conversation; close it to start another.",
+                )
+                .await
+            }
+            (ClientFrame::Message(_) | ClientFrame::Typing(_), _)
+                if !matches!(self.conversation, Conversation::Chatting(_)) =>
+            {
+                self.error("not_paired", "You have no partner to talk to yet.")
+                    .await
+            }
+            (ClientFrame::Message(message), _) => self.relay_message(&message).await,
+            (ClientFrame::Typing(typing), Conversation::Chatting(partner)) => {
+                let frame = ServerFrame::Typing { typing }.to_json();
+                let partner = partner.clone();
+                self.deliver(&partner, frame).await.map(|_| ())
+            }
+            (ClientFrame::Typing(_), _) => Ok(()),
+        }
+    }
+
+    async fn relay_message(&mut self, message: &str) -> Result<(), End> {
+        let Conversation::Chatting(partner) = &self.conversation else {
+            return Ok(());
+        };
+        let partner = partner.clone();
+        if message.trim().is_empty() {
+            return self
+                .error("empty_message", "Empty messages are not sent.")
+                .await;
+        }
+        let max = self.config.max_message_chars;
+        if message.chars().nth(max).is_some() {
+            return self
+                .error(
+                    "message_too_long",
+                    format!("Messages are limited to {max} characters."),
+                )
+                .await;
+        }
+        let (to_me, to_partner) = message_frames(message);
+        if self.deliver(&partner, to_partner).await? {
+            // The sender's copy is its receipt: only for what reached the partner's queue.
+            self.text(to_me).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a frame in the partner's outbox without waiting. A full outbox means the partner
+    /// is not reading: the hub drops it and we hear `partner lost`. Returns whether it went in.
+    async fn deliver(&mut self, partner: &PartnerLink, frame: String) -> Result<bool, End> {
+        match partner.outbox.try_send(Outbound::Frame(frame)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = self.hub.send(Command::TooSlow { id: partner.id }).await;
+                Ok(false)
+            }
+            // The partner's session has ended; its departure is on the way to us.
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+        }
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) -> Result<(), End> {
+        match out {
+            Outbound::Frame(text) => self.text(text).await,
+            Outbound::Paired(partner) => {
+                self.conversation = Conversation::Chatting(partner);
+                self.text(ServerFrame::Response.to_json()).await
+            }
+            Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
+        }
+    }
+
+    async fn text(&mut self, text: String) -> Result<(), End> {
+        self.ws.text(text).await.map_err(|_| End::Gone)
+    }
+
+    async fn error(&mut self, code: &'static str, detail: impl Into<String>) -> Result<(), End> {
+        self.text(ServerFrame::error(code, detail).to_json()).await
+    }
+}
+
+/// actix-ws reports bad UTF-8 (InvalidData) and an oversized fragmented message (Other) as I/O
+/// errors, like a broken connection; only the first two deserve a close frame.
+fn is_size_or_encoding(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other
+    )
+}
+
+fn close_reason(end: &End) -> Option<CloseReason> {
+    let (code, text) = match end {
+        End::ClientClosed => (CloseCode::Normal, "bye"),
+        End::Gone => return None,
+        End::TimedOut => (CloseCode::Policy, "no heartbeat"),
+        End::Protocol(ProtocolError::Overflow) => (CloseCode::Size, "frame too large"),
+        End::Protocol(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            (CloseCode::Invalid, "invalid UTF-8")
+        }
+        End::Protocol(ProtocolError::Io(_)) => (CloseCode::Size, "message too large"),
+        End::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        End::PartnerGone(Departure::Left) => (CloseCode::Normal, "partner left"),
+        End::PartnerGone(Departure::Lost) => (CloseCode::Normal, "partner lost"),
+        End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
+        End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
+    };
+    Some(CloseReason {
+        code,
+        description: Some(text.to_owned()),
+    })
+}

@@ -1,0 +1,127 @@
+//! The command line: `serve` (the default), `migrate`, `reset`. Every flag also reads an
+//! environment variable, shown in `--help`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::chat::session::SessionConfig;
+use crate::config::{Settings, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+use crate::db::{self, queries};
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pairchat",
+    version,
+    about = "Anonymous random-pairing chat server",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags for `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the chat (the default).
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate(DbArgs),
+    /// Empty the chat tables (ends nothing live: stop the server first), then exit.
+    Reset(DbArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database: sqlite://FILE (created on first start) or mysql://USER[:PASS]@HOST[:PORT]/DB
+    /// (needs a build with `--features mysql`).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "PAIRCHAT_BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// HTTP worker threads (0: one per CPU core).
+    #[arg(long, env = "PAIRCHAT_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Database connections in the pool.
+    #[arg(long, env = "PAIRCHAT_DB_POOL_SIZE", default_value_t = 4)]
+    pub db_pool_size: u32,
+    /// Longest chat message, in characters (not bytes).
+    #[arg(long, env = "PAIRCHAT_MAX_MESSAGE_CHARS", default_value_t = 2_000)]
+    pub max_message_chars: usize,
+    /// Largest WebSocket frame or fragmented message, in bytes; larger closes with 1009.
+    #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Seconds between the server's pings.
+    #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = 10)]
+    pub heartbeat_secs: u64,
+    /// Seconds of silence (no frame, no pong) after which a client is dropped.
+    #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = 30)]
+    pub client_timeout_secs: u64,
+    /// Frames queued for one client before it counts as not reading and is dropped.
+    #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = 256)]
+    pub outbox_frames: usize,
+    /// Seconds shutdown waits for connections to close before exiting anyway.
+    #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            bind: self.bind.clone(),
+            database_url: self.db.database_url.clone(),
+            workers: self.workers,
+            db_pool_size: self.db_pool_size.max(1),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            session: SessionConfig {
+                max_frame_bytes: self.max_frame_bytes,
+                max_message_chars: self.max_message_chars,
+                heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+                client_timeout: Duration::from_secs(self.client_timeout_secs.max(1)),
+                outbox_capacity: self.outbox_frames.max(1),
+            },
+        }
+    }
+}
+
+/// Runs the parsed command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.serve.settings()),
+        Some(Command::Serve(args)) => serve(args.settings()),
+        Some(Command::Migrate(args)) => {
+            let pool = db::build_pool(&args.database_url, 1)?;
+            let applied = db::run_migrations(&mut *db::get(&pool)?)?;
+            tracing::info!(applied, "database schema is up to date");
+            Ok(())
+        }
+        Some(Command::Reset(args)) => {
+            let pool = db::build_pool(&args.database_url, 1)?;
+            let mut conn = db::get(&pool)?;
+            db::run_migrations(&mut conn)?;
+            let removed = queries::clear_all(&mut conn).context("cannot empty the chat tables")?;
+            tracing::info!(removed, "chat tables emptied");
+            Ok(())
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        tracing::info!(address = %app.address(), "pairchat is serving");
+        app.run_until_stopped().await
+    })
+}

@@ -1,0 +1,42 @@
+//! Settings for `serve`, from flags and environment variables (see `cli`), with defaults that
+//! work with no set-up at all.
+
+use std::time::Duration;
+
+use crate::chat::session::SessionConfig;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pairchat.db";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free one (tests).
+    pub bind: String,
+    pub database_url: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Pooled database connections (health checks and the matchmaker).
+    pub db_pool_size: u32,
+    /// How long shutdown waits for sessions to close before exiting anyway.
+    pub shutdown_timeout: Duration,
+    pub session: SessionConfig,
+}
+
+impl Settings {
+    pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
+        Settings {
+            bind: bind.into(),
+            database_url: database_url.into(),
+            workers: 0,
+            db_pool_size: 4,
+            shutdown_timeout: Duration::from_secs(3),
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::new(DEFAULT_BIND, DEFAULT_DATABASE_URL)
+    }
+}

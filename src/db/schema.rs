@@ -1,0 +1,22 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    chat (id) {
+        id -> BigInt,
+        is_completed -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chat_user (id) {
+        id -> Integer,
+        rid -> BigInt,
+        chat_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(chat_user -> chat (chat_id));
+
+diesel::allow_tables_to_appear_in_same_query!(chat, chat_user,);

@@ -1,0 +1,7 @@
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

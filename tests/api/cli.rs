@@ -1,0 +1,201 @@
+//! The `pairchat` binary as an admin runs it: help, migrate, reset, start-up clearing, and a
+//! graceful stop on SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pairchat::db::{self, queries};
+
+use crate::helpers::{Client, TestDb, PATIENCE};
+
+fn pairchat() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
+    // The test's environment must not leak into what the binary is told.
+    for var in ["DATABASE_URL", "PAIRCHAT_BIND", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn rows(url: &str) -> Vec<(i64, bool, Vec<i64>)> {
+    let pool = db::build_pool(url, 1).expect("pool");
+    queries::chats(&mut db::get(&pool).expect("connection")).expect("chats")
+}
+
+fn add_ghost_rows(url: &str) {
+    let pool = db::build_pool(url, 1).expect("pool");
+    let mut conn = db::get(&pool).expect("connection");
+    db::run_migrations(&mut conn).expect("migrations");
+    queries::write_transaction(&mut conn, |c| {
+        queries::request(c, 21)?;
+        queries::request(c, 22)
+    })
+    .expect("ghost rows");
+}
+
+#[test]
+fn help_documents_every_flag_and_its_environment_variable() {
+    let out = pairchat().args(["serve", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "--bind",
+        "PAIRCHAT_BIND",
+        "--database-url",
+        "DATABASE_URL",
+        "--max-message-chars",
+        "--heartbeat-secs",
+        "--client-timeout-secs",
+        "127.0.0.1:8080",
+        "sqlite://pairchat.db",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+    }
+    let top = pairchat().arg("--help").output().expect("runs");
+    let top = String::from_utf8_lossy(&top.stdout);
+    for sub in ["serve", "migrate", "reset"] {
+        assert!(top.contains(sub), "top-level help lacks {sub}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_schema_and_reset_empties_the_tables() {
+    let db = TestDb::new();
+    let out = pairchat()
+        .args(["migrate", "--database-url", &db.url])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(rows(&db.url).is_empty());
+
+    add_ghost_rows(&db.url);
+    assert_eq!(rows(&db.url).len(), 1);
+    let out = pairchat()
+        .arg("reset")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(rows(&db.url).is_empty());
+}
+
+#[test]
+fn a_bad_database_url_is_refused_with_a_clear_message() {
+    let out = pairchat()
+        .args(["migrate", "--database-url", "postgres://x@y/z"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    /// Starts `pairchat serve` on a free port and waits until it accepts connections.
+    fn start(url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let child = pairchat()
+            .args(["serve", "--bind", &address, "--database-url", url])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, address }
+    }
+
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for exit; returns (success, stderr).
+    fn wait(mut self, within: Duration) -> (bool, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut err = String::new();
+                if let Some(mut stderr) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                return (status.success(), err);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("server did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[actix_rt::test]
+async fn serve_clears_stale_rows_logs_it_and_stops_gracefully_on_sigterm() {
+    let db = TestDb::new();
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || add_ghost_rows(&url))
+        .await
+        .expect("ghost rows");
+
+    let mut server = Server::start(&db.url);
+    let url = format!("ws://{}/ws", server.address);
+    let mut a = Client::connect(&url).await;
+    a.request().await;
+    a.expect_type("waiting").await;
+    let mut b = Client::connect(&url).await;
+    b.request().await;
+    b.expect_type("response").await;
+    a.expect_type("response").await;
+    let mut idle = Client::connect(&url).await;
+    assert_eq!(idle.recv_any().await["type"], "online");
+
+    let started = Instant::now();
+    server.terminate();
+    for c in [&mut a, &mut b, &mut idle] {
+        let closed = c.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1001, "server shutting down")
+        );
+    }
+    let (success, log) = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(5)))
+        .await
+        .expect("wait");
+    assert!(success, "exit status 0 after SIGTERM; log:\n{log}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        log.contains("cleared stale chat rows") && log.contains("removed=3"),
+        "start-up logs what it removed:\n{log}"
+    );
+}

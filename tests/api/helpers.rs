@@ -1,0 +1,327 @@
+//! `spawn_app()` and a WebSocket client that speaks the protocol.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pairchat::chat::hub::{HubHandle, Stats};
+use pairchat::config::Settings;
+use pairchat::db::{self, queries, DbPool};
+use pairchat::startup::Application;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something the server should do promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub hub: HubHandle,
+    /// A pool of the test's own, to look at the rows.
+    pub pool: DbPool,
+    _db: TestDb,
+}
+
+/// A database that exists for one test: a SQLite file in a temporary folder, or a MariaDB
+/// database dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    #[allow(dead_code)]
+    mysql_drop: Option<(String, String)>,
+}
+
+/// `TEST_MYSQL_URL` (server URL without a database, e.g. `mysql://root@127.0.0.1:3306`),
+/// when the suite is to run against MariaDB.
+pub fn mysql_server_url() -> Option<String> {
+    let url = std::env::var("TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    if cfg!(feature = "mysql") {
+        Some(url.trim_end_matches('/').to_owned())
+    } else {
+        panic!(
+            "TEST_MYSQL_URL is set but this build has no MySQL support: run with --features mysql"
+        )
+    }
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        match mysql_server_url() {
+            Some(server) => Self::mysql(&server),
+            None => {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                let url = format!("sqlite://{}", dir.path().join("pairchat.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    mysql_drop: None,
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "mysql")]
+    fn mysql(server: &str) -> TestDb {
+        use diesel::{Connection, RunQueryDsl};
+        let name = format!("pairchat_test_{:016x}", fastrand::u64(..));
+        let mut conn = diesel::mysql::MysqlConnection::establish(server)
+            .unwrap_or_else(|e| panic!("cannot reach MariaDB at {server}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        TestDb {
+            url: format!("{server}/{name}"),
+            _dir: None,
+            mysql_drop: Some((server.to_owned(), name)),
+        }
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    fn mysql(_server: &str) -> TestDb {
+        unreachable!("mysql_server_url() refuses builds without the feature")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        #[cfg(feature = "mysql")]
+        if let Some((server, name)) = self.mysql_drop.take() {
+            use diesel::{Connection, RunQueryDsl};
+            if let Ok(mut conn) = diesel::mysql::MysqlConnection::establish(&server) {
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    pairchat::telemetry::init_for_tests();
+    let db = TestDb::new();
+    spawn_app_on(db, configure).await
+}
+
+pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::new("127.0.0.1:0", db.url.clone());
+    settings.workers = 2;
+    configure(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = app.address();
+    let hub = app.hub();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let pool = db::build_pool(&db.url, 2).expect("test pool");
+    TestApp {
+        address,
+        hub,
+        pool,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url()).await
+    }
+
+    /// Two clients, paired: the first waits, the second finds it.
+    pub async fn pair(&self) -> (Client, Client) {
+        let mut a = self.client().await;
+        a.request().await;
+        a.expect_type("waiting").await;
+        let mut b = self.client().await;
+        b.request().await;
+        b.expect_type("response").await;
+        a.expect_type("response").await;
+        (a, b)
+    }
+
+    /// The chat rows: `(chat id, is_completed, member rids)`.
+    pub async fn chats(&self) -> Vec<(i64, bool, Vec<i64>)> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db::get(&pool).expect("test connection");
+            queries::chats(&mut conn).expect("read chats")
+        })
+        .await
+        .expect("blocking task")
+    }
+
+    pub async fn stats(&self) -> Stats {
+        self.hub.stats().await.expect("hub answers")
+    }
+
+    /// Waits until the rows and the hub agree that nobody is in a chat.
+    pub async fn wait_until_empty(&self) {
+        wait_for("chat tables to be empty", || async {
+            self.chats().await.is_empty() && self.stats().await.connections == 0
+        })
+        .await;
+    }
+
+    /// Checks the invariants that hold at every moment: never more than two in a chat, nobody
+    /// with themselves, a waiting chat has one member and a completed one two.
+    pub async fn assert_row_invariants(&self) {
+        for (id, completed, members) in self.chats().await {
+            assert!(members.len() <= 2, "chat {id} has {members:?}");
+            if members.len() == 2 {
+                assert_ne!(
+                    members[0], members[1],
+                    "chat {id} pairs a visitor with themselves"
+                );
+            }
+            if completed {
+                assert_eq!(members.len(), 2, "completed chat {id} has {members:?}");
+            } else {
+                assert_eq!(members.len(), 1, "waiting chat {id} has {members:?}");
+            }
+        }
+    }
+}
+
+/// Polls `check` until it holds or `PATIENCE` runs out.
+pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connects");
+        Client { ws }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_raw(Message::text(value.to_string())).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    pub async fn request(&mut self) {
+        self.send_json(json!({"type": "request"})).await;
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        self.send_json(json!({"type": "message", "message": text}))
+            .await;
+    }
+
+    /// The next server frame other than `online` counts.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = self.recv_any().await;
+            if frame["type"] != "online" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next server frame of any type.
+    pub async fn recv_any(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text).expect("server frames are JSON")
+                }
+                Message::Close(frame) => panic!("closed while expecting a frame: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn expect_type(&mut self, kind: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], kind, "unexpected frame {frame}");
+        frame
+    }
+
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let frame = self.expect_type("error").await;
+        assert_eq!(frame["error"], code, "unexpected error {frame}");
+        assert!(
+            frame["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "an error explains itself: {frame}"
+        );
+        frame
+    }
+
+    /// Reads until the server closes; frames before the close are skipped.
+    pub async fn expect_close(&mut self) -> Closed {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("the server closes in time");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closed {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.to_string(),
+                    }
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return Closed {
+                        code: u16::from(CloseCode::Status),
+                        reason: String::new(),
+                    }
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("connection broke instead of closing: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Closes from the client side, the way a visitor leaves.
+    pub async fn leave(mut self) {
+        let _ = self.ws.close(None).await;
+        // Drain until the server's close answer so the leave is processed before we return.
+        let _ = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}

@@ -1,0 +1,265 @@
+//! Strangers meet, talk and part.
+
+use std::collections::HashSet;
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, wait_for, Client};
+
+#[actix_rt::test]
+async fn a_lone_visitor_waits_and_the_next_one_pairs_with_them() {
+    let app = spawn_app().await;
+    let mut a = app.client().await;
+    assert_eq!(a.recv_any().await, json!({"type": "online", "count": 1}));
+    a.request().await;
+    a.expect_type("waiting").await;
+
+    let mut b = app.client().await;
+    b.request().await;
+    b.expect_type("response").await;
+    a.expect_type("response").await;
+}
+
+#[actix_rt::test]
+async fn every_message_goes_to_both_as_me_and_guest() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = app.pair().await;
+
+    a.say("hello <b>there</b>\nsecond line").await;
+    let text = "hello <b>there</b>\nsecond line";
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "message", "message": text, "from": "me"})
+    );
+    assert_eq!(
+        b.recv().await,
+        json!({"type": "message", "message": text, "from": "guest"})
+    );
+
+    b.say("hi ☺").await;
+    assert_eq!(b.recv().await["from"], "me");
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "message", "message": "hi ☺", "from": "guest"})
+    );
+}
+
+#[actix_rt::test]
+async fn typing_goes_to_the_partner_only() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = app.pair().await;
+    a.send_json(json!({"type": "typing", "typing": true})).await;
+    assert_eq!(b.recv().await, json!({"type": "typing", "typing": true}));
+    a.send_json(json!({"type": "typing", "typing": false}))
+        .await;
+    assert_eq!(b.recv().await, json!({"type": "typing", "typing": false}));
+    // The sender got nothing for its typing: its next frame is its own message receipt.
+    a.say("done").await;
+    assert_eq!(a.recv().await["from"], "me");
+}
+
+#[actix_rt::test]
+async fn when_one_leaves_the_partner_is_closed_with_partner_left() {
+    let app = spawn_app().await;
+    let (a, mut b) = app.pair().await;
+    a.leave().await;
+    let closed = b.expect_close().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1000, "partner left")
+    );
+    app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn after_a_partner_leaves_a_new_connection_pairs_again() {
+    let app = spawn_app().await;
+    let (a, mut b) = app.pair().await;
+    a.leave().await;
+    b.expect_close().await;
+    let (mut c, mut d) = app.pair().await;
+    c.say("again").await;
+    assert_eq!(d.recv().await["message"], "again");
+    assert_eq!(c.recv().await["from"], "me");
+}
+
+#[actix_rt::test]
+async fn a_waiting_visitor_who_leaves_leaves_the_queue() {
+    let app = spawn_app().await;
+    let mut a = app.client().await;
+    a.request().await;
+    a.expect_type("waiting").await;
+    a.leave().await;
+    app.wait_until_empty().await;
+    // The next visitor waits instead of pairing with a ghost.
+    let mut b = app.client().await;
+    b.request().await;
+    b.expect_type("waiting").await;
+}
+
+#[actix_rt::test]
+async fn online_count_follows_arrivals_and_departures() {
+    let app = spawn_app().await;
+    let mut a = app.client().await;
+    assert_eq!(a.recv_any().await["count"], 1);
+    let b = app.client().await;
+    wait_for_online(&mut a, 2).await;
+    b.leave().await;
+    wait_for_online(&mut a, 1).await;
+}
+
+async fn wait_for_online(client: &mut Client, count: u64) {
+    loop {
+        let frame = client.recv_any().await;
+        if frame["type"] == "online" && frame["count"] == count {
+            return;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn messages_in_both_directions_arrive_exactly_once_in_order() {
+    const PAIRS: usize = 10;
+    const MESSAGES: usize = 200;
+    let app = spawn_app().await;
+    let mut pairs = Vec::new();
+    for _ in 0..PAIRS {
+        pairs.push(app.pair().await);
+    }
+    let talks = pairs.into_iter().enumerate().map(|(p, (a, b))| async move {
+        let (a, b) = tokio::join!(talk(a, p, "a"), talk(b, p, "b"));
+        (a, b)
+    });
+    for (a, b) in join_all(talks).await {
+        let (a_sent, a_got) = a;
+        let (b_sent, b_got) = b;
+        assert_eq!(a_sent, b_got, "b received exactly what a sent, in order");
+        assert_eq!(b_sent, a_got, "a received exactly what b sent, in order");
+    }
+
+    /// Sends MESSAGES messages while reading; returns (what it sent, what it got as guest).
+    async fn talk(mut c: Client, pair: usize, who: &str) -> (Vec<String>, Vec<String>) {
+        let sent: Vec<String> = (0..MESSAGES).map(|i| format!("{pair}-{who}-{i}")).collect();
+        let mut got = Vec::new();
+        let mut receipts = 0;
+        let mut next = 0;
+        while receipts < MESSAGES || got.len() < MESSAGES {
+            if next < MESSAGES {
+                c.say(&sent[next]).await;
+                next += 1;
+            }
+            if next == MESSAGES || next % 8 == 0 {
+                let frame = c.recv().await;
+                assert_eq!(frame["type"], "message", "{frame}");
+                let text = frame["message"].as_str().unwrap_or_default().to_owned();
+                if frame["from"] == "me" {
+                    assert_eq!(text, sent[receipts], "receipts come back in order");
+                    receipts += 1;
+                } else {
+                    got.push(text);
+                }
+            }
+        }
+        (sent, got)
+    }
+}
+
+#[actix_rt::test]
+async fn two_hundred_simultaneous_arrivals_make_one_hundred_pairs() {
+    const VISITORS: usize = 200;
+    let app = spawn_app().await;
+    let mut clients = join_all((0..VISITORS).map(|_| app.client())).await;
+    join_all(clients.iter_mut().map(|c| c.request())).await;
+
+    // Everyone ends up paired (a visitor told `waiting` first is paired later).
+    join_all(clients.iter_mut().map(|c| async move {
+        loop {
+            let frame = c.recv().await;
+            match frame["type"].as_str() {
+                Some("waiting") => continue,
+                Some("response") => return,
+                _ => panic!("unexpected {frame}"),
+            }
+        }
+    }))
+    .await;
+    let chats = app.chats().await;
+    assert_eq!(chats.len(), VISITORS / 2);
+    assert!(chats
+        .iter()
+        .all(|(_, completed, m)| *completed && m.len() == 2));
+    let rids: HashSet<i64> = chats.iter().flat_map(|(_, _, m)| m.clone()).collect();
+    assert_eq!(rids.len(), VISITORS, "every visitor is in exactly one chat");
+    app.assert_row_invariants().await;
+    let stats = app.stats().await;
+    assert_eq!((stats.chatting, stats.waiting), (VISITORS, 0));
+
+    // Each pair can talk: every message reaches exactly one other visitor.
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.say(&format!("from {i}")).await;
+    }
+    let mut heard = HashSet::new();
+    for c in clients.iter_mut() {
+        for _ in 0..2 {
+            let frame = c.expect_type("message").await;
+            if frame["from"] == "guest" {
+                assert!(heard.insert(frame["message"].as_str().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    assert_eq!(heard.len(), VISITORS);
+
+    join_all(clients.into_iter().map(|c| c.leave())).await;
+    app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn random_arrivals_and_departures_keep_every_invariant() {
+    const ROUNDS: usize = 6;
+    const VISITORS: usize = 40;
+    let app = spawn_app().await;
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..ROUNDS {
+        let mut clients = Vec::new();
+        for _ in 0..VISITORS {
+            let mut c = app.client().await;
+            c.request().await;
+            clients.push(c);
+        }
+        // A random half leaves at once, in random order, while pairing is still going on.
+        rng.shuffle(&mut clients);
+        let stay = clients.split_off(VISITORS / 2);
+        join_all(clients.into_iter().map(|c| c.leave())).await;
+        app.assert_row_invariants().await;
+
+        // Once things settle, no two eligible visitors both wait.
+        wait_for("pairing to settle", || async {
+            let stats = app.stats().await;
+            let chats = app.chats().await;
+            let waiting_rows = chats.iter().filter(|(_, done, _)| !done).count();
+            stats.waiting <= 1 && waiting_rows == stats.waiting
+        })
+        .await;
+        app.assert_row_invariants().await;
+        join_all(stay.into_iter().map(|c| c.leave())).await;
+        app.wait_until_empty().await;
+    }
+}
+
+#[actix_rt::test]
+async fn many_clients_see_their_own_frames_only() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = app.pair().await;
+    let (mut c, mut d) = app.pair().await;
+    a.say("for b").await;
+    c.say("for d").await;
+    assert_eq!(b.recv().await["message"], "for b");
+    assert_eq!(d.recv().await["message"], "for d");
+    assert_eq!(a.recv().await["message"], "for b");
+    assert_eq!(c.recv().await["message"], "for d");
+    wait_for("both chats recorded", || async {
+        app.chats().await.len() == 2
+    })
+    .await;
+}

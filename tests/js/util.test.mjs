@@ -1,0 +1,77 @@
+// Unit tests of the client's pure helpers (assets/js/util.js). Run: node --test tests/js/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  closeNotice,
+  composerKeyAction,
+  escapeAction,
+  formatTime,
+  idleNotice,
+  isBlank,
+  originOf,
+  parseFrame,
+  wsUrlFor,
+} from '../../assets/js/util.js';
+
+test('whitespace-only messages are blank', () => {
+  for (const s of ['', ' ', '\n\n', '\t \r\n', '\u00a0\u2003']) assert.equal(isBlank(s), true, JSON.stringify(s));
+  for (const s of ['a', ' hi ', '\n.\n', '0']) assert.equal(isBlank(s), false, JSON.stringify(s));
+  assert.equal(isBlank(undefined), true);
+});
+
+test('Enter and Ctrl+Enter send, Shift+Enter makes a new line', () => {
+  assert.equal(composerKeyAction({ key: 'Enter' }), 'send');
+  assert.equal(composerKeyAction({ key: 'Enter', ctrlKey: true }), 'send');
+  assert.equal(composerKeyAction({ key: 'Enter', metaKey: true }), 'send');
+  assert.equal(composerKeyAction({ key: 'Enter', shiftKey: true }), 'newline');
+  assert.equal(composerKeyAction({ key: 'Enter', shiftKey: true, ctrlKey: true }), 'send');
+  assert.equal(composerKeyAction({ key: 'Enter', isComposing: true }), null);
+  assert.equal(composerKeyAction({ key: 'Enter', altKey: true }), null);
+  assert.equal(composerKeyAction({ key: 'a' }), null);
+});
+
+test('Esc: confirm then end in chat, start in idle/closed, cancel while waiting', () => {
+  assert.equal(escapeAction('chat', false), 'confirm');
+  assert.equal(escapeAction('chat', true), 'end');
+  assert.equal(escapeAction('idle', false), 'start');
+  assert.equal(escapeAction('closed', false), 'start');
+  assert.equal(escapeAction('waiting', false), 'cancel');
+  assert.equal(escapeAction('connecting', false), 'cancel');
+  assert.equal(escapeAction('elsewhere', false), null);
+});
+
+test('close notices', () => {
+  assert.deepEqual(closeNotice({ code: 1000, reason: '', byUs: true }), { kind: 'left', text: 'You left the chat.' });
+  for (const reason of ['partner left', 'partner lost']) {
+    assert.deepEqual(closeNotice({ code: 1000, reason, byUs: false }), {
+      kind: 'disconnected',
+      text: 'Stranger has disconnected.',
+    });
+  }
+  assert.equal(closeNotice({ code: 1001, reason: '', byUs: false }).kind, 'server');
+  assert.equal(closeNotice({ code: 1006, reason: '', byUs: false }).kind, 'lost');
+  assert.equal(idleNotice({ byUs: true }), '');
+  assert.match(idleNotice({ byUs: false, everOpened: false }), /Could not connect/);
+  assert.match(idleNotice({ byUs: false, everOpened: true, code: 1001 }), /restarting/);
+});
+
+test('WebSocket URL from a page or script URL', () => {
+  assert.equal(wsUrlFor('https://chat.example.com/embed.js'), 'wss://chat.example.com/ws');
+  assert.equal(wsUrlFor('http://127.0.0.1:8080/'), 'ws://127.0.0.1:8080/ws');
+  assert.equal(wsUrlFor('https://h.example:8443/widget?x=1#y'), 'wss://h.example:8443/ws');
+  assert.equal(originOf('https://h.example:8443/embed.js?v=2'), 'https://h.example:8443');
+});
+
+test('frames are parsed defensively', () => {
+  assert.deepEqual(parseFrame('{"type":"online","count":3}'), { type: 'online', count: 3 });
+  for (const bad of ['nope', '[1]', '{"count":3}', '{"type":5}', 'null', 42, null]) {
+    assert.equal(parseFrame(bad), null, String(bad));
+  }
+});
+
+test('times are short local times', () => {
+  const t = formatTime(new Date(2024, 0, 2, 14, 5));
+  assert.match(t, /\b0?2|14/);
+  assert.match(t, /05/);
+});
