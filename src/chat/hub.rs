@@ -56,6 +56,8 @@ pub enum Outbound {
     Paired(PartnerLink),
     /// The partner is gone: close the socket (1000) saying how.
     PartnerGone(Departure),
+    /// The request could not be served (database unreachable): idle again, may ask again.
+    Unavailable,
 }
 
 #[derive(Debug)]
@@ -307,7 +309,7 @@ impl Hub {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if conn.state == State::Requested {
                         conn.state = State::Idle;
-                        self.send(id, unavailable_frame());
+                        self.send(id, Outbound::Unavailable);
                     }
                 }
             }
@@ -448,12 +450,240 @@ impl Hub {
     }
 }
 
-pub fn unavailable_frame() -> Outbound {
-    Outbound::Frame(
-        ServerFrame::error(
-            "unavailable",
-            "Pairing is unavailable right now; please try again shortly.",
-        )
-        .to_json(),
-    )
+#[cfg(test)]
+mod tests {
+    //! The hub and matchmaker together on a real SQLite file, with channels standing in for
+    //! sockets.
+
+    use super::*;
+    use crate::db::{self, queries};
+
+    struct FakeSession {
+        id: ConnId,
+        outbox: mpsc::Receiver<Outbound>,
+        kicked: oneshot::Receiver<Kick>,
+    }
+
+    struct Setup {
+        hub: HubHandle,
+        pool: DbPool,
+        _dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let pool = db::build_pool(&url, 2).expect("pool");
+        db::run_migrations(&mut db::get(&pool).expect("conn")).expect("migrations");
+        let hub = spawn(pool.clone(), ConnIds::with_node(1));
+        Setup {
+            hub,
+            pool,
+            _dir: dir,
+        }
+    }
+
+    impl Setup {
+        async fn connect(&self, capacity: usize) -> FakeSession {
+            let id = self.hub.next_id();
+            let (tx, mut outbox) = mpsc::channel(capacity);
+            let (kick, kicked) = oneshot::channel();
+            self.hub
+                .send(Command::Connect {
+                    id,
+                    outbox: tx,
+                    kick,
+                })
+                .await
+                .expect("hub");
+            // The first thing every connection hears is the online count.
+            assert!(matches!(next(&mut outbox).await, Outbound::Frame(f) if f.contains("online")));
+            FakeSession { id, outbox, kicked }
+        }
+
+        async fn request(&self, s: &FakeSession) {
+            self.hub
+                .send(Command::Request { id: s.id })
+                .await
+                .expect("hub");
+        }
+
+        fn rows(&self) -> Vec<(i64, bool, Vec<i64>)> {
+            queries::chats(&mut db::get(&self.pool).expect("conn")).expect("rows")
+        }
+    }
+
+    async fn next(outbox: &mut mpsc::Receiver<Outbound>) -> Outbound {
+        tokio::time::timeout(Duration::from_secs(5), outbox.recv())
+            .await
+            .expect("in time")
+            .expect("open")
+    }
+
+    async fn next_non_online(outbox: &mut mpsc::Receiver<Outbound>) -> Outbound {
+        loop {
+            match next(outbox).await {
+                Outbound::Frame(f) if f.contains(r#""online""#) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn expect_paired(s: &mut FakeSession) -> PartnerLink {
+        match next_non_online(&mut s.outbox).await {
+            Outbound::Paired(link) => link,
+            other => panic!("expected Paired, got {other:?}"),
+        }
+    }
+
+    async fn expect_frame(s: &mut FakeSession, needle: &str) {
+        match next_non_online(&mut s.outbox).await {
+            Outbound::Frame(f) => assert!(f.contains(needle), "{f} lacks {needle}"),
+            other => panic!("expected a frame with {needle}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_second_request_pairs_both_and_each_gets_the_others_outbox() {
+        let t = setup();
+        let mut a = t.connect(8).await;
+        let mut b = t.connect(8).await;
+        t.request(&a).await;
+        expect_frame(&mut a, r#""waiting""#).await;
+        t.request(&b).await;
+        let a_link = expect_paired(&mut a).await;
+        let b_link = expect_paired(&mut b).await;
+        assert_eq!((a_link.id, b_link.id), (b.id, a.id));
+
+        // Relaying is a send into the partner's outbox: no hub, no database.
+        a_link
+            .outbox
+            .try_send(Outbound::Frame("hello".into()))
+            .expect("room");
+        assert!(matches!(next_non_online(&mut b.outbox).await, Outbound::Frame(f) if f == "hello"));
+        let stats = t.hub.stats().await.expect("stats");
+        assert_eq!((stats.chatting, stats.waiting), (2, 0));
+        assert_eq!(t.rows().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn leaving_tells_the_partner_how_and_removes_both_rows() {
+        let t = setup();
+        let a = t.connect(8).await;
+        let mut b = t.connect(8).await;
+        t.request(&a).await;
+        t.request(&b).await;
+        expect_paired(&mut b).await;
+        t.hub
+            .send(Command::Leave {
+                id: a.id,
+                how: Departure::Lost,
+            })
+            .await
+            .expect("hub");
+        assert!(matches!(
+            next_non_online(&mut b.outbox).await,
+            Outbound::PartnerGone(Departure::Lost)
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !t.rows().is_empty() {
+            assert!(Instant::now() < deadline, "rows remain: {:?}", t.rows());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ghost_in_the_rows_is_removed_and_the_visitor_waits_instead() {
+        let t = setup();
+        // A row of a connection this process does not have (a crashed process's visitor).
+        let ghost = 77;
+        queries::write_transaction(&mut db::get(&t.pool).expect("conn"), |c| {
+            queries::request(c, ghost)
+        })
+        .expect("ghost");
+        let mut a = t.connect(8).await;
+        t.request(&a).await;
+        expect_frame(&mut a, r#""waiting""#).await;
+        let rows = t.rows();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].2, vec![a.id.0], "only the live visitor waits");
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_outbox_is_full_is_kicked_as_too_slow() {
+        let t = setup();
+        let a = t.connect(1).await; // its one slot is free again after the online frame
+        let mut b = t.connect(8).await;
+        t.request(&b).await;
+        expect_frame(&mut b, r#""waiting""#).await;
+        // a never reads: the online update fills its outbox, and `Paired` finds it full.
+        t.request(&a).await;
+        let why = tokio::time::timeout(Duration::from_secs(5), a.kicked)
+            .await
+            .expect("in time");
+        assert_eq!(why.ok(), Some(Kick::TooSlow));
+    }
+
+    #[tokio::test]
+    async fn shutdown_kicks_everyone_and_completes_when_they_have_left() {
+        let t = setup();
+        let a = t.connect(8).await;
+        let b = t.connect(8).await;
+        let (done, mut finished) = oneshot::channel();
+        t.hub.send(Command::Shutdown { done }).await.expect("hub");
+        for s in [a, b] {
+            assert_eq!(s.kicked.await.ok(), Some(Kick::Shutdown));
+            assert!(
+                finished.try_recv().is_err(),
+                "not done while sessions remain"
+            );
+            t.hub
+                .send(Command::Leave {
+                    id: s.id,
+                    how: Departure::Lost,
+                })
+                .await
+                .expect("hub");
+        }
+        tokio::time::timeout(Duration::from_secs(5), finished)
+            .await
+            .expect("in time")
+            .expect("done fires");
+        // Late arrivals are turned away.
+        let (tx, _rx) = mpsc::channel(1);
+        let (kick, kicked) = oneshot::channel();
+        let id = t.hub.next_id();
+        t.hub
+            .send(Command::Connect {
+                id,
+                outbox: tx,
+                kick,
+            })
+            .await
+            .expect("hub");
+        assert_eq!(kicked.await.ok(), Some(Kick::Shutdown));
+    }
+
+    #[tokio::test]
+    async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
+        let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
+        let hub = spawn(pool, ConnIds::with_node(2));
+        let (tx, mut outbox) = mpsc::channel(8);
+        let (kick, _kicked) = oneshot::channel();
+        let id = hub.next_id();
+        hub.send(Command::Connect {
+            id,
+            outbox: tx,
+            kick,
+        })
+        .await
+        .expect("hub");
+        hub.send(Command::Request { id }).await.expect("hub");
+        assert!(matches!(
+            next_non_online(&mut outbox).await,
+            Outbound::Unavailable
+        ));
+        // The connection is idle again and may ask once more.
+        assert_eq!(hub.stats().await.expect("stats").waiting, 0);
+    }
 }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc as async_mpsc;
 
 use super::ids::ConnId;
 use crate::db::{self, queries, DbPool};
+use diesel::r2d2;
 
 /// Most operations applied in one transaction.
 const MAX_BATCH: usize = 512;
@@ -136,6 +137,11 @@ impl Worker {
         for _ in 0..ATTEMPTS {
             match apply_batch(&self.pool, batch) {
                 Ok(decisions) => return decisions,
+                // No connection to be had: the pool has already waited its timeout.
+                Err(e) if e.downcast_ref::<r2d2::PoolError>().is_some() => {
+                    last_error = Some(e);
+                    break;
+                }
                 Err(e) => last_error = Some(e),
             }
         }

@@ -251,6 +251,14 @@ impl Conn {
                 self.text(ServerFrame::Response.to_json()).await
             }
             Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
+            Outbound::Unavailable => {
+                self.conversation = Conversation::Idle;
+                self.error(
+                    "unavailable",
+                    "Pairing is unavailable right now; please try again shortly.",
+                )
+                .await
+            }
         }
     }
 

@@ -5,5 +5,7 @@ mod cli;
 mod errors;
 mod health;
 mod helpers;
+mod mysql;
 mod pairing;
+mod proxy;
 mod storage;
