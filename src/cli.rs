@@ -72,6 +72,19 @@ pub struct ServeArgs {
     /// Frames queued for one client before it counts as not reading and is dropped.
     #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = 256)]
     pub outbox_frames: usize,
+    /// Client frames allowed per second per connection, sustained; past it: error `rate_limited`.
+    #[arg(long, env = "PAIRCHAT_RATE_PER_SEC", default_value_t = 5.0)]
+    pub rate_per_sec: f64,
+    /// Client frames allowed at once per connection (the token bucket's size).
+    #[arg(long, env = "PAIRCHAT_RATE_BURST", default_value_t = 10)]
+    pub rate_burst: u32,
+    /// Concurrent WebSocket connections per client address; past it the upgrade answers 429.
+    #[arg(long, env = "PAIRCHAT_MAX_CONNS_PER_IP", default_value_t = 32)]
+    pub max_conns_per_ip: usize,
+    /// Take the client address from the last X-Forwarded-For entry (only behind a proxy you
+    /// trust to set it).
+    #[arg(long, env = "PAIRCHAT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
     /// Seconds shutdown waits for connections to close before exiting anyway.
     #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3)]
     pub shutdown_timeout_secs: u64,
@@ -85,12 +98,16 @@ impl ServeArgs {
             workers: self.workers,
             db_pool_size: self.db_pool_size.max(1),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            max_conns_per_ip: self.max_conns_per_ip.max(1),
+            trust_forwarded_for: self.trust_forwarded_for,
             session: SessionConfig {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,
                 heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
                 client_timeout: Duration::from_secs(self.client_timeout_secs.max(1)),
                 outbox_capacity: self.outbox_frames.max(1),
+                rate_per_sec: self.rate_per_sec.max(0.0),
+                rate_burst: self.rate_burst.max(1),
             },
         }
     }

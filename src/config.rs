@@ -19,6 +19,10 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// How long shutdown waits for sessions to close before exiting anyway.
     pub shutdown_timeout: Duration,
+    /// Concurrent connections allowed from one client address.
+    pub max_conns_per_ip: usize,
+    /// Whether the client address comes from X-Forwarded-For (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
     pub session: SessionConfig,
 }
 
@@ -30,6 +34,8 @@ impl Settings {
             workers: 0,
             db_pool_size: 4,
             shutdown_timeout: Duration::from_secs(3),
+            max_conns_per_ip: 32,
+            trust_forwarded_for: false,
             session: SessionConfig::default(),
         }
     }

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
+use crate::chat::limits::ConnsPerIp;
 use crate::chat::session::SessionConfig;
 use crate::config::Settings;
 use crate::db::{self, queries, DbPool};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub hub: HubHandle,
     pub pool: DbPool,
     pub session: Arc<SessionConfig>,
+    pub conns_per_ip: Arc<ConnsPerIp>,
+    pub trust_forwarded_for: bool,
 }
 
 pub struct Application {
@@ -48,6 +51,8 @@ impl Application {
             hub: hub.clone(),
             pool,
             session: Arc::new(settings.session.clone()),
+            conns_per_ip: ConnsPerIp::new(settings.max_conns_per_ip),
+            trust_forwarded_for: settings.trust_forwarded_for,
         });
         let mut server = HttpServer::new(move || {
             App::new()

@@ -207,7 +207,7 @@ impl Hub {
             Command::Connect { id, outbox, kick } => self.connect(id, outbox, kick),
             Command::Request { id } => self.request(id),
             Command::Leave { id, how } => self.leave(id, how),
-            Command::TooSlow { id } => self.kick(id, Kick::TooSlow),
+            Command::TooSlow { id } => self.drop_slow(id),
             Command::Shutdown { done } => self.begin_shutdown(done),
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -352,6 +352,13 @@ impl Hub {
         }
     }
 
+    /// A client that does not read is dropped at once: its partner hears `partner lost` now,
+    /// not when (if ever) its session gets round to leaving.
+    fn drop_slow(&mut self, id: ConnId) {
+        self.kick(id, Kick::TooSlow);
+        self.leave(id, Departure::Lost);
+    }
+
     fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
         if self.conns.is_empty() {
             let _ = done.send(());
@@ -389,7 +396,7 @@ impl Hub {
             }
         }
         for id in too_slow {
-            self.kick(id, Kick::TooSlow);
+            self.drop_slow(id);
         }
     }
 
@@ -399,7 +406,7 @@ impl Hub {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = conn.outbox.try_send(out) {
-            self.kick(id, Kick::TooSlow);
+            self.drop_slow(id);
         }
     }
 

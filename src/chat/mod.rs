@@ -3,6 +3,7 @@
 
 pub mod hub;
 pub mod ids;
+pub mod limits;
 pub mod matchmaker;
 pub mod protocol;
 pub mod session;

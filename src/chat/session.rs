@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use futures_util::future::{Fuse, FutureExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::hub::{Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
 use super::ids::ConnId;
+use super::limits::TokenBucket;
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
 /// Limits and timings of one connection.
@@ -25,6 +27,10 @@ pub struct SessionConfig {
     pub client_timeout: Duration,
     /// Frames queued for a client before it counts as not reading and is dropped.
     pub outbox_capacity: usize,
+    /// Client frames allowed per second, sustained (token bucket refill rate).
+    pub rate_per_sec: f64,
+    /// Client frames allowed at once (token bucket size).
+    pub rate_burst: u32,
 }
 
 impl Default for SessionConfig {
@@ -35,6 +41,8 @@ impl Default for SessionConfig {
             heartbeat: Duration::from_secs(10),
             client_timeout: Duration::from_secs(30),
             outbox_capacity: 256,
+            rate_per_sec: 5.0,
+            rate_burst: 10,
         }
     }
 }
@@ -50,7 +58,12 @@ enum End {
     Protocol(ProtocolError),
     PartnerGone(Departure),
     Kicked(Kick),
+    /// Kept sending past the rate limit after being told to slow down.
+    Flooding,
 }
+
+/// Frames refused in a row for the rate limit before the client is closed with 1008.
+const FLOOD_STRIKES: u32 = 20;
 
 enum Conversation {
     Idle,
@@ -64,13 +77,18 @@ struct Conn {
     hub: HubHandle,
     config: Arc<SessionConfig>,
     conversation: Conversation,
+    /// The hub's order to end; fused so it may be awaited again after firing.
+    kicked: Fuse<oneshot::Receiver<Kick>>,
+    bucket: TokenBucket,
+    /// Frames refused in a row for the rate limit.
+    strikes: u32,
 }
 
 /// Runs one connection to its end.
 pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream: MessageStream) {
     let id = hub.next_id();
     let (outbox_tx, mut outbox) = mpsc::channel(config.outbox_capacity);
-    let (kick_tx, mut kicked) = oneshot::channel();
+    let (kick_tx, kicked) = oneshot::channel();
     let mut stream = stream
         .max_frame_size(config.max_frame_bytes)
         .aggregate_continuations()
@@ -86,12 +104,20 @@ pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream
     }
     tracing::debug!(conn = %id, "connected");
 
+    let bucket = TokenBucket::new(
+        config.rate_per_sec,
+        config.rate_burst,
+        std::time::Instant::now(),
+    );
     let mut conn = Conn {
         id,
         ws,
         hub,
         config,
         conversation: Conversation::Idle,
+        kicked: kicked.fuse(),
+        bucket,
+        strikes: 0,
     };
     let mut last_heard = Instant::now();
     let period = conn.config.heartbeat;
@@ -120,7 +146,7 @@ pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream
                     break end;
                 }
             }
-            why = &mut kicked => break End::Kicked(why.unwrap_or(Kick::Shutdown)),
+            why = &mut conn.kicked => break End::Kicked(why.unwrap_or(Kick::Shutdown)),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > conn.config.client_timeout {
                     break End::TimedOut;
@@ -146,6 +172,13 @@ pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream
 
 impl Conn {
     async fn on_client_frame(&mut self, frame: AggregatedMessage) -> Result<(), End> {
+        let counted = matches!(
+            frame,
+            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)
+        );
+        if counted && !self.within_rate().await? {
+            return Ok(());
+        }
         match frame {
             AggregatedMessage::Text(text) => self.on_text(&text).await,
             AggregatedMessage::Binary(_) => {
@@ -159,6 +192,26 @@ impl Conn {
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(End::ClientClosed),
         }
+    }
+
+    /// Whether a frame is within the rate limit; one that is not is refused with an error,
+    /// and a client that keeps on flooding is closed.
+    async fn within_rate(&mut self) -> Result<bool, End> {
+        if self.bucket.try_take(std::time::Instant::now()) {
+            self.strikes = 0;
+            return Ok(true);
+        }
+        self.strikes += 1;
+        if self.strikes > FLOOD_STRIKES {
+            return Err(End::Flooding);
+        }
+        let rate = self.config.rate_per_sec;
+        self.error(
+            "rate_limited",
+            format!("Too many frames: at most {rate} a second. This one was dropped."),
+        )
+        .await?;
+        Ok(false)
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
@@ -262,8 +315,18 @@ impl Conn {
         }
     }
 
+    /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
+    /// is dropped; so is one the hub kicks meanwhile.
     async fn text(&mut self, text: String) -> Result<(), End> {
-        self.ws.text(text).await.map_err(|_| End::Gone)
+        let write = tokio::time::timeout(self.config.client_timeout, self.ws.text(text));
+        tokio::select! {
+            written = write => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => Err(End::Kicked(Kick::TooSlow)),
+            },
+            why = &mut self.kicked => Err(End::Kicked(why.unwrap_or(Kick::Shutdown))),
+        }
     }
 
     async fn error(&mut self, code: &'static str, detail: impl Into<String>) -> Result<(), End> {
@@ -295,6 +358,7 @@ fn close_reason(end: &End) -> Option<CloseReason> {
         End::PartnerGone(Departure::Lost) => (CloseCode::Normal, "partner lost"),
         End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
         End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
+        End::Flooding => (CloseCode::Policy, "rate limit exceeded"),
     };
     Some(CloseReason {
         code,

@@ -199,3 +199,92 @@ async fn serve_clears_stale_rows_logs_it_and_stops_gracefully_on_sigterm() {
         "start-up logs what it removed:\n{log}"
     );
 }
+
+#[actix_rt::test]
+async fn after_a_crash_and_restart_nobody_is_paired_with_a_ghost() {
+    let db = TestDb::new();
+    let server = Server::start(&db.url);
+    let url = format!("ws://{}/ws", server.address);
+    let mut waiting = Client::connect(&url).await;
+    waiting.request().await;
+    waiting.expect_type("waiting").await;
+    let mut a = Client::connect(&url).await;
+    a.request().await;
+    a.expect_type("response").await;
+    let mut b = Client::connect(&url).await;
+    b.request().await;
+    b.expect_type("waiting").await;
+
+    // SIGKILL: no chance to clean up; the rows stay behind.
+    drop(server);
+    let db_url = db.url.clone();
+    let ghosts = tokio::task::spawn_blocking(move || rows(&db_url))
+        .await
+        .expect("rows");
+    assert_eq!(
+        ghosts.len(),
+        2,
+        "the killed process left its rows: {ghosts:?}"
+    );
+
+    let server = Server::start(&db.url);
+    let url = format!("ws://{}/ws", server.address);
+    let mut x = Client::connect(&url).await;
+    x.request().await;
+    x.expect_type("waiting").await;
+    let mut y = Client::connect(&url).await;
+    y.request().await;
+    y.expect_type("response").await;
+    x.expect_type("response").await;
+    x.say("we are both real").await;
+    assert_eq!(y.recv().await["message"], "we are both real");
+    drop(server);
+}
+
+#[actix_rt::test]
+async fn info_logs_hold_no_message_text_and_no_client_address() {
+    let db = TestDb::new();
+    let mut server = Server::start(&db.url);
+    let url = format!("ws://{}/ws", server.address);
+    let mut a = Client::connect(&url).await;
+    a.request().await;
+    a.expect_type("waiting").await;
+    let mut b = Client::connect(&url).await;
+    b.request().await;
+    b.expect_type("response").await;
+    a.expect_type("response").await;
+    let secret = "my phone number is 555-0199";
+    a.say(secret).await;
+    assert_eq!(b.recv().await["message"], secret);
+    assert_eq!(a.recv().await["from"], "me");
+    a.send_json(serde_json::json!({"type": secret})).await;
+    a.expect_error("unknown_type").await;
+    let local = a_local_port(&a);
+    let own_address = server.address.clone();
+    a.leave().await;
+    b.expect_close().await;
+    server.terminate();
+    let (_, log) = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(5)))
+        .await
+        .expect("wait");
+    assert!(!log.is_empty(), "the server logged at info");
+    assert!(!log.contains("555-0199"), "message text in the log:\n{log}");
+    assert!(
+        !log.contains(&format!(":{local}")),
+        "a client's address in the log:\n{log}"
+    );
+    // The server's own listening address may appear; no other address may.
+    for line in log.lines() {
+        let line = line.replace(&own_address, "");
+        assert!(!line.contains("127.0.0.1"), "an address in the log: {line}");
+    }
+}
+
+fn a_local_port(c: &Client) -> u16 {
+    match c.ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => {
+            s.local_addr().map(|a| a.port()).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}

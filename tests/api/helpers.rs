@@ -110,6 +110,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_on(db, configure).await
 }
 
+/// For load-shaped tests: the per-connection rate limit and the per-address cap raised out of
+/// the way (every test client shares one address and sends faster than a person).
+pub fn without_flood_limits(settings: &mut Settings) {
+    settings.max_conns_per_ip = 100_000;
+    settings.session.rate_per_sec = 1e6;
+    settings.session.rate_burst = 1_000_000;
+}
+
 pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::new("127.0.0.1:0", db.url.clone());
     settings.workers = 2;
@@ -234,6 +242,22 @@ impl Client {
 
     pub async fn send_raw(&mut self, message: Message) {
         self.ws.send(message).await.expect("send frame");
+    }
+
+    /// Sends a text frame, reporting failure (the server may have closed) instead of panicking.
+    pub async fn ws_send_text(&mut self, text: &str) -> Result<(), ()> {
+        self.ws.send(Message::text(text)).await.map_err(|_| ())
+    }
+
+    /// The close, if the next thing to arrive is one; `None` for any other frame.
+    pub async fn next_close_or_frame(&mut self) -> Option<Closed> {
+        match self.ws.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => Some(Closed {
+                code: u16::from(frame.code),
+                reason: frame.reason.to_string(),
+            }),
+            _ => None,
+        }
     }
 
     pub async fn request(&mut self) {

@@ -5,6 +5,7 @@ mod cli;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod mysql;
 mod pairing;
 mod proxy;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, wait_for, Client};
+use crate::helpers::{spawn_app, spawn_app_with, wait_for, without_flood_limits, Client};
 
 #[actix_rt::test]
 async fn a_lone_visitor_waits_and_the_next_one_pairs_with_them() {
@@ -122,7 +122,7 @@ async fn wait_for_online(client: &mut Client, count: u64) {
 async fn messages_in_both_directions_arrive_exactly_once_in_order() {
     const PAIRS: usize = 10;
     const MESSAGES: usize = 200;
-    let app = spawn_app().await;
+    let app = spawn_app_with(without_flood_limits).await;
     let mut pairs = Vec::new();
     for _ in 0..PAIRS {
         pairs.push(app.pair().await);
@@ -168,7 +168,7 @@ async fn messages_in_both_directions_arrive_exactly_once_in_order() {
 #[actix_rt::test]
 async fn two_hundred_simultaneous_arrivals_make_one_hundred_pairs() {
     const VISITORS: usize = 200;
-    let app = spawn_app().await;
+    let app = spawn_app_with(without_flood_limits).await;
     let mut clients = join_all((0..VISITORS).map(|_| app.client())).await;
     join_all(clients.iter_mut().map(|c| c.request())).await;
 
@@ -218,7 +218,7 @@ async fn two_hundred_simultaneous_arrivals_make_one_hundred_pairs() {
 async fn random_arrivals_and_departures_keep_every_invariant() {
     const ROUNDS: usize = 6;
     const VISITORS: usize = 40;
-    let app = spawn_app().await;
+    let app = spawn_app_with(without_flood_limits).await;
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..ROUNDS {
         let mut clients = Vec::new();

@@ -1,0 +1,211 @@
+//! Holding up against floods, silent and slow clients, and too many connections.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::helpers::{spawn_app, spawn_app_with, wait_for, Client, PATIENCE};
+
+#[actix_rt::test]
+async fn frames_past_the_burst_are_refused_as_rate_limited_and_the_rest_relayed() {
+    let app = spawn_app_with(|s| {
+        s.session.rate_per_sec = 0.5;
+        s.session.rate_burst = 10;
+    })
+    .await;
+    let (mut a, mut b) = app.pair().await; // one request each: 9 tokens left
+    for i in 0..12 {
+        a.say(&format!("m{i}")).await;
+    }
+    let mut receipts = 0;
+    let mut limited = 0;
+    for _ in 0..12 {
+        let frame = a.recv().await;
+        match frame["type"].as_str() {
+            Some("message") => receipts += 1,
+            Some("error") => {
+                assert_eq!(frame["error"], "rate_limited", "{frame}");
+                limited += 1;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!((receipts, limited), (9, 3));
+    for i in 0..9 {
+        assert_eq!(b.recv().await["message"], format!("m{i}"));
+    }
+}
+
+#[actix_rt::test]
+async fn a_client_that_keeps_flooding_is_closed_with_1008_and_its_partner_told() {
+    let app = spawn_app_with(|s| {
+        s.session.rate_per_sec = 1.0;
+        s.session.rate_burst = 5;
+    })
+    .await;
+    let (mut a, mut b) = app.pair().await;
+    let (mut c, mut d) = app.pair().await;
+    for _ in 0..100 {
+        if a.ws_send_text(r#"{"type":"message","message":"spam"}"#)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let closed = a.expect_close().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1008, "rate limit exceeded")
+    );
+    assert_eq!(b.expect_close().await.reason, "partner lost");
+    // Nobody else noticed.
+    c.say("calm").await;
+    assert_eq!(d.recv().await["message"], "calm");
+}
+
+#[actix_rt::test]
+async fn connections_past_the_per_address_cap_get_429_until_one_closes() {
+    let app = spawn_app_with(|s| s.max_conns_per_ip = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.client().await);
+    }
+    let refused = tokio_tungstenite::connect_async(app.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429)
+        }
+        other => panic!("expected 429, got {:?}", other.map(|_| ())),
+    }
+    open.pop().expect("one").leave().await;
+    wait_for("the slot to free", || async {
+        tokio_tungstenite::connect_async(app.ws_url()).await.is_ok()
+    })
+    .await;
+}
+
+async fn connect_as(app_url: &str, forwarded_for: &str) -> Result<Client, u16> {
+    let mut request = app_url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "x-forwarded-for",
+        HeaderValue::from_str(forwarded_for).expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_the_cap_counts_forwarded_addresses() {
+    let app = spawn_app_with(|s| {
+        s.max_conns_per_ip = 1;
+        s.trust_forwarded_for = true;
+    })
+    .await;
+    let url = app.ws_url();
+    let _a = connect_as(&url, "10.0.0.1").await.expect("first address");
+    // The last entry is the one the proxy appended; earlier ones are the client's claims.
+    let _b = connect_as(&url, "10.0.0.1, 10.0.0.2")
+        .await
+        .expect("second address");
+    assert_eq!(connect_as(&url, "10.0.0.2").await.err(), Some(429));
+}
+
+#[actix_rt::test]
+async fn without_trust_the_forwarded_header_is_ignored() {
+    let app = spawn_app_with(|s| s.max_conns_per_ip = 1).await;
+    let url = app.ws_url();
+    let _a = connect_as(&url, "10.0.0.1").await.expect("first");
+    assert_eq!(connect_as(&url, "10.0.0.2").await.err(), Some(429));
+}
+
+#[actix_rt::test]
+async fn a_silent_client_is_dropped_and_its_partner_told_partner_lost() {
+    let app = spawn_app_with(|s| {
+        s.session.heartbeat = Duration::from_millis(100);
+        s.session.client_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let (silent, mut b) = app.pair().await;
+    // `silent` is never read again, so it never answers a ping; b keeps reading (and ponging).
+    let closed = b.expect_close().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1000, "partner lost")
+    );
+    drop(silent);
+    app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn clients_that_answer_pings_are_never_dropped_however_quiet() {
+    let app = spawn_app_with(|s| {
+        s.session.heartbeat = Duration::from_millis(100);
+        s.session.client_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let (mut a, mut b) = app.pair().await;
+    // Quiet for several timeouts, but reading (tungstenite answers pings as it reads).
+    let quiet = Duration::from_millis(1_500);
+    let (qa, qb) = tokio::join!(
+        tokio::time::timeout(quiet, a.recv()),
+        tokio::time::timeout(quiet, b.recv())
+    );
+    assert!(
+        qa.is_err() && qb.is_err(),
+        "nothing but pings arrives: {qa:?} {qb:?}"
+    );
+    a.say("still here").await;
+    assert_eq!(b.recv().await["message"], "still here");
+}
+
+#[actix_rt::test]
+async fn a_client_that_stops_reading_is_dropped_without_holding_its_partner() {
+    let app = spawn_app_with(|s| {
+        s.session.rate_per_sec = 1e6;
+        s.session.rate_burst = 1_000_000;
+        s.session.outbox_capacity = 16;
+    })
+    .await;
+    let (reader_that_stops, mut flooder) = app.pair().await;
+    let text = "x".repeat(1_900);
+    // The flooder reads its receipts as it goes; the other side reads nothing.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let closed = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the non-reader was never dropped"
+        );
+        flooder.say(&text).await;
+        match tokio::time::timeout(Duration::from_millis(50), flooder.next_close_or_frame()).await {
+            Ok(Some(closed)) => break closed,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1000, "partner lost")
+    );
+    drop(reader_that_stops);
+    app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn an_idle_visitor_is_not_disturbed_by_anothers_bad_input() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = app.pair().await;
+    let mut vandal = app.client().await;
+    vandal
+        .send_json(json!({"type": "message", "message": 5}))
+        .await;
+    vandal.expect_error("bad_json").await;
+    vandal.say(&"y".repeat(5_000)).await;
+    vandal.expect_error("not_paired").await;
+    a.say("fine").await;
+    assert_eq!(b.recv().await["message"], "fine");
+}
