@@ -1,1 +1,171 @@
-fn main() {}
+//! pairchat-bench: a load generator for pairchat that speaks only its public WebSocket
+//! protocol. One subcommand per scenario; a progress bar on stderr while it runs (when stderr
+//! is a terminal), a summary table at the end, or JSON with `--json`.
+
+mod churn;
+mod client;
+mod connections;
+mod pairing;
+mod probe;
+mod relay;
+mod report;
+mod startup;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(name = "pairchat-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Open N connections, pair them, hold them idle; the server's RSS per connection.
+    Connections {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: connections::ConnArgs,
+    },
+    /// Arrivals at a set rate (or flat out): pairings/s and time to pair.
+    Pairing {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: pairing::PairingArgs,
+    },
+    /// P pairs sending at a set total rate (or flat out): delivered/s and latency.
+    Relay {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: relay::RelayArgs,
+    },
+    /// Pair, exchange a few messages, leave, start over, continuously.
+    Churn {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: churn::ChurnArgs,
+    },
+    /// 2,000 churning clients for 60 s with delivery, pairing and memory checks; exits
+    /// non-zero when a check fails.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: churn::ChurnArgs,
+    },
+    /// Spawn the server, time to its first accepted WebSocket, idle RSS.
+    Startup {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: startup::StartupArgs,
+    },
+    /// (internal) Hold connections for `connections`, driven through stdin/stdout.
+    #[command(hide = true)]
+    Hold {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: connections::HoldArgs,
+    },
+}
+
+/// Flags every scenario takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The server's WebSocket URL (loopback only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    /// The server's PID, for RSS and CPU from /proc (default: whoever listens on the port).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seconds to run (per step for `relay`; hold time for `connections`).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Source addresses to connect from: 127.0.0.(first+1) onwards.
+    #[arg(long, default_value_t = 8)]
+    pub sources: usize,
+    /// Index of the first source address (1 = 127.0.0.2).
+    #[arg(long, default_value_t = 1)]
+    pub first_source: usize,
+    /// Handshakes in progress at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// Generator threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print the result as JSON on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Free text stored in the result, e.g. the server's flags.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (common, scenario) = match &cli.scenario {
+        Scenario::Connections { common, .. }
+        | Scenario::Pairing { common, .. }
+        | Scenario::Relay { common, .. }
+        | Scenario::Churn { common, .. }
+        | Scenario::Soak { common, .. }
+        | Scenario::Startup { common, .. }
+        | Scenario::Hold { common, .. } => (common.clone(), &cli.scenario),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(common.threads.max(1))
+        .enable_all()
+        .build()?;
+    client::now_ns();
+    let c = &common;
+    let result: anyhow::Result<Option<Value>> = runtime.block_on(async {
+        let probe = || {
+            let pid = c.server_pid.or_else(|| {
+                client::Target::new(&c.url, 1, 1)
+                    .ok()
+                    .and_then(|t| probe::find_listener(t.addr.port()))
+            });
+            probe::Probe::new(pid)
+        };
+        Ok(Some(match scenario {
+            Scenario::Hold { args, .. } => {
+                connections::hold(c, args).await?;
+                return Ok(None);
+            }
+            Scenario::Connections { args, .. } => connections::run(c, args, &probe()).await?,
+            Scenario::Pairing { args, .. } => pairing::run(c, args, &probe()).await?,
+            Scenario::Relay { args, .. } => relay::run(c, args, &probe()).await?,
+            Scenario::Churn { args, .. } => churn::run(c, args, &probe(), false).await?,
+            Scenario::Soak { args, .. } => churn::run(c, args, &probe(), true).await?,
+            Scenario::Startup { args, .. } => startup::run(c, args).await?,
+        }))
+    });
+    let Some(mut result) = result? else {
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        return Ok(());
+    };
+    if let Value::Object(m) = &mut result {
+        m.insert("url".into(), Value::String(c.url.clone()));
+        if let Some(note) = &c.note {
+            m.insert("note".into(), Value::String(note.clone()));
+        }
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    report::emit(&result, c.json);
+    if result.get("passed") == Some(&Value::Bool(false))
+        && result.get("scenario") == Some(&Value::String("soak".into()))
+    {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Smoke test of pairchat-bench: starts a pairchat server on a free loopback port with a temporary
+# SQLite file, runs every scenario for about a second against it, checks the exit codes, stops
+# the server. Not a benchmark: the figures it prints mean nothing.
+#
+#   bench/smoke.sh            # uses target/release/pairchat if present, else builds debug
+#   PAIRCHAT_BIN=path/to/pairchat PAIRCHAT_BENCH_BIN=path/to/pairchat-bench bench/smoke.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+server=${PAIRCHAT_BIN:-}
+bench=${PAIRCHAT_BENCH_BIN:-}
+if [ -z "$server" ]; then
+  if [ -x target/release/pairchat ] && [ target/release/pairchat -nt Cargo.lock ]; then
+    server=target/release/pairchat
+  else
+    cargo build -q -p pairchat || exit 1
+    server=target/debug/pairchat
+  fi
+fi
+if [ -z "$bench" ]; then
+  cargo build -q -p pairchat-bench || exit 1
+  bench=target/debug/pairchat-bench
+fi
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 20000))
+    if port_free "$p"; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# Later servers limit each connection's rate and each address's connections: raise the limits.
+extra=()
+help=$("$server" serve --help 2>/dev/null || "$server" --help)
+grep -q -- '--rate-per-sec' <<<"$help" && extra+=(--rate-per-sec 1000000)
+grep -q -- '--rate-burst' <<<"$help" && extra+=(--rate-burst 1000000)
+grep -q -- '--max-conns-per-ip' <<<"$help" && extra+=(--max-conns-per-ip 1000000)
+
+port=$(free_port) || { echo "no free port"; exit 1; }
+"$server" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/smoke.db" "${extra[@]}" \
+  >"$tmp/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  port_free "$port" || break
+  kill -0 "$pid" 2>/dev/null || { echo "server exited:"; cat "$tmp/server.log"; exit 1; }
+  sleep 0.1
+done
+url="ws://127.0.0.1:$port/ws"
+common=(--url "$url" --server-pid "$pid" --no-progress)
+
+passed=0 failed=0
+run() {
+  local name=$1; shift
+  echo "=== smoke: $name"
+  if timeout 120 "$bench" "$@" >"$tmp/out.txt" 2>&1; then
+    passed=$((passed + 1))
+    tail -n 40 "$tmp/out.txt"
+  else
+    echo "FAILED ($?): $bench $*"
+    cat "$tmp/out.txt"
+    failed=$((failed + 1))
+  fi
+}
+
+run connections connections "${common[@]}" -n 200 --duration 1 --settle 0.5
+run pairing-rate pairing "${common[@]}" --rate 200 --duration 1
+run pairing-flat pairing "${common[@]}" --rate 0 --concurrency 8 --duration 1
+run relay relay "${common[@]}" --pairs 20 --rate 500,0 --warmup 0.2 --duration 1
+run churn churn "${common[@]}" --clients 20 --duration 1
+run soak soak "${common[@]}" --short --clients 50 --duration 2 --json
+
+kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+sport=$(free_port) || { echo "no free port"; exit 1; }
+run startup startup --url "ws://127.0.0.1:$sport/ws" --no-progress --runs 2 --idle 0.2 -- \
+  "$server" serve --bind "127.0.0.1:$sport" --database-url "sqlite://$tmp/startup.db" "${extra[@]}"
+
+echo "smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
