@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// trust to set it).
     #[arg(long, env = "PAIRCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Seconds during which two visitors who just talked are not paired again while someone
+    /// else could be (after it, two who are alone together may meet again).
+    #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = 15)]
+    pub rematch_cooldown_secs: u64,
     /// Seconds shutdown waits for connections to close before exiting anyway.
     #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3)]
     pub shutdown_timeout_secs: u64,
@@ -100,6 +104,7 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             max_conns_per_ip: self.max_conns_per_ip.max(1),
             trust_forwarded_for: self.trust_forwarded_for,
+            rematch_cooldown: Duration::from_secs(self.rematch_cooldown_secs),
             session: SessionConfig {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,

@@ -23,6 +23,8 @@ pub struct Settings {
     pub max_conns_per_ip: usize,
     /// Whether the client address comes from X-Forwarded-For (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How long two visitors who just talked are kept apart while others wait.
+    pub rematch_cooldown: Duration,
     pub session: SessionConfig,
 }
 
@@ -36,6 +38,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(3),
             max_conns_per_ip: 32,
             trust_forwarded_for: false,
+            rematch_cooldown: Duration::from_secs(15),
             session: SessionConfig::default(),
         }
     }

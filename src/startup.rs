@@ -46,7 +46,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
 
-        let hub = hub::spawn(pool.clone(), ConnIds::new());
+        let hub = hub::spawn(pool.clone(), ConnIds::new(), settings.rematch_cooldown);
         let state = web::Data::new(AppState {
             hub: hub.clone(),
             pool,

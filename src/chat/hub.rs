@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ids::{ConnId, ConnIds};
-use super::matchmaker::{Decision, Matchmaker, Op, Outcome, SubmitError};
+use super::matchmaker::{Ask, Decision, Matchmaker, Op, Outcome, SubmitError};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
 
@@ -64,6 +64,8 @@ pub enum Outbound {
 pub enum Command {
     Connect {
         id: ConnId,
+        /// Who is connecting (a hash of its visitor token or address).
+        visitor: i64,
         outbox: mpsc::Sender<Outbound>,
         kick: oneshot::Sender<Kick>,
     },
@@ -100,13 +102,19 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
+    /// Asked for a partner; the matchmaker has not answered yet.
     Requested,
+    /// Told to wait. `rematch_at`: when to stop avoiding the stranger just left.
+    Waiting {
+        rematch_at: Option<Instant>,
+    },
     Chatting(ConnId),
     /// The partner left; the chat rows are gone and this socket is closing.
     Ended,
 }
 
 struct Conn {
+    visitor: i64,
     outbox: mpsc::Sender<Outbound>,
     kick: Option<oneshot::Sender<Kick>>,
     state: State,
@@ -121,6 +129,9 @@ pub struct Hub {
     backlog: VecDeque<Op>,
     /// Set once shutdown begins: who to tell when the last session is gone.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// Who each visitor last talked to, and until when they avoid each other.
+    recent: HashMap<i64, (i64, Instant)>,
+    rematch_cooldown: Duration,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -159,22 +170,25 @@ impl HubHandle {
     }
 }
 
-/// Starts the matchmaker thread and the hub task (on the current Tokio runtime).
-pub fn spawn(pool: DbPool, ids: ConnIds) -> HubHandle {
+/// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
+/// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
+pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandle {
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
     let matchmaker = Matchmaker::spawn(pool, decisions_tx);
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
-    tokio::spawn(Hub::new(matchmaker).run(commands, decisions));
+    tokio::spawn(Hub::new(matchmaker, rematch_cooldown).run(commands, decisions));
     HubHandle { tx, ids }
 }
 
 impl Hub {
-    pub fn new(matchmaker: Matchmaker) -> Self {
+    pub fn new(matchmaker: Matchmaker, rematch_cooldown: Duration) -> Self {
         Hub {
             conns: HashMap::new(),
             matchmaker,
             backlog: VecDeque::new(),
             shutdown: None,
+            recent: HashMap::new(),
+            rematch_cooldown,
         }
     }
 
@@ -204,7 +218,12 @@ impl Hub {
 
     pub fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { id, outbox, kick } => self.connect(id, outbox, kick),
+            Command::Connect {
+                id,
+                visitor,
+                outbox,
+                kick,
+            } => self.connect(id, visitor, outbox, kick),
             Command::Request { id } => self.request(id),
             Command::Leave { id, how } => self.leave(id, how),
             Command::TooSlow { id } => self.drop_slow(id),
@@ -222,7 +241,7 @@ impl Hub {
         };
         for conn in self.conns.values() {
             match conn.state {
-                State::Requested => stats.waiting += 1,
+                State::Requested | State::Waiting { .. } => stats.waiting += 1,
                 State::Chatting(_) => stats.chatting += 1,
                 State::Idle | State::Ended => {}
             }
@@ -230,7 +249,13 @@ impl Hub {
         stats
     }
 
-    fn connect(&mut self, id: ConnId, outbox: mpsc::Sender<Outbound>, kick: oneshot::Sender<Kick>) {
+    fn connect(
+        &mut self,
+        id: ConnId,
+        visitor: i64,
+        outbox: mpsc::Sender<Outbound>,
+        kick: oneshot::Sender<Kick>,
+    ) {
         if self.shutdown.is_some() {
             let _ = kick.send(Kick::Shutdown);
             return;
@@ -240,6 +265,7 @@ impl Hub {
         self.conns.insert(
             id,
             Conn {
+                visitor,
                 outbox,
                 kick: Some(kick),
                 state: State::Idle,
@@ -258,7 +284,32 @@ impl Hub {
             return;
         }
         conn.state = State::Requested;
-        self.submit(Op::Request(id));
+        if let Some(ask) = self.ask(id, Instant::now()) {
+            self.submit(Op::Request(ask));
+        }
+    }
+
+    /// The request for `id`, avoiding the visitor it just talked to while the cooldown lasts.
+    fn ask(&self, id: ConnId, now: Instant) -> Option<Ask> {
+        let conn = self.conns.get(&id)?;
+        let avoid = self
+            .recent
+            .get(&conn.visitor)
+            .filter(|(_, until)| *until > now)
+            .map(|(other, _)| *other);
+        Some(Ask {
+            conn: id,
+            visitor: conn.visitor,
+            avoid,
+        })
+    }
+
+    fn avoiding_until(&self, id: ConnId) -> Option<Instant> {
+        let conn = self.conns.get(&id)?;
+        self.recent
+            .get(&conn.visitor)
+            .map(|(_, until)| *until)
+            .filter(|until| *until > Instant::now())
     }
 
     fn leave(&mut self, id: ConnId, how: Departure) {
@@ -267,8 +318,16 @@ impl Hub {
         };
         match conn.state {
             State::Idle | State::Ended => {}
-            State::Requested => self.submit(Op::Leave(id)),
+            State::Requested | State::Waiting { .. } => self.submit(Op::Leave(id)),
             State::Chatting(partner) => {
+                // Two connections that look like one visitor (one address, no tokens) cannot
+                // be told apart, so they are not kept apart either.
+                let other = self.conns.get(&partner).map(|p| p.visitor);
+                if let Some(other) = other.filter(|other| *other != conn.visitor) {
+                    let until = Instant::now() + self.rematch_cooldown;
+                    self.recent.insert(conn.visitor, (other, until));
+                    self.recent.insert(other, (conn.visitor, until));
+                }
                 // One removal takes both rows; the partner's own leave then has nothing to do.
                 self.submit(Op::Leave(id));
                 if let Some(p) = self.conns.get_mut(&partner) {
@@ -297,17 +356,21 @@ impl Hub {
         let requested = |hub: &Self, c: ConnId| {
             hub.conns
                 .get(&c)
-                .is_some_and(|c| c.state == State::Requested)
+                .is_some_and(|c| matches!(c.state, State::Requested | State::Waiting { .. }))
         };
         match outcome {
             Outcome::Waiting => {
-                if requested(self, id) {
-                    self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
+                let rematch_at = self.avoiding_until(id);
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    if conn.state == State::Requested {
+                        conn.state = State::Waiting { rematch_at };
+                        self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
+                    }
                 }
             }
             Outcome::Unavailable => {
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    if conn.state == State::Requested {
+                    if matches!(conn.state, State::Requested | State::Waiting { .. }) {
                         conn.state = State::Idle;
                         self.send(id, Outbound::Unavailable);
                     }
@@ -335,14 +398,24 @@ impl Hub {
                 (true, false) => {
                     // The partner's removal (queued already, or now for a ghost) takes our row.
                     self.submit(Op::Leave(partner));
-                    self.submit(Op::Request(id));
+                    self.ask_again(id);
                 }
                 (false, true) => {
                     // Our own removal is queued already and takes the partner's row with it.
-                    self.submit(Op::Request(partner));
+                    self.ask_again(partner);
                 }
                 (false, false) => {}
             },
+        }
+    }
+
+    /// Requests again for a visitor whose rows were taken away; from its side it still waits.
+    fn ask_again(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.state = State::Requested;
+        }
+        if let Some(ask) = self.ask(id, Instant::now()) {
+            self.submit(Op::Request(ask));
         }
     }
 
@@ -372,8 +445,31 @@ impl Hub {
         }
     }
 
-    /// Sends the online count to every client whose copy is stale, at most once per interval.
+    /// Sends the online count to every client whose copy is stale, at most once per interval;
+    /// ends the cooldowns that have run out.
     pub fn tick(&mut self, now: Instant) {
+        self.recent.retain(|_, (_, until)| *until > now);
+        let due: Vec<Ask> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(id, conn)| match conn.state {
+                State::Waiting {
+                    rematch_at: Some(at),
+                } if at <= now => {
+                    conn.state = State::Waiting { rematch_at: None };
+                    Some(Ask {
+                        conn: *id,
+                        visitor: conn.visitor,
+                        avoid: None,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        for ask in due {
+            self.submit(Op::Rematch(ask));
+        }
+
         let count = self.conns.len();
         let mut frame: Option<String> = None;
         let mut too_slow = Vec::new();
@@ -435,11 +531,12 @@ impl Hub {
     /// queued leaves rows that the next start-up (or a ghost check) removes.
     fn refuse(&mut self, op: Op) {
         match op {
-            Op::Request(id) => self.decide(Decision {
+            Op::Request(Ask { conn: id, .. }) => self.decide(Decision {
                 conn: id,
                 outcome: Outcome::Unavailable,
             }),
             Op::Leave(id) => tracing::warn!(conn = %id, "matchmaker unavailable; rows left behind"),
+            Op::Rematch(_) => {} // still waiting; nothing was promised
         }
     }
 
@@ -482,7 +579,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let pool = db::build_pool(&url, 2).expect("pool");
         db::run_migrations(&mut db::get(&pool).expect("conn")).expect("migrations");
-        let hub = spawn(pool.clone(), ConnIds::with_node(1));
+        let hub = spawn(pool.clone(), ConnIds::with_node(1), Duration::from_secs(60));
         Setup {
             hub,
             pool,
@@ -498,6 +595,7 @@ mod tests {
             self.hub
                 .send(Command::Connect {
                     id,
+                    visitor: id.0,
                     outbox: tx,
                     kick,
                 })
@@ -605,7 +703,7 @@ mod tests {
         // A row of a connection this process does not have (a crashed process's visitor).
         let ghost = 77;
         queries::write_transaction(&mut db::get(&t.pool).expect("conn"), |c| {
-            queries::request(c, ghost)
+            queries::request(c, ghost, ghost, None)
         })
         .expect("ghost");
         let mut a = t.connect(8).await;
@@ -663,6 +761,7 @@ mod tests {
         t.hub
             .send(Command::Connect {
                 id,
+                visitor: 1,
                 outbox: tx,
                 kick,
             })
@@ -674,12 +773,13 @@ mod tests {
     #[tokio::test]
     async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
         let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
-        let hub = spawn(pool, ConnIds::with_node(2));
+        let hub = spawn(pool, ConnIds::with_node(2), Duration::from_secs(60));
         let (tx, mut outbox) = mpsc::channel(8);
         let (kick, _kicked) = oneshot::channel();
         let id = hub.next_id();
         hub.send(Command::Connect {
             id,
+            visitor: 1,
             outbox: tx,
             kick,
         })

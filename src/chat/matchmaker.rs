@@ -22,12 +22,25 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Attempts at one batch before its requests are answered `Unavailable`.
 const ATTEMPTS: usize = 2;
 
+/// A request for a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    pub conn: ConnId,
+    /// Who the connection is (a hash of its visitor token or address).
+    pub visitor: i64,
+    /// A visitor not to be paired with (the one just left), if any.
+    pub avoid: Option<i64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Pair this connection with a waiting one, or make it wait.
-    Request(ConnId),
+    Request(Ask),
     /// Remove this connection's chat, with its partner's row.
     Leave(ConnId),
+    /// A visitor waiting while avoiding someone: try again with nobody avoided. Decides only
+    /// when it pairs.
+    Rematch(Ask),
 }
 
 /// What became of a `Request`.
@@ -155,7 +168,7 @@ impl Worker {
         batch
             .iter()
             .filter_map(|op| match *op {
-                Op::Request(conn) => Some(Decision {
+                Op::Request(Ask { conn, .. }) => Some(Decision {
                     conn,
                     outcome: Outcome::Unavailable,
                 }),
@@ -163,6 +176,8 @@ impl Worker {
                     self.retry.push(conn);
                     None
                 }
+                // Still waiting as before; the hub may try again later.
+                Op::Rematch(_) => None,
             })
             .collect()
     }
@@ -175,8 +190,9 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
         let mut decisions = Vec::new();
         for op in batch {
             match *op {
-                Op::Request(rid) => {
-                    let outcome = match queries::request(conn, rid.0)? {
+                Op::Request(ask) => {
+                    let rid = ask.conn;
+                    let outcome = match queries::request(conn, rid.0, ask.visitor, ask.avoid)? {
                         queries::Requested::Paired { partner } => Outcome::Paired {
                             partner: ConnId(partner),
                         },
@@ -186,6 +202,18 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
                 }
                 Op::Leave(rid) => {
                     queries::leave(conn, rid.0)?;
+                }
+                Op::Rematch(ask) => {
+                    if let queries::Requested::Paired { partner } =
+                        queries::rematch(conn, ask.conn.0, ask.visitor)?
+                    {
+                        decisions.push(Decision {
+                            conn: ask.conn,
+                            outcome: Outcome::Paired {
+                                partner: ConnId(partner),
+                            },
+                        });
+                    }
                 }
             }
         }

@@ -85,7 +85,13 @@ struct Conn {
 }
 
 /// Runs one connection to its end.
-pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream: MessageStream) {
+pub async fn run(
+    hub: HubHandle,
+    config: Arc<SessionConfig>,
+    visitor: i64,
+    ws: Session,
+    stream: MessageStream,
+) {
     let id = hub.next_id();
     let (outbox_tx, mut outbox) = mpsc::channel(config.outbox_capacity);
     let (kick_tx, kicked) = oneshot::channel();
@@ -95,6 +101,7 @@ pub async fn run(hub: HubHandle, config: Arc<SessionConfig>, ws: Session, stream
         .max_continuation_size(config.max_frame_bytes);
     let connect = Command::Connect {
         id,
+        visitor,
         outbox: outbox_tx,
         kick: kick_tx,
     };

@@ -33,12 +33,18 @@ pub fn write_transaction<T>(
     }
 }
 
-/// The oldest waiting chat that `rid` may join, locked against other processes on MySQL
-/// (`SKIP LOCKED`, so concurrent matchmakers each take a different one).
-fn find_waiting_chat(conn: &mut DbConn, rid: i64) -> QueryResult<Option<i64>> {
+/// A visitor value no connection has, for "avoid nobody".
+pub const NO_VISITOR: i64 = i64::MIN;
+
+/// The oldest waiting chat that `rid` may join, skipping one whose member is visitor `avoid`;
+/// locked against other processes on MySQL (`SKIP LOCKED`, so concurrent matchmakers each take
+/// a different one).
+fn find_waiting_chat(conn: &mut DbConn, rid: i64, avoid: i64) -> QueryResult<Option<i64>> {
     let query = chat::table
+        .inner_join(chat_user::table)
         .filter(chat::is_completed.eq(false))
         .filter(chat::id.ne(rid))
+        .filter(chat_user::visitor.ne(avoid))
         .order(chat::id)
         .select(chat::id);
     match conn {
@@ -57,10 +63,16 @@ pub enum Requested {
     Waiting,
 }
 
-/// Pairs `rid` with the longest-waiting visitor, or makes it wait. Call inside `write_transaction`.
-/// `rid` must not already be in a chat.
-pub fn request(conn: &mut DbConn, rid: i64) -> QueryResult<Requested> {
-    while let Some(chat_id) = find_waiting_chat(conn, rid)? {
+/// Pairs `rid` (visitor `visitor`) with the longest-waiting visitor other than `avoid`, or makes
+/// it wait. Call inside `write_transaction`. `rid` must not already be in a chat.
+pub fn request(
+    conn: &mut DbConn,
+    rid: i64,
+    visitor: i64,
+    avoid: Option<i64>,
+) -> QueryResult<Requested> {
+    let avoid = avoid.unwrap_or(NO_VISITOR);
+    while let Some(chat_id) = find_waiting_chat(conn, rid, avoid)? {
         let partner = chat_user::table
             .filter(chat_user::chat_id.eq(chat_id))
             .select(chat_user::rid)
@@ -72,7 +84,11 @@ pub fn request(conn: &mut DbConn, rid: i64) -> QueryResult<Requested> {
             continue;
         };
         diesel::insert_into(chat_user::table)
-            .values((chat_user::rid.eq(rid), chat_user::chat_id.eq(chat_id)))
+            .values((
+                chat_user::rid.eq(rid),
+                chat_user::chat_id.eq(chat_id),
+                chat_user::visitor.eq(visitor),
+            ))
             .execute(conn)?;
         diesel::update(chat::table.find(chat_id))
             .set(chat::is_completed.eq(true))
@@ -84,9 +100,34 @@ pub fn request(conn: &mut DbConn, rid: i64) -> QueryResult<Requested> {
         .values((chat::id.eq(rid), chat::is_completed.eq(false)))
         .execute(conn)?;
     diesel::insert_into(chat_user::table)
-        .values((chat_user::rid.eq(rid), chat_user::chat_id.eq(rid)))
+        .values((
+            chat_user::rid.eq(rid),
+            chat_user::chat_id.eq(rid),
+            chat_user::visitor.eq(visitor),
+        ))
         .execute(conn)?;
     Ok(Requested::Waiting)
+}
+
+/// Gives a visitor who waits because it avoided someone another chance, with nobody avoided:
+/// if `rid` still waits alone and another chat waits, `rid` leaves its own chat and joins that
+/// one. Returns `Waiting` when nothing changed (no other chat, or `rid` is no longer waiting).
+pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Requested> {
+    let still_waiting = chat::table
+        .find(rid)
+        .filter(chat::is_completed.eq(false))
+        .select(chat::id)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some();
+    if !still_waiting {
+        return Ok(Requested::Waiting);
+    }
+    if find_waiting_chat(conn, rid, NO_VISITOR)?.is_none() {
+        return Ok(Requested::Waiting);
+    }
+    leave(conn, rid)?;
+    request(conn, rid, visitor, None)
 }
 
 /// Removes `rid`'s chat with everyone in it (its partner's row too). Returns rows removed.

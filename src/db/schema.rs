@@ -14,6 +14,7 @@ diesel::table! {
         rid -> BigInt,
         chat_id -> BigInt,
         created_at -> Timestamp,
+        visitor -> BigInt,
     }
 }
 

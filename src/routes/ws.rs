@@ -26,14 +26,47 @@ pub async fn upgrade(
             "detail": "Too many open connections from your address; close one and try again."
         })));
     };
+    let visitor = visitor_key(&req, ip);
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
     let config = state.session.clone();
     actix_web::rt::spawn(async move {
-        session::run(hub, config, ws, stream).await;
+        session::run(hub, config, visitor, ws, stream).await;
         drop(slot);
     });
     Ok(response)
+}
+
+/// Longest visitor token accepted in `?visitor=`.
+const MAX_VISITOR_TOKEN: usize = 64;
+
+/// Who the visitor is, across its connections: the page's own random token (`?visitor=`, kept
+/// in the browser's session storage) when it sends one, else its address. Only a hash is kept.
+fn visitor_key(req: &HttpRequest, ip: IpAddr) -> i64 {
+    let token = req.query_string().split('&').find_map(|pair| {
+        let value = pair.strip_prefix("visitor=")?;
+        let valid = !value.is_empty()
+            && value.len() <= MAX_VISITOR_TOKEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then_some(value)
+    });
+    match token {
+        Some(token) => stable_hash(b"token:", token.as_bytes()),
+        None => stable_hash(b"ip:", ip.to_string().as_bytes()),
+    }
+}
+
+/// FNV-1a: the same in every server process, so processes sharing a database agree.
+fn stable_hash(prefix: &[u8], value: &[u8]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in prefix.iter().chain(value) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // i64::MIN means "nobody" to the matchmaker.
+    (hash as i64).max(i64::MIN + 1)
 }
 
 /// The peer's address, or behind a trusted proxy the last X-Forwarded-For entry (the one the

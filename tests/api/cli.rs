@@ -27,8 +27,8 @@ fn add_ghost_rows(url: &str) {
     let mut conn = db::get(&pool).expect("connection");
     db::run_migrations(&mut conn).expect("migrations");
     queries::write_transaction(&mut conn, |c| {
-        queries::request(c, 21)?;
-        queries::request(c, 22)
+        queries::request(c, 21, 21, None)?;
+        queries::request(c, 22, 22, None)
     })
     .expect("ghost rows");
 }

@@ -263,3 +263,73 @@ async fn many_clients_see_their_own_frames_only() {
     })
     .await;
 }
+
+/// A visitor's next connection, carrying the page's visitor token.
+async fn visitor(app: &crate::helpers::TestApp, token: &str) -> Client {
+    Client::connect(&format!("{}?visitor={token}", app.ws_url())).await
+}
+
+#[actix_rt::test]
+async fn starting_over_does_not_pair_you_again_with_the_stranger_you_just_left() {
+    let app = spawn_app().await;
+    let mut a = visitor(&app, "alice").await;
+    a.request().await;
+    a.expect_type("waiting").await;
+    let mut b = visitor(&app, "bob").await;
+    b.request().await;
+    b.expect_type("response").await;
+    a.leave().await;
+    b.expect_close().await;
+
+    // Both start over: bob first, then alice, who must not get bob back.
+    let mut b2 = visitor(&app, "bob").await;
+    b2.request().await;
+    b2.expect_type("waiting").await;
+    let mut a2 = visitor(&app, "alice").await;
+    a2.request().await;
+    a2.expect_type("waiting").await;
+
+    // Someone else arrives and is paired; the next one gets the other.
+    let mut carol = visitor(&app, "carol").await;
+    carol.request().await;
+    carol.expect_type("response").await;
+    let mut dave = visitor(&app, "dave").await;
+    dave.request().await;
+    dave.expect_type("response").await;
+    a2.expect_type("response").await;
+    b2.expect_type("response").await;
+    a2.say("hi, who are you?").await;
+    b2.say("hello stranger").await;
+    let heard_by_carol = carol.recv().await["message"].clone();
+    let heard_by_dave = dave.recv().await["message"].clone();
+    let mut heard = [heard_by_carol, heard_by_dave];
+    heard.sort_by_key(|v| v.to_string());
+    assert_eq!(heard, [json!("hello stranger"), json!("hi, who are you?")]);
+}
+
+#[actix_rt::test]
+async fn two_who_are_alone_together_meet_again_after_the_cooldown() {
+    let app = spawn_app_with(|s| s.rematch_cooldown = std::time::Duration::from_secs(2)).await;
+    let (a, mut b) = {
+        let mut a = visitor(&app, "alice").await;
+        a.request().await;
+        a.expect_type("waiting").await;
+        let mut b = visitor(&app, "bob").await;
+        b.request().await;
+        b.expect_type("response").await;
+        a.expect_type("response").await;
+        (a, b)
+    };
+    a.leave().await;
+    b.expect_close().await;
+    let mut b2 = visitor(&app, "bob").await;
+    b2.request().await;
+    b2.expect_type("waiting").await;
+    let mut a2 = visitor(&app, "alice").await;
+    a2.request().await;
+    a2.expect_type("waiting").await;
+    // Nobody else comes: once the cooldown is over they are paired rather than left waiting.
+    a2.expect_type("response").await;
+    b2.expect_type("response").await;
+    app.assert_row_invariants().await;
+}

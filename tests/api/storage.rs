@@ -58,9 +58,9 @@ async fn start_up_clears_rows_left_by_a_crashed_process() {
         let mut conn = db::get(&pool).expect("connection");
         db::run_migrations(&mut conn).expect("migrations");
         queries::write_transaction(&mut conn, |c| {
-            queries::request(c, 11)?; // a ghost waiting
-            queries::request(c, 12)?; // a ghost pair
-            queries::request(c, 13)
+            queries::request(c, 11, 11, None)?; // a ghost waiting
+            queries::request(c, 12, 12, None)?; // a ghost pair
+            queries::request(c, 13, 13, None)
         })
         .expect("ghost rows");
     })
