@@ -1,13 +1,14 @@
 //! The command line: `serve` (the default), `migrate`, `reset`. Every flag also reads an
 //! environment variable, shown in `--help`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::chat::session::SessionConfig;
-use crate::config::{Settings, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+use crate::config::{Settings, DEFAULT_ASSETS_DIR, DEFAULT_BIND, DEFAULT_DATABASE_URL};
 use crate::db::{self, queries};
 use crate::startup::Application;
 
@@ -85,6 +86,14 @@ pub struct ServeArgs {
     /// trust to set it).
     #[arg(long, env = "PAIRCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Other sites allowed to embed the chat, comma-separated origins
+    /// (e.g. https://example.com,https://blog.example.com). The server's own origin is always
+    /// allowed; browsers on any other origin are refused (403).
+    #[arg(long, env = "PAIRCHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Folder of the static assets (JS, CSS) served under /assets.
+    #[arg(long, env = "PAIRCHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
+    pub assets_dir: PathBuf,
     /// Seconds during which two visitors who just talked are not paired again while someone
     /// else could be (after it, two who are alone together may meet again).
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = 15)]
@@ -105,6 +114,8 @@ impl ServeArgs {
             max_conns_per_ip: self.max_conns_per_ip.max(1),
             trust_forwarded_for: self.trust_forwarded_for,
             rematch_cooldown: Duration::from_secs(self.rematch_cooldown_secs),
+            allowed_origins: self.allowed_origins.clone(),
+            assets_dir: self.assets_dir.clone(),
             session: SessionConfig {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,

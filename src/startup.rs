@@ -4,7 +4,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use std::path::PathBuf;
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
@@ -14,7 +17,8 @@ use crate::chat::limits::ConnsPerIp;
 use crate::chat::session::SessionConfig;
 use crate::config::Settings;
 use crate::db::{self, queries, DbPool};
-use crate::routes;
+use crate::routes::{self, security::OriginPolicy};
+use crate::routes::assets::ASSET_MAX_AGE_SECS;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -23,6 +27,8 @@ pub struct AppState {
     pub session: Arc<SessionConfig>,
     pub conns_per_ip: Arc<ConnsPerIp>,
     pub trust_forwarded_for: bool,
+    pub origins: OriginPolicy,
+    pub assets_dir: PathBuf,
 }
 
 pub struct Application {
@@ -53,11 +59,38 @@ impl Application {
             session: Arc::new(settings.session.clone()),
             conns_per_ip: ConnsPerIp::new(settings.max_conns_per_ip),
             trust_forwarded_for: settings.trust_forwarded_for,
+            origins: OriginPolicy::new(&settings.allowed_origins),
+            assets_dir: settings.assets_dir.clone(),
         });
+        let assets_dir = settings.assets_dir.clone();
         let mut server = HttpServer::new(move || {
+            let policy = state.origins.clone();
             App::new()
                 .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    let is_asset = req.path().starts_with("/assets/") || req.path() == "/embed.js";
+                    let request_headers = is_asset.then(|| req.headers().clone());
+                    let policy = policy.clone();
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        let headers = response.headers_mut();
+                        policy.add_security_headers(headers);
+                        if let Some(request_headers) = request_headers {
+                            policy.add_cors_headers(&request_headers, headers);
+                            headers.insert(
+                                header::CACHE_CONTROL,
+                                HeaderValue::from_str(&format!(
+                                    "public, max-age={ASSET_MAX_AGE_SECS}"
+                                ))
+                                .unwrap_or(HeaderValue::from_static("no-cache")),
+                            );
+                        }
+                        Ok(response)
+                    }
+                })
                 .configure(routes::configure)
+                .service(routes::assets_service(assets_dir.clone()))
         })
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));

@@ -87,6 +87,11 @@ pub enum Command {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    /// Answers once every matchmaking operation queued before it has been applied and its
+    /// decision handled (what follows from those decisions may still be queued).
+    Flush {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A snapshot of the hub, for tests and operators.
@@ -132,6 +137,8 @@ pub struct Hub {
     /// Who each visitor last talked to, and until when they avoid each other.
     recent: HashMap<i64, (i64, Instant)>,
     rematch_cooldown: Duration,
+    flushes: HashMap<u64, oneshot::Sender<()>>,
+    next_flush: u64,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -163,6 +170,17 @@ impl HubHandle {
         }
     }
 
+    /// Waits until the matchmaker has applied everything queued so far, and what followed
+    /// from it, `rounds` deep.
+    pub async fn flush(&self, rounds: usize) -> Result<(), HubGone> {
+        for _ in 0..rounds {
+            let (reply, rx) = oneshot::channel();
+            self.send(Command::Flush { reply }).await?;
+            rx.await.map_err(|_| HubGone)?;
+        }
+        Ok(())
+    }
+
     pub async fn stats(&self) -> Result<Stats, HubGone> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Stats { reply }).await?;
@@ -189,6 +207,8 @@ impl Hub {
             shutdown: None,
             recent: HashMap::new(),
             rematch_cooldown,
+            flushes: HashMap::new(),
+            next_flush: 0,
         }
     }
 
@@ -230,6 +250,11 @@ impl Hub {
             Command::Shutdown { done } => self.begin_shutdown(done),
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
+            }
+            Command::Flush { reply } => {
+                self.next_flush += 1;
+                self.flushes.insert(self.next_flush, reply);
+                self.submit(Op::Barrier(self.next_flush));
             }
         }
     }
@@ -366,6 +391,11 @@ impl Hub {
                         conn.state = State::Waiting { rematch_at };
                         self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
                     }
+                }
+            }
+            Outcome::Flushed => {
+                if let Some(reply) = self.flushes.remove(&(id.0 as u64)) {
+                    let _ = reply.send(());
                 }
             }
             Outcome::Unavailable => {
@@ -537,6 +567,10 @@ impl Hub {
             }),
             Op::Leave(id) => tracing::warn!(conn = %id, "matchmaker unavailable; rows left behind"),
             Op::Rematch(_) => {} // still waiting; nothing was promised
+            Op::Barrier(token) => self.decide(Decision {
+                conn: ConnId(token as i64),
+                outcome: Outcome::Flushed,
+            }),
         }
     }
 

@@ -41,6 +41,8 @@ pub enum Op {
     /// A visitor waiting while avoiding someone: try again with nobody avoided. Decides only
     /// when it pairs.
     Rematch(Ask),
+    /// Answers `Outcome::Flushed` once everything queued before it is applied (tests, shutdown).
+    Barrier(u64),
 }
 
 /// What became of a `Request`.
@@ -52,6 +54,8 @@ pub enum Outcome {
     Waiting,
     /// The database did not answer; nothing was written.
     Unavailable,
+    /// Everything queued before `Op::Barrier` (whose token is the decision's `conn`) is done.
+    Flushed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +182,16 @@ impl Worker {
                 }
                 // Still waiting as before; the hub may try again later.
                 Op::Rematch(_) => None,
+                Op::Barrier(token) => Some(flushed(token)),
             })
             .collect()
+    }
+}
+
+fn flushed(token: u64) -> Decision {
+    Decision {
+        conn: ConnId(token as i64),
+        outcome: Outcome::Flushed,
     }
 }
 
@@ -203,6 +215,7 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
                 Op::Leave(rid) => {
                     queries::leave(conn, rid.0)?;
                 }
+                Op::Barrier(token) => decisions.push(flushed(token)),
                 Op::Rematch(ask) => {
                     if let queries::Requested::Paired { partner } =
                         queries::rematch(conn, ask.conn.0, ask.visitor)?

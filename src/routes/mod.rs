@@ -1,13 +1,19 @@
-//! HTTP routes: thin handlers over the chat and the database.
+//! HTTP routes: thin handlers over the chat and the database, plus the static assets.
 
+pub mod assets;
 mod health;
 mod page;
+pub mod security;
 mod ws;
 
 use actix_web::web;
 
+pub use assets::assets_service;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::upgrade))
         .route("/healthz", web::get().to(health::healthz))
-        .route("/", web::get().to(page::index));
+        .route("/", web::get().to(page::index))
+        .route("/widget", web::get().to(page::widget))
+        .route("/embed.js", web::get().to(assets::embed_js));
 }

@@ -14,6 +14,12 @@ pub async fn upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
+    if !state.origins.allows_upgrade(&req) {
+        return Ok(HttpResponse::Forbidden().json(json!({
+            "error": "origin_not_allowed",
+            "detail": "This site is not allowed to use the chat."
+        })));
+    }
     let Some(ip) = client_ip(&req, state.trust_forwarded_for) else {
         return Ok(HttpResponse::BadRequest().json(json!({
             "error": "bad_request",

@@ -1,11 +1,13 @@
 //! The integration suite: the real server on port 0, a fresh database per test (SQLite, or
 //! MariaDB when `TEST_MYSQL_URL` is set and the `mysql` feature is on), real WebSocket clients.
 
+mod browser;
 mod cli;
 mod errors;
 mod health;
 mod helpers;
 mod limits;
+mod model;
 mod mysql;
 mod pairing;
 mod proxy;

@@ -1,0 +1,82 @@
+/*
+ * pairchat embed: put the chat on any site.
+ *
+ *   <div id="pairchat"></div>
+ *   <script src="https://HOST/embed.js" data-target="#pairchat"></script>
+ *
+ * The chat is mounted in a Shadow DOM attached to the target (so neither side's CSS leaks into
+ * the other), styled by https://HOST/assets/css/chat.css loaded inside the shadow root, and talks
+ * to wss://HOST/ws (ws:// when embed.js itself came over http). HOST is taken from this script's
+ * own src. The widget's size is the target's: give it a height (default 32em), e.g.
+ *   #pairchat { height: 480px; }
+ *
+ * This is a classic script (document.currentScript is null in modules); it loads the chat module
+ * with a dynamic import(), which is a CORS request: HOST serves /assets/ with
+ * Access-Control-Allow-Origin.
+ */
+(function () {
+  'use strict';
+  var script = document.currentScript;
+  if (!script || !script.src) {
+    console.warn('pairchat: embed.js must be loaded with a plain <script src="…/embed.js">');
+    return;
+  }
+  var base = new URL(script.src, document.baseURI);
+  var origin = base.origin;
+  var wsUrl = (base.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + base.host + '/ws';
+  var selector = script.getAttribute('data-target') || '#pairchat';
+
+  function fail(shadow, err) {
+    console.warn('pairchat: the chat could not be loaded', err);
+    var p = document.createElement('p');
+    p.textContent = 'The chat could not be loaded. Please try again later.';
+    shadow.append(p);
+  }
+
+  function attach(target) {
+    try {
+      return target.attachShadow({ mode: 'open' });
+    } catch (err) {
+      // Not every element can host a shadow root (or it already has one): use a child div.
+      var holder = document.createElement('div');
+      target.append(holder);
+      return holder.attachShadow({ mode: 'open' });
+    }
+  }
+
+  function start() {
+    var target = document.querySelector(selector);
+    if (!target) {
+      console.warn('pairchat: no element matches data-target ' + JSON.stringify(selector));
+      return;
+    }
+    if (target.hasAttribute('data-pairchat-embedded')) return; // the script was included twice
+    target.setAttribute('data-pairchat-embedded', '');
+    var shadow = attach(target);
+
+    var link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = origin + '/assets/css/chat.css';
+    var mountPoint = document.createElement('div');
+    mountPoint.className = 'pc-host';
+    shadow.append(link, mountPoint);
+
+    // Mount once the stylesheet is in (no flash of unstyled chat), but never wait forever.
+    var cssReady = new Promise(function (resolve) {
+      link.addEventListener('load', resolve);
+      link.addEventListener('error', resolve);
+      setTimeout(resolve, 5000);
+    });
+    Promise.all([import(origin + '/assets/js/chat.js'), cssReady])
+      .then(function (loaded) {
+        var controller = loaded[0].mount({ wsUrl: wsUrl, root: shadow, container: mountPoint });
+        target.pairchat = controller;
+      })
+      .catch(function (err) {
+        fail(shadow, err);
+      });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,104 @@
+// Pure helpers of the pairchat client (no DOM access), kept apart so Node can test them.
+
+/** True when `text` has nothing but whitespace (such messages are never sent). */
+export function isBlank(text) {
+  return typeof text !== 'string' || text.trim() === '';
+}
+
+/**
+ * What a key press in the message box does: 'send', 'newline' or null (let the browser have it).
+ * Enter and Ctrl/Cmd+Enter send; Shift+Enter adds a line; an IME composition keeps its Enter.
+ * @param {{ key: string, shiftKey?: boolean, ctrlKey?: boolean, metaKey?: boolean,
+ *           altKey?: boolean, isComposing?: boolean }} ev
+ */
+export function composerKeyAction(ev) {
+  if (ev.key !== 'Enter' || ev.isComposing) return null;
+  if (ev.shiftKey && !ev.ctrlKey && !ev.metaKey) return 'newline';
+  if (ev.altKey) return null;
+  return 'send';
+}
+
+/**
+ * What Escape does in `state`. `confirming` is true after a first Esc in chat ("Really?").
+ * Returns 'confirm' (ask "Really?"), 'end', 'cancel', 'start' or null.
+ */
+export function escapeAction(state, confirming) {
+  switch (state) {
+    case 'chat':
+      return confirming ? 'end' : 'confirm';
+    case 'connecting':
+    case 'waiting':
+      return 'cancel';
+    case 'idle':
+    case 'closed':
+      return 'start';
+    default:
+      return null;
+  }
+}
+
+/**
+ * The system line shown when the socket closes while chatting, from the close frame.
+ * `byUs` is true when this visitor ended the conversation.
+ */
+export function closeNotice({ code, reason, byUs }) {
+  if (byUs) return { kind: 'left', text: 'You left the chat.' };
+  if (code === 1000 && (reason === 'partner left' || reason === 'partner lost')) {
+    return { kind: 'disconnected', text: 'Stranger has disconnected.' };
+  }
+  if (code === 1001) {
+    return { kind: 'server', text: 'The server closed the connection (it is restarting). Please start over.' };
+  }
+  if (code === 1000) return { kind: 'disconnected', text: 'Stranger has disconnected.' };
+  return { kind: 'lost', text: 'The connection to the server was lost.' };
+}
+
+/** The notice shown in the idle view after a connection that never reached a chat closed. */
+export function idleNotice({ code, byUs, everOpened }) {
+  if (byUs) return '';
+  if (!everOpened) return 'Could not connect to the server. Please try again.';
+  if (code === 1001) return 'The server is restarting. Please try again in a moment.';
+  return 'The connection to the server was closed. Please try again.';
+}
+
+/**
+ * The WebSocket URL of a server given any URL on it (page location or script src):
+ * http → ws, https → wss, path /ws.
+ * @param {string | URL} url
+ */
+export function wsUrlFor(url) {
+  const u = new URL(String(url));
+  const scheme = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${u.host}/ws`;
+}
+
+/** The origin ("https://host:port") of a URL, e.g. of embed.js's own src. */
+export function originOf(url) {
+  return new URL(String(url)).origin;
+}
+
+/** Local wall-clock time of a message, e.g. "14:05" (locale-dependent form). */
+export function formatTime(date) {
+  try {
+    return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  } catch {
+    const p = (n) => String(n).padStart(2, '0');
+    return `${p(date.getHours())}:${p(date.getMinutes())}`;
+  }
+}
+
+/**
+ * Parses one server frame. Returns the object or null when it is not a JSON object with a
+ * string "type".
+ */
+export function parseFrame(data) {
+  if (typeof data !== 'string') return null;
+  let obj;
+  try {
+    obj = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj) || typeof obj.type !== 'string') return null;
+  return obj;
+}

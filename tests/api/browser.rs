@@ -1,0 +1,422 @@
+//! End-to-end tests in real headless Chromium (through chromedriver): the page, the widget on
+//! another site, and what a visitor sees. They skip with a printed reason when Chromium or
+//! chromedriver is missing; CI sets `PAIRCHAT_REQUIRE_BROWSER=1` to make them mandatory.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use fantoccini::key::Key;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp, PATIENCE};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// One browser test at a time: Chromium is heavy on two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether the browser tests can run; prints why not, or fails when they are required.
+fn browser_or_skip(test: &str) -> bool {
+    let present = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    if !present {
+        assert!(
+            std::env::var("PAIRCHAT_REQUIRE_BROWSER").is_err(),
+            "PAIRCHAT_REQUIRE_BROWSER is set but {CHROMIUM} or {CHROMEDRIVER} is missing"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: install Debian's chromium and chromium-driver to run it"
+        );
+    }
+    present
+}
+
+struct Driver {
+    child: Child,
+    url: String,
+    _profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _profiles: tempfile::tempdir().expect("profiles folder"),
+        }
+    }
+
+    /// A fresh browser with a profile of its own: a separate visitor.
+    async fn browser(&self, width: u32, height: u32) -> Browser {
+        let profile = tempfile::Builder::new()
+            .tempdir_in(self._profiles.path())
+            .expect("profile")
+            .keep();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `script` (a function body) with `root` bound to the chat's root node: the document on
+/// the page, the widget's shadow root in an embed.
+async fn js(b: &Browser, root: &str, script: &str) -> Value {
+    let body = format!("const root = {root}; {script}");
+    b.execute(&body, vec![]).await.expect("script runs")
+}
+
+const PAGE: &str = "document";
+const EMBED: &str = "document.querySelector('#pairchat').shadowRoot";
+
+async fn state(b: &Browser, root: &str) -> String {
+    js(
+        b,
+        root,
+        "const el = root && root.querySelector('[data-test=pairchat]'); return el ? el.dataset.state : null;",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+async fn wait_state(b: &Browser, root: &str, want: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = state(b, root).await;
+        if now == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "state stayed {now:?}, wanted {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the element with this test hook (a real DOM click, inside shadow roots too).
+async fn click(b: &Browser, root: &str, hook: &str) {
+    let clicked = js(
+        b,
+        root,
+        &format!("const el = root.querySelector('[data-test={hook}]'); if (!el) return false; el.click(); return true;"),
+    )
+    .await;
+    assert_eq!(clicked, json!(true), "no [data-test={hook}] to click");
+}
+
+/// `(label, text)` of every message shown.
+async fn messages(b: &Browser, root: &str) -> Vec<(String, String)> {
+    let v = js(
+        b,
+        root,
+        "return [...root.querySelectorAll('[data-test=message]')].map(m => [\
+            m.querySelector('[data-test=message-label]').textContent.trim(),\
+            m.querySelector('[data-test=message-text]').textContent]);",
+    )
+    .await;
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+async fn wait_messages(b: &Browser, root: &str, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let shown = messages(b, root).await;
+        if shown.len() >= count {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "only {shown:?} shown, wanted {count}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn system_lines(b: &Browser, root: &str) -> Vec<String> {
+    let v = js(
+        b,
+        root,
+        "return [...root.querySelectorAll('[data-test=system-line]')].map(l => l.textContent.trim());",
+    )
+    .await;
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+async fn visible(b: &Browser, root: &str, hook: &str) -> bool {
+    js(
+        b,
+        root,
+        &format!(
+            "const el = root.querySelector('[data-test={hook}]'); \
+             return !!el && !el.hidden && !el.closest('[hidden]') && el.getClientRects().length > 0;"
+        ),
+    )
+    .await
+        == json!(true)
+}
+
+/// Types into the page's textarea with real key events.
+async fn type_keys(b: &Browser, text: &str) {
+    let input = b
+        .find(Locator::Css("[data-test=input]"))
+        .await
+        .expect("textarea");
+    input.send_keys(text).await.expect("typing");
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+#[actix_rt::test]
+async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
+    if !browser_or_skip("two_visitors_meet_talk_safely_and_start_over_in_real_browsers") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|_| {}).await;
+    let driver = Driver::start();
+    let page = format!("http://{}/", app.address);
+    let alice = driver.browser(1024, 800).await;
+    let bob = driver.browser(360, 740).await; // a phone-sized window
+    alice.goto(&page).await.expect("page");
+    bob.goto(&page).await.expect("page");
+
+    // Idle: the welcome, the promise, a Start button.
+    wait_state(&alice, PAGE, "idle").await;
+    let idle = js(&alice, PAGE, "return root.querySelector('[data-test=view-idle]').textContent;").await;
+    assert!(idle.as_str().unwrap_or_default().contains("Chat history is not saved"));
+
+    click(&alice, PAGE, "start").await;
+    wait_state(&alice, PAGE, "waiting").await;
+    assert!(visible(&alice, PAGE, "view-waiting").await);
+    click(&bob, PAGE, "start").await;
+    wait_state(&bob, PAGE, "chat").await;
+    wait_state(&alice, PAGE, "chat").await;
+    assert!(system_lines(&bob, PAGE).await.iter().any(|l| l.contains("Stranger found")));
+    let focused = js(&alice, PAGE, "return document.activeElement && document.activeElement.dataset.test;").await;
+    assert_eq!(focused, json!("input"), "focus goes to the textarea when a chat starts");
+
+    // Enter sends; Shift+Enter is a line break inside the same message.
+    type_keys(&alice, "hello").await;
+    type_keys(&alice, &format!("{}{}", Key::Shift, Key::Enter)).await;
+    type_keys(&alice, &format!("there{}", Key::Enter)).await;
+    let expect = vec![("You".to_owned(), "hello\nthere".to_owned())];
+    assert_eq!(wait_messages(&alice, PAGE, 1).await, expect);
+    assert_eq!(
+        wait_messages(&bob, PAGE, 1).await,
+        vec![("Stranger".to_owned(), "hello\nthere".to_owned())]
+    );
+
+    // Typing shows on the other side.
+    type_keys(&bob, "typing…").await;
+    let deadline = Instant::now() + PATIENCE;
+    while !visible(&alice, PAGE, "typing").await {
+        assert!(Instant::now() < deadline, "typing indicator never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    type_keys(&bob, &format!("{}", Key::Enter)).await;
+    wait_messages(&alice, PAGE, 2).await;
+
+    // Markup is shown as text and runs nothing.
+    let attacks = [
+        "<img src=x onerror=\"window.__pwned = 1\">",
+        "<script>window.__pwned = 2</script>",
+    ];
+    for attack in attacks {
+        type_keys(&alice, &format!("{attack}{}", Key::Enter)).await;
+    }
+    let shown = wait_messages(&bob, PAGE, 4).await;
+    assert_eq!(shown[2], ("Stranger".to_owned(), attacks[0].to_owned()));
+    assert_eq!(shown[3], ("Stranger".to_owned(), attacks[1].to_owned()));
+    for b in [&alice, &bob] {
+        let pwned = js(b, PAGE, "return [window.__pwned === undefined, root.querySelectorAll('[data-test=messages] img, [data-test=messages] script').length];").await;
+        assert_eq!(pwned, json!([true, 0]));
+    }
+    let shot = alice.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join("chat.png"), shot).expect("save screenshot");
+
+    // End conversation: both chats close, each with its own line.
+    click(&alice, PAGE, "end").await;
+    wait_state(&alice, PAGE, "closed").await;
+    wait_state(&bob, PAGE, "closed").await;
+    assert!(system_lines(&alice, PAGE).await.iter().any(|l| l.contains("You left the chat.")));
+    assert!(system_lines(&bob, PAGE).await.iter().any(|l| l.contains("Stranger has disconnected.")));
+    assert!(visible(&bob, PAGE, "view-closed").await);
+
+    // Start over pairs them again (nobody else is here; same address, so no cooldown applies).
+    click(&alice, PAGE, "start-over").await;
+    wait_state(&alice, PAGE, "waiting").await;
+    click(&bob, PAGE, "start-over").await;
+    wait_state(&bob, PAGE, "chat").await;
+    wait_state(&alice, PAGE, "chat").await;
+
+    // Esc: the first asks "Really?", the second ends.
+    type_keys(&alice, &format!("{}", Key::Escape)).await;
+    let label = js(&alice, PAGE, "return root.querySelector('[data-test=end]').textContent.trim();").await;
+    assert_eq!(label, json!("Really?"));
+    type_keys(&alice, &format!("{}", Key::Escape)).await;
+    wait_state(&alice, PAGE, "closed").await;
+    wait_state(&bob, PAGE, "closed").await;
+
+    alice.close().await.expect("close");
+    bob.close().await.expect("close");
+}
+
+/// Serves one HTML page at `/` on its own port: another site, as far as the browser knows.
+async fn host_site(html: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind host site");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = HttpServer::new(move || {
+        let html = html.clone();
+        App::new().route(
+            "/",
+            web::get().to(move || {
+                let html = html.clone();
+                async move { HttpResponse::Ok().content_type("text/html").body(html) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    actix_web::rt::spawn(server);
+    origin
+}
+
+fn embedding_page(app: &TestApp) -> String {
+    format!(
+        r##"<!doctype html><html><head><style>
+            /* A hostile host stylesheet: it must not reach into the widget. */
+            button {{ display: none !important; }}
+            p {{ color: rgb(1, 2, 3); }}
+          </style></head><body>
+          <p id="host-text">The host site's own text.</p>
+          <div id="pairchat" style="height: 480px"></div>
+          <script src="http://{}/embed.js" data-target="#pairchat"></script>
+        </body></html>"##,
+        app.address
+    )
+}
+
+#[actix_rt::test]
+async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
+    if !browser_or_skip("the_widget_works_on_a_listed_site_and_is_refused_on_any_other") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The listed site's address must be known before the server starts.
+    let listed = TcpListener::bind("127.0.0.1:0").expect("reserve");
+    let listed_origin = format!("http://{}", listed.local_addr().expect("addr"));
+    drop(listed);
+    let origin_for_app = listed_origin.clone();
+    let app = spawn_app_with(move |s| s.allowed_origins = vec![origin_for_app]).await;
+    let html = embedding_page(&app);
+    let listed_site = {
+        let listener = TcpListener::bind(listed_origin.trim_start_matches("http://")).expect("rebind listed port");
+        let html = html.clone();
+        let server = HttpServer::new(move || {
+            let html = html.clone();
+            App::new().route(
+                "/",
+                web::get().to(move || {
+                    let html = html.clone();
+                    async move { HttpResponse::Ok().content_type("text/html").body(html) }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        actix_web::rt::spawn(server);
+        listed_origin
+    };
+    let unlisted_site = host_site(html).await;
+
+    let driver = Driver::start();
+    let embedded = driver.browser(1024, 800).await;
+    let direct = driver.browser(1024, 800).await;
+    embedded.goto(&format!("{listed_site}/")).await.expect("host page");
+    wait_state(&embedded, EMBED, "idle").await;
+    // The widget's buttons show despite the host's `button { display: none !important }`, and
+    // the host's text keeps its own colour.
+    assert!(visible(&embedded, EMBED, "start").await, "the host's CSS reached the widget");
+    let host_colour = js(&embedded, PAGE, "return getComputedStyle(document.getElementById('host-text')).color;").await;
+    assert_eq!(host_colour, json!("rgb(1, 2, 3)"), "the widget's CSS reached the host");
+
+    click(&embedded, EMBED, "start").await;
+    wait_state(&embedded, EMBED, "waiting").await;
+    direct.goto(&format!("http://{}/", app.address)).await.expect("page");
+    click(&direct, PAGE, "start").await;
+    wait_state(&direct, PAGE, "chat").await;
+    wait_state(&embedded, EMBED, "chat").await;
+    type_keys(&direct, &format!("hello, embedded one{}", Key::Enter)).await;
+    assert_eq!(
+        wait_messages(&embedded, EMBED, 1).await,
+        vec![("Stranger".to_owned(), "hello, embedded one".to_owned())]
+    );
+    click(&embedded, EMBED, "end").await;
+    wait_state(&direct, PAGE, "closed").await;
+
+    // The same page on a site that is not listed gets no chat.
+    let before = app.stats().await.connections;
+    let refused = driver.browser(1024, 800).await;
+    refused.goto(&format!("{unlisted_site}/")).await.expect("host page");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let started = js(&refused, EMBED, "const b = root && root.querySelector('[data-test=start]'); if (b) b.click(); return !!b;").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let now = state(&refused, EMBED).await;
+    assert!(now != "waiting" && now != "chat", "an unlisted site got a chat (state {now:?}, start {started})");
+    assert_eq!(app.stats().await.connections, before, "the server accepted a connection from an unlisted site");
+
+    for b in [embedded, direct, refused] {
+        b.close().await.expect("close");
+    }
+}
