@@ -23,7 +23,8 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// Whether the browser tests can run; prints why not, or fails when they are required.
 fn browser_or_skip(test: &str) -> bool {
-    let present = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    let present =
+        std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if !present {
         assert!(
             std::env::var("PAIRCHAT_REQUIRE_BROWSER").is_err(),
@@ -134,7 +135,10 @@ async fn wait_state(b: &Browser, root: &str, want: &str) {
         if now == want {
             return;
         }
-        assert!(Instant::now() < deadline, "state stayed {now:?}, wanted {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "state stayed {now:?}, wanted {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -170,7 +174,10 @@ async fn wait_messages(b: &Browser, root: &str, count: usize) -> Vec<(String, St
         if shown.len() >= count {
             return shown;
         }
-        assert!(Instant::now() < deadline, "only {shown:?} shown, wanted {count}");
+        assert!(
+            Instant::now() < deadline,
+            "only {shown:?} shown, wanted {count}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -229,8 +236,16 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
 
     // Idle: the welcome, the promise, a Start button.
     wait_state(&alice, PAGE, "idle").await;
-    let idle = js(&alice, PAGE, "return root.querySelector('[data-test=view-idle]').textContent;").await;
-    assert!(idle.as_str().unwrap_or_default().contains("Chat history is not saved"));
+    let idle = js(
+        &alice,
+        PAGE,
+        "return root.querySelector('[data-test=view-idle]').textContent;",
+    )
+    .await;
+    assert!(idle
+        .as_str()
+        .unwrap_or_default()
+        .contains("Chat history is not saved"));
 
     click(&alice, PAGE, "start").await;
     wait_state(&alice, PAGE, "waiting").await;
@@ -238,9 +253,46 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     click(&bob, PAGE, "start").await;
     wait_state(&bob, PAGE, "chat").await;
     wait_state(&alice, PAGE, "chat").await;
-    assert!(system_lines(&bob, PAGE).await.iter().any(|l| l.contains("Stranger found")));
-    let focused = js(&alice, PAGE, "return document.activeElement && document.activeElement.dataset.test;").await;
-    assert_eq!(focused, json!("input"), "focus goes to the textarea when a chat starts");
+    assert!(system_lines(&bob, PAGE)
+        .await
+        .iter()
+        .any(|l| l.contains("Stranger found")));
+    let focused = js(
+        &alice,
+        PAGE,
+        "return document.activeElement && document.activeElement.dataset.test;",
+    )
+    .await;
+    assert_eq!(
+        focused,
+        json!("input"),
+        "focus goes to the textarea when a chat starts"
+    );
+    // Both are counted online, and the phone-sized window needs no sideways scrolling.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let count = js(
+            &alice,
+            PAGE,
+            "return root.querySelector('[data-test=online-count]').textContent;",
+        )
+        .await;
+        if count == json!("2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "online count stayed {count}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let overflow = js(
+        &bob,
+        PAGE,
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "sideways overflow at 360 px: {overflow}"
+    );
 
     // Enter sends; Shift+Enter is a line break inside the same message.
     type_keys(&alice, "hello").await;
@@ -285,8 +337,14 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     click(&alice, PAGE, "end").await;
     wait_state(&alice, PAGE, "closed").await;
     wait_state(&bob, PAGE, "closed").await;
-    assert!(system_lines(&alice, PAGE).await.iter().any(|l| l.contains("You left the chat.")));
-    assert!(system_lines(&bob, PAGE).await.iter().any(|l| l.contains("Stranger has disconnected.")));
+    assert!(system_lines(&alice, PAGE)
+        .await
+        .iter()
+        .any(|l| l.contains("You left the chat.")));
+    assert!(system_lines(&bob, PAGE)
+        .await
+        .iter()
+        .any(|l| l.contains("Stranger has disconnected.")));
     assert!(visible(&bob, PAGE, "view-closed").await);
 
     // Start over pairs them again (nobody else is here; same address, so no cooldown applies).
@@ -298,7 +356,12 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
 
     // Esc: the first asks "Really?", the second ends.
     type_keys(&alice, &format!("{}", Key::Escape)).await;
-    let label = js(&alice, PAGE, "return root.querySelector('[data-test=end]').textContent.trim();").await;
+    let label = js(
+        &alice,
+        PAGE,
+        "return root.querySelector('[data-test=end]').textContent.trim();",
+    )
+    .await;
     assert_eq!(label, json!("Really?"));
     type_keys(&alice, &format!("{}", Key::Escape)).await;
     wait_state(&alice, PAGE, "closed").await;
@@ -308,26 +371,42 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     bob.close().await.expect("close");
 }
 
-/// Serves one HTML page at `/` on its own port: another site, as far as the browser knows.
-async fn host_site(html: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind host site");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = HttpServer::new(move || {
-        let html = html.clone();
-        App::new().route(
-            "/",
-            web::get().to(move || {
-                let html = html.clone();
-                async move { HttpResponse::Ok().content_type("text/html").body(html) }
-            }),
-        )
-    })
-    .workers(1)
-    .listen(listener)
-    .expect("listen")
-    .run();
-    actix_web::rt::spawn(server);
-    origin
+/// Another site, as far as the browser knows: one HTML page at `/` on a port of its own. The
+/// page is set after the site starts, since it names the chat server, whose list names the site.
+struct HostSite {
+    origin: String,
+    page: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl HostSite {
+    fn start() -> HostSite {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind host site");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        let page = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let served = page.clone();
+        let server = HttpServer::new(move || {
+            let served = served.clone();
+            App::new().route(
+                "/",
+                web::get().to(move || {
+                    let html = served.lock().map(|p| p.clone()).unwrap_or_default();
+                    async move { HttpResponse::Ok().content_type("text/html").body(html) }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        actix_web::rt::spawn(server);
+        HostSite { origin, page }
+    }
+
+    fn serve(&self, html: String) {
+        if let Ok(mut page) = self.page.lock() {
+            *page = html;
+        }
+    }
 }
 
 fn embedding_page(app: &TestApp) -> String {
@@ -351,49 +430,46 @@ async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    // The listed site's address must be known before the server starts.
-    let listed = TcpListener::bind("127.0.0.1:0").expect("reserve");
-    let listed_origin = format!("http://{}", listed.local_addr().expect("addr"));
-    drop(listed);
-    let origin_for_app = listed_origin.clone();
-    let app = spawn_app_with(move |s| s.allowed_origins = vec![origin_for_app]).await;
-    let html = embedding_page(&app);
-    let listed_site = {
-        let listener = TcpListener::bind(listed_origin.trim_start_matches("http://")).expect("rebind listed port");
-        let html = html.clone();
-        let server = HttpServer::new(move || {
-            let html = html.clone();
-            App::new().route(
-                "/",
-                web::get().to(move || {
-                    let html = html.clone();
-                    async move { HttpResponse::Ok().content_type("text/html").body(html) }
-                }),
-            )
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .run();
-        actix_web::rt::spawn(server);
-        listed_origin
-    };
-    let unlisted_site = host_site(html).await;
+    let listed = HostSite::start();
+    let unlisted = HostSite::start();
+    let origin = listed.origin.clone();
+    let app = spawn_app_with(move |s| s.allowed_origins = vec![origin]).await;
+    listed.serve(embedding_page(&app));
+    unlisted.serve(embedding_page(&app));
+    let (listed_site, unlisted_site) = (listed.origin.clone(), unlisted.origin.clone());
 
     let driver = Driver::start();
     let embedded = driver.browser(1024, 800).await;
     let direct = driver.browser(1024, 800).await;
-    embedded.goto(&format!("{listed_site}/")).await.expect("host page");
+    embedded
+        .goto(&format!("{listed_site}/"))
+        .await
+        .expect("host page");
     wait_state(&embedded, EMBED, "idle").await;
     // The widget's buttons show despite the host's `button { display: none !important }`, and
     // the host's text keeps its own colour.
-    assert!(visible(&embedded, EMBED, "start").await, "the host's CSS reached the widget");
-    let host_colour = js(&embedded, PAGE, "return getComputedStyle(document.getElementById('host-text')).color;").await;
-    assert_eq!(host_colour, json!("rgb(1, 2, 3)"), "the widget's CSS reached the host");
+    assert!(
+        visible(&embedded, EMBED, "start").await,
+        "the host's CSS reached the widget"
+    );
+    let host_colour = js(
+        &embedded,
+        PAGE,
+        "return getComputedStyle(document.getElementById('host-text')).color;",
+    )
+    .await;
+    assert_eq!(
+        host_colour,
+        json!("rgb(1, 2, 3)"),
+        "the widget's CSS reached the host"
+    );
 
     click(&embedded, EMBED, "start").await;
     wait_state(&embedded, EMBED, "waiting").await;
-    direct.goto(&format!("http://{}/", app.address)).await.expect("page");
+    direct
+        .goto(&format!("http://{}/", app.address))
+        .await
+        .expect("page");
     click(&direct, PAGE, "start").await;
     wait_state(&direct, PAGE, "chat").await;
     wait_state(&embedded, EMBED, "chat").await;
@@ -408,15 +484,72 @@ async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
     // The same page on a site that is not listed gets no chat.
     let before = app.stats().await.connections;
     let refused = driver.browser(1024, 800).await;
-    refused.goto(&format!("{unlisted_site}/")).await.expect("host page");
+    refused
+        .goto(&format!("{unlisted_site}/"))
+        .await
+        .expect("host page");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let started = js(&refused, EMBED, "const b = root && root.querySelector('[data-test=start]'); if (b) b.click(); return !!b;").await;
+    let started = js(
+        &refused,
+        EMBED,
+        "const b = root && root.querySelector('[data-test=start]'); if (b) b.click(); return !!b;",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let now = state(&refused, EMBED).await;
-    assert!(now != "waiting" && now != "chat", "an unlisted site got a chat (state {now:?}, start {started})");
-    assert_eq!(app.stats().await.connections, before, "the server accepted a connection from an unlisted site");
+    assert!(
+        now != "waiting" && now != "chat",
+        "an unlisted site got a chat (state {now:?}, start {started})"
+    );
+    assert_eq!(
+        app.stats().await.connections,
+        before,
+        "the server accepted a connection from an unlisted site"
+    );
 
     for b in [embedded, direct, refused] {
         b.close().await.expect("close");
     }
+}
+
+#[actix_rt::test]
+async fn the_iframe_widget_runs_the_chat_inside_another_site() {
+    if !browser_or_skip("the_iframe_widget_runs_the_chat_inside_another_site") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The framing site must be listed for the chat to let itself be framed there.
+    let host = HostSite::start();
+    let origin = host.origin.clone();
+    let app = spawn_app_with(move |s| s.allowed_origins = vec![origin]).await;
+    host.serve(format!(
+        r#"<!doctype html><html><body><h1>A blog</h1>
+           <iframe src="http://{}/widget" title="pairchat" width="400" height="500"></iframe>
+           </body></html>"#,
+        app.address
+    ));
+    let site = host.origin.clone();
+    let driver = Driver::start();
+    let framed = driver.browser(800, 700).await;
+    let direct = driver.browser(800, 700).await;
+    framed.goto(&format!("{site}/")).await.expect("host page");
+    // Into the frame: the same chat as on the page.
+    let frame = framed.find(Locator::Css("iframe")).await.expect("iframe");
+    frame.enter_frame().await.expect("enter frame");
+    wait_state(&framed, PAGE, "idle").await;
+    click(&framed, PAGE, "start").await;
+    wait_state(&framed, PAGE, "waiting").await;
+    direct
+        .goto(&format!("http://{}/", app.address))
+        .await
+        .expect("page");
+    click(&direct, PAGE, "start").await;
+    wait_state(&framed, PAGE, "chat").await;
+    type_keys(&direct, &format!("hi from the page{}", Key::Enter)).await;
+    assert_eq!(
+        wait_messages(&framed, PAGE, 1).await,
+        vec![("Stranger".to_owned(), "hi from the page".to_owned())]
+    );
+    framed.close().await.expect("close");
+    direct.close().await.expect("close");
 }

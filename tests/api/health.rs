@@ -44,3 +44,128 @@ async fn the_home_page_is_served() {
     assert_eq!(status, 200);
     assert!(body.contains("pairchat"));
 }
+
+/// A GET with extra headers; returns the status and the raw response head.
+async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(crate::helpers::PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("in time")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let head = response
+        .split_once("\r\n\r\n")
+        .map(|(h, _)| h.to_ascii_lowercase())
+        .unwrap_or_default();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head)
+}
+
+#[actix_rt::test]
+async fn every_page_carries_the_security_headers_and_frame_ancestors_follow_the_list() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.allowed_origins = vec!["https://friend.example".into()]
+    })
+    .await;
+    for path in [
+        "/",
+        "/widget",
+        "/healthz",
+        "/embed.js",
+        "/assets/js/chat.js",
+        "/nope",
+    ] {
+        let (_, head) = http_head(app.address, path, "").await;
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
+        assert!(
+            head.contains("referrer-policy: no-referrer"),
+            "{path}: {head}"
+        );
+        let csp = head
+            .lines()
+            .find(|l| l.starts_with("content-security-policy:"))
+            .unwrap_or_else(|| panic!("{path} has no CSP"));
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("frame-ancestors 'self' https://friend.example"),
+            "{csp}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn assets_are_cacheable_and_shared_only_with_listed_sites() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.allowed_origins = vec!["https://friend.example".into()]
+    })
+    .await;
+    let (status, head) = http_head(
+        app.address,
+        "/assets/js/chat.js",
+        "Origin: https://friend.example\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("access-control-allow-origin: https://friend.example"),
+        "{head}"
+    );
+    assert!(head.contains("cache-control: public, max-age="), "{head}");
+    assert!(head.contains("etag:"), "{head}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    let (_, head) = http_head(
+        app.address,
+        "/embed.js",
+        "Origin: https://stranger.example\r\n",
+    )
+    .await;
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[actix_rt::test]
+async fn the_websocket_refuses_unlisted_browser_origins_and_accepts_listed_own_and_none() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.allowed_origins = vec!["https://friend.example".into()]
+    })
+    .await;
+    let own = format!("http://{}", app.address);
+    for (origin, allowed) in [
+        (Some("https://friend.example"), true),
+        (Some(own.as_str()), true),
+        (None, true),
+        (Some("https://evil.example"), false),
+    ] {
+        let mut request = app.ws_url().into_client_request().expect("request");
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().expect("header"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => assert!(allowed, "{origin:?} was let in"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert!(!allowed, "{origin:?} was refused");
+                assert_eq!(r.status().as_u16(), 403);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -252,7 +252,10 @@ impl World {
             assert!(members.len() <= 2, "chat {id}: {members:?}");
             assert_eq!(members.len(), if *completed { 2 } else { 1 }, "chat {id}");
             if members.len() == 2 {
-                assert_ne!(members[0], members[1], "chat {id} pairs someone with themselves");
+                assert_ne!(
+                    members[0], members[1],
+                    "chat {id} pairs someone with themselves"
+                );
             }
             for m in members {
                 assert!(chat_of.insert(*m, (*completed, members.clone())).is_none());
@@ -265,11 +268,18 @@ impl World {
                 Seen::Asked => panic!("a request never answered"),
                 Seen::Waiting => {
                     waiting += 1;
-                    assert_eq!(chat_of.get(&v.id.0).map(|c| c.0), Some(false), "waits without a row");
+                    assert_eq!(
+                        chat_of.get(&v.id.0).map(|c| c.0),
+                        Some(false),
+                        "waits without a row"
+                    );
                 }
                 Seen::Chatting(partner) => {
                     let (completed, members) = chat_of.get(&v.id.0).expect("chatting without rows");
-                    assert!(*completed && members.contains(&partner.id.0), "rows disagree");
+                    assert!(
+                        *completed && members.contains(&partner.id.0),
+                        "rows disagree"
+                    );
                     let p = self
                         .visitors
                         .iter()
@@ -281,7 +291,10 @@ impl World {
             }
         }
         assert!(waiting <= 1, "{waiting} eligible visitors wait at once");
-        let live_rows = chat_of.keys().filter(|rid| !self.ghosts.contains(rid)).count();
+        let live_rows = chat_of
+            .keys()
+            .filter(|rid| !self.ghosts.contains(rid))
+            .count();
         let in_chats = self
             .visitors
             .iter()
@@ -322,7 +335,8 @@ fn run_case(steps: Vec<Step>) {
         .await
         .expect("blocking");
         assert!(
-            rows.iter().all(|(_, _, m)| m.iter().all(|r| world.ghosts.contains(r))),
+            rows.iter()
+                .all(|(_, _, m)| m.iter().all(|r| world.ghosts.contains(r))),
             "rows remain after everyone left: {rows:?}"
         );
     });
