@@ -3,7 +3,7 @@
 # SQLite file, runs every scenario for about a second against it, checks the exit codes, stops
 # the server. Not a benchmark: the figures it prints mean nothing.
 #
-#   bench/smoke.sh            # uses target/release/pairchat if present, else builds debug
+#   bench/smoke.sh            # builds and runs the debug server and tool
 #   PAIRCHAT_BIN=path/to/pairchat PAIRCHAT_BENCH_BIN=path/to/pairchat-bench bench/smoke.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +11,8 @@ cd "$(dirname "$0")/.."
 server=${PAIRCHAT_BIN:-}
 bench=${PAIRCHAT_BENCH_BIN:-}
 if [ -z "$server" ]; then
-  if [ -x target/release/pairchat ] && [ target/release/pairchat -nt Cargo.lock ]; then
-    server=target/release/pairchat
-  else
-    cargo build -q -p pairchat || exit 1
-    server=target/debug/pairchat
-  fi
+  cargo build -q -p pairchat || exit 1
+  server=target/debug/pairchat
 fi
 if [ -z "$bench" ]; then
   cargo build -q -p pairchat-bench || exit 1

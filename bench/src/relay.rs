@@ -98,9 +98,12 @@ async fn conn_task(s: Arc<Shared>, id: u64, mut rx: watch::Receiver<Step>, mut w
                         paired = true;
                         s.k.paired.fetch_add(1, Relaxed);
                     }
-                    In::Me(_) => {
+                    In::Me(m) => {
                         s.k.receipts.fetch_add(1, Relaxed);
-                        outstanding = outstanding.saturating_sub(1);
+                        // Receipts of an earlier step's messages do not open this step's window.
+                        if client::parse_stamp(&m).is_some_and(|st| st.tag == step.epoch) {
+                            outstanding = outstanding.saturating_sub(1);
+                        }
                         if paired && step.active && step.period_ns == 0 && outstanding < s.window {
                             if !send(&s, &mut ws, id, &mut seq, step.epoch).await { break; }
                             outstanding += 1;
