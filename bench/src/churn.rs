@@ -164,7 +164,7 @@ fn think(s: &Shared) -> Duration {
 }
 
 /// One client's conversation from connect to close.
-async fn conversation(s: &Shared) {
+async fn conversation(s: &Shared, slot: u64) {
     let id = s.next_id.fetch_add(1, Relaxed) + 1;
     let quota = fastrand::u64(s.cfg.min_messages..=s.cfg.max_messages);
     let abrupt = fastrand::f64() < s.cfg.abrupt;
@@ -173,7 +173,7 @@ async fn conversation(s: &Shared) {
     } else {
         quota
     };
-    let mut ws = match s.target.connect().await {
+    let mut ws = match s.target.connect(slot).await {
         Ok(ws) => ws,
         Err(e) => {
             s.k.connect_failures.fetch_add(1, Relaxed);
@@ -380,7 +380,7 @@ pub async fn run(c: &Common, a: &ChurnArgs, probe: &Probe, soak: bool) -> anyhow
     let baseline = probe.mark();
     let start = Instant::now();
     let s = Arc::new(Shared {
-        target: Target::new(&c.url, c.first_source, c.sources)?,
+        target: crate::target(c, c.sources)?,
         k: Counters::default(),
         next_id: AtomicU64::new(0),
         deadline: start + cfg.duration,
@@ -400,7 +400,7 @@ pub async fn run(c: &Common, a: &ChurnArgs, probe: &Probe, soak: bool) -> anyhow
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             while Instant::now() < s.deadline {
-                conversation(&s).await;
+                conversation(&s, i).await;
             }
             s.k.active.fetch_sub(1, Relaxed);
         });

@@ -26,6 +26,11 @@ pub struct Target {
     sources: Vec<Ipv4Addr>,
     next: AtomicUsize,
     pub connect_timeout: Duration,
+    /// Prefix of the `?visitor=` tokens, random per process so runs do not share visitors.
+    nonce: u64,
+    /// Send `?visitor=TOKEN` (each simulated visitor its own), instead of letting the server
+    /// key visitors by source address.
+    pub visitor_tokens: bool,
 }
 
 impl Target {
@@ -57,6 +62,8 @@ impl Target {
             sources,
             next: AtomicUsize::new(0),
             connect_timeout: Duration::from_secs(15),
+            nonce: fastrand::u64(..),
+            visitor_tokens: true,
         })
     }
 
@@ -65,14 +72,24 @@ impl Target {
         &self.sources
     }
 
-    /// Opens one WebSocket: TCP from the next source address, then the HTTP upgrade.
-    pub async fn connect(&self) -> anyhow::Result<Ws> {
-        tokio::time::timeout(self.connect_timeout, self.connect_inner())
+    /// Opens one WebSocket for simulated visitor `visitor`: TCP from the next source address,
+    /// then the HTTP upgrade.
+    pub async fn connect(&self, visitor: u64) -> anyhow::Result<Ws> {
+        tokio::time::timeout(self.connect_timeout, self.connect_inner(visitor))
             .await
             .context("connect/handshake timed out")?
     }
 
-    async fn connect_inner(&self) -> anyhow::Result<Ws> {
+    /// The URL for one visitor.
+    pub fn url_for(&self, visitor: u64) -> String {
+        if !self.visitor_tokens {
+            return self.url.clone();
+        }
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}visitor=pcb-{:x}-{visitor}", self.url, self.nonce)
+    }
+
+    async fn connect_inner(&self, visitor: u64) -> anyhow::Result<Ws> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
         let socket = TcpSocket::new_v4()?;
         // Choose the source port at connect() time, per destination, so the ports of one
@@ -94,9 +111,12 @@ impl Target {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(self.url.as_str(), stream, Some(config))
-                .await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            self.url_for(visitor),
+            stream,
+            Some(config),
+        )
+        .await?;
         Ok(ws)
     }
 }
@@ -260,5 +280,7 @@ mod tests {
         assert_eq!(t.sources()[0], Ipv4Addr::new(127, 0, 0, 2));
         assert!(t.sources().iter().all(|a| a.is_loopback()));
         assert!(Target::new("ws://10.0.0.1:9/ws", 1, 1).is_err());
+        let url = t.url_for(42);
+        assert!(url.starts_with("ws://127.0.0.1:9/ws?visitor=pcb-") && url.ends_with("-42"));
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{watch, Semaphore};
 
-use crate::client::{self, Event, In, Target};
+use crate::client::{self, Event, In};
 use crate::probe::Probe;
 use crate::report;
 use crate::Common;
@@ -39,7 +39,7 @@ pub struct HoldArgs {
 /// Child process: opens `count` connections, requests a partner on each, prints its counters
 /// every 250 ms on stdout, and closes everything when its stdin ends.
 pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
-    let target = Arc::new(Target::new(&c.url, c.first_source, c.sources)?);
+    let target = Arc::new(crate::target(c, c.sources)?);
     let k: Arc<[AtomicU64; 6]> = Arc::new(Default::default()); // opened failed paired closed live attempts
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -48,7 +48,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
     {
         let (target, k, stopping) = (target.clone(), k.clone(), stopping.clone());
         tokio::spawn(async move {
-            for _ in 0..count {
+            for i in 0..count {
                 if stopping.load(Relaxed) {
                     break;
                 }
@@ -58,7 +58,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                 let (target, k, mut stop) = (target.clone(), k.clone(), stop_rx.clone());
                 k[4].fetch_add(1, Relaxed);
                 tokio::spawn(async move {
-                    let ws = target.connect().await;
+                    let ws = target.connect(i).await;
                     k[5].fetch_add(1, Relaxed);
                     let mut ws = match ws {
                         Ok(ws) => ws,
@@ -178,8 +178,12 @@ pub async fn run(c: &Common, a: &ConnArgs, probe: &Probe) -> anyhow::Result<Valu
     let mut children = Vec::new();
     for p in 0..procs {
         let count = n / procs + u64::from(p < n % procs);
-        let mut child = Command::new(&exe)
-            .arg("hold")
+        let mut cmd = Command::new(&exe);
+        cmd.arg("hold");
+        if c.no_visitor_tokens {
+            cmd.arg("--no-visitor-tokens");
+        }
+        let mut child = cmd
             .args(["--count", &count.to_string()])
             .args(["--url", &c.url])
             .args(["--sources", &c.sources.to_string()])

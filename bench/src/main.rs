@@ -106,9 +106,20 @@ pub struct Common {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not send `?visitor=` tokens: the server then keys visitors by source address (and may
+    /// keep the few addresses apart after they talked).
+    #[arg(long)]
+    pub no_visitor_tokens: bool,
     /// Free text stored in the result, e.g. the server's flags.
     #[arg(long)]
     pub note: Option<String>,
+}
+
+/// The server to drive, as the common flags describe it.
+pub fn target(c: &Common, sources: usize) -> anyhow::Result<client::Target> {
+    let mut t = client::Target::new(&c.url, c.first_source, sources)?;
+    t.visitor_tokens = !c.no_visitor_tokens;
+    Ok(t)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -50,9 +50,9 @@ struct Shared {
 
 /// One arrival: connect, request, wait for the partner, leave.
 async fn arrival(s: &Shared) {
-    s.k.arrivals.fetch_add(1, Relaxed);
+    let visitor = s.k.arrivals.fetch_add(1, Relaxed);
     let t0 = Instant::now();
-    let mut ws = match s.target.connect().await {
+    let mut ws = match s.target.connect(visitor).await {
         Ok(ws) => ws,
         Err(e) => {
             s.k.connect_failures.fetch_add(1, Relaxed);
@@ -119,7 +119,7 @@ fn note(s: &Shared, e: String) {
 pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<Value> {
     let duration = Duration::from_secs_f64(c.duration.unwrap_or(10.0));
     let s = Arc::new(Shared {
-        target: Target::new(&c.url, c.first_source, c.sources)?,
+        target: crate::target(c, c.sources)?,
         k: Counters::default(),
         ttp: Mutex::new(report::histogram()),
         handshake: Mutex::new(report::histogram()),

@@ -173,7 +173,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
     let duration = c.duration.unwrap_or(10.0);
     let n = a.pairs * 2;
     let s = Arc::new(Shared {
-        target: Target::new(&c.url, c.first_source, c.sources)?,
+        target: crate::target(c, c.sources)?,
         k: Counters::default(),
         hist: Mutex::new(report::histogram()),
         window: a.window.max(1),
@@ -197,7 +197,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         s.k.live.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             let s = sc;
-            match s.target.connect().await {
+            match s.target.connect(id).await {
                 Ok(ws) => {
                     drop(permit);
                     s.k.opened.fetch_add(1, Relaxed);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::client::{self, Target};
+use crate::client;
 use crate::probe::Probe;
 use crate::report;
 use crate::Common;
@@ -25,7 +25,7 @@ pub struct StartupArgs {
 }
 
 pub async fn run(c: &Common, a: &StartupArgs) -> anyhow::Result<Value> {
-    let target = Target::new(&c.url, c.first_source, 1)?;
+    let target = crate::target(c, 1)?;
     if std::net::TcpStream::connect(target.addr).is_ok() {
         bail!("something already listens on {}", target.addr);
     }
@@ -44,7 +44,7 @@ pub async fn run(c: &Common, a: &StartupArgs) -> anyhow::Result<Value> {
         let mut attempts = 0u32;
         let first = loop {
             attempts += 1;
-            if let Ok(mut ws) = target.connect().await {
+            if let Ok(mut ws) = target.connect(0).await {
                 let t = t0.elapsed();
                 client::close_and_drain(&mut ws, Duration::from_secs(2)).await;
                 break Some(t);
