@@ -17,8 +17,8 @@ use crate::chat::limits::ConnsPerIp;
 use crate::chat::session::SessionConfig;
 use crate::config::Settings;
 use crate::db::{self, queries, DbPool};
-use crate::routes::{self, security::OriginPolicy};
 use crate::routes::assets::ASSET_MAX_AGE_SECS;
+use crate::routes::{self, security::OriginPolicy};
 
 /// What every request handler shares.
 pub struct AppState {

@@ -138,7 +138,10 @@ mod tests {
             .get(header::CONTENT_SECURITY_POLICY)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        assert!(csp.contains("frame-ancestors 'self' https://a.example"), "{csp}");
+        assert!(
+            csp.contains("frame-ancestors 'self' https://a.example"),
+            "{csp}"
+        );
         assert!(csp.contains("script-src 'self'"), "{csp}");
     }
 }
