@@ -43,7 +43,27 @@ import {
   idleNotice,
   isBlank,
   parseFrame,
+  newVisitorToken,
+  withVisitor,
 } from './util.js';
+
+const VISITOR_KEY = 'pairchat.visitor';
+
+/** This browser session's visitor token: kept in sessionStorage when it can be. */
+function visitorToken() {
+  try {
+    let token = window.sessionStorage.getItem(VISITOR_KEY);
+    if (!token) {
+      token = newVisitorToken();
+      window.sessionStorage.setItem(VISITOR_KEY, token);
+    }
+    return token;
+  } catch {
+    // Storage refused (e.g. a third-party frame with storage blocked): one token per page.
+    visitorToken.fallback ??= newVisitorToken();
+    return visitorToken.fallback;
+  }
+}
 
 const TYPING_IDLE_MS = 1500;
 const CONNECT_TIMEOUT_MS = 15000;
@@ -432,7 +452,7 @@ export function mount(options) {
     const c = { ws: null, everOpened: false };
     conn = c;
     try {
-      c.ws = new WS(wsUrl);
+      c.ws = new WS(withVisitor(wsUrl, visitorToken()));
     } catch (err) {
       console.warn('pairchat: cannot open WebSocket', err);
       conn = null;

@@ -72,6 +72,27 @@ export function wsUrlFor(url) {
   return `${scheme}//${u.host}/ws`;
 }
 
+/**
+ * The WebSocket URL with this browser session's visitor token, so that the server knows a new
+ * connection is the same visitor starting over (and does not pair it straight back with the
+ * stranger it just left). Tokens are 1–64 of [A-Za-z0-9_-]; anything else is left out.
+ * @param {string} wsUrl
+ * @param {string | null | undefined} token
+ */
+export function withVisitor(wsUrl, token) {
+  if (!token || !/^[A-Za-z0-9_-]{1,64}$/.test(token)) return wsUrl;
+  const u = new URL(wsUrl);
+  u.searchParams.set('visitor', token);
+  return u.toString();
+}
+
+/** A new random visitor token (128 bits, URL-safe). */
+export function newVisitorToken() {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 /** The origin ("https://host:port") of a URL, e.g. of embed.js's own src. */
 export function originOf(url) {
   return new URL(String(url)).origin;

@@ -226,7 +226,9 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app_with(|_| {}).await;
+    // Each browser is its own visitor (its own session token): after a chat the two are kept
+    // apart while anyone else waits, for a cooldown kept short here.
+    let app = spawn_app_with(|s| s.rematch_cooldown = Duration::from_secs(4)).await;
     let driver = Driver::start();
     let page = format!("http://{}/", app.address);
     let alice = driver.browser(1024, 800).await;
@@ -347,10 +349,13 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
         .any(|l| l.contains("Stranger has disconnected.")));
     assert!(visible(&bob, PAGE, "view-closed").await);
 
-    // Start over pairs them again (nobody else is here; same address, so no cooldown applies).
+    // Start over pairs them again: nobody else is here, so once the cooldown is over.
     click(&alice, PAGE, "start-over").await;
     wait_state(&alice, PAGE, "waiting").await;
     click(&bob, PAGE, "start-over").await;
+    // Not straight back together: both wait first (the page sent its visitor token).
+    wait_state(&bob, PAGE, "waiting").await;
+    assert_eq!(state(&alice, PAGE).await, "waiting");
     wait_state(&bob, PAGE, "chat").await;
     wait_state(&alice, PAGE, "chat").await;
 

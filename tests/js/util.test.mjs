@@ -11,6 +11,8 @@ import {
   isBlank,
   originOf,
   parseFrame,
+  newVisitorToken,
+  withVisitor,
   wsUrlFor,
 } from '../../assets/js/util.js';
 
@@ -74,4 +76,19 @@ test('times are short local times', () => {
   const t = formatTime(new Date(2024, 0, 2, 14, 5));
   assert.match(t, /\b0?2|14/);
   assert.match(t, /05/);
+});
+
+test('withVisitor adds a valid token to the WebSocket URL and drops anything else', () => {
+  assert.equal(withVisitor('ws://h:1/ws', 'abc-DEF_09'), 'ws://h:1/ws?visitor=abc-DEF_09');
+  assert.equal(withVisitor('wss://h/ws', ''), 'wss://h/ws');
+  assert.equal(withVisitor('wss://h/ws', 'a b'), 'wss://h/ws');
+  assert.equal(withVisitor('wss://h/ws', 'x'.repeat(65)), 'wss://h/ws');
+  assert.equal(withVisitor('wss://h/ws', null), 'wss://h/ws');
+});
+
+test('newVisitorToken makes distinct tokens the server accepts', () => {
+  const a = newVisitorToken();
+  const b = newVisitorToken();
+  assert.notEqual(a, b);
+  assert.match(a, /^[A-Za-z0-9_-]{1,64}$/);
 });
