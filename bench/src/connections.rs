@@ -290,6 +290,7 @@ pub async fn run(c: &Common, a: &ConnArgs, probe: &Probe) -> anyhow::Result<Valu
         _ => Value::Null,
     };
     let (us_per_conn, _) = report::cpu_per(cpu_open, opened);
+    let (_, secs_per_1k_pairings) = report::cpu_per(cpu_open, at_full.paired / 2);
     Ok(json!({
         "scenario": "connections",
         "requested": n,
@@ -301,6 +302,7 @@ pub async fn run(c: &Common, a: &ConnArgs, probe: &Probe) -> anyhow::Result<Valu
         "unpaired": opened.saturating_sub(at_full.paired),
         "open_and_pair_secs": report::round(open_secs, 2),
         "server_cpu_us_per_connection_opened": us_per_conn,
+        "server_cpu_secs_per_1000_pairings": secs_per_1k_pairings,
         "hold_secs": hold_secs,
         "server_cpu_secs_while_idle": cpu_hold.map(|x| report::round(x, 3)),
         "dropped_while_held": at_end.closed,
