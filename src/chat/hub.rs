@@ -12,6 +12,7 @@ use super::ids::{ConnId, ConnIds};
 use super::matchmaker::{Ask, Decision, Matchmaker, Op, Outcome, SubmitError};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
+use crate::memory::{self, Trimmer};
 
 /// Commands queued from all sessions to the hub.
 const COMMAND_CAPACITY: usize = 8_192;
@@ -139,6 +140,7 @@ pub struct Hub {
     rematch_cooldown: Duration,
     flushes: HashMap<u64, oneshot::Sender<()>>,
     next_flush: u64,
+    trimmer: Trimmer,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -209,6 +211,7 @@ impl Hub {
             rematch_cooldown,
             flushes: HashMap::new(),
             next_flush: 0,
+            trimmer: Trimmer::new(),
         }
     }
 
@@ -478,6 +481,9 @@ impl Hub {
     /// Sends the online count to every client whose copy is stale, at most once per interval;
     /// ends the cooldowns that have run out.
     pub fn tick(&mut self, now: Instant) {
+        if self.trimmer.observe(self.conns.len(), now) {
+            memory::trim_in_background();
+        }
         self.recent.retain(|_, (_, until)| *until > now);
         let due: Vec<Ask> = self
             .conns
