@@ -39,18 +39,23 @@ pub const NO_VISITOR: i64 = i64::MIN;
 /// The oldest waiting chat that `rid` may join, skipping one whose member is visitor `avoid`;
 /// locked against other processes on MySQL (`SKIP LOCKED`, so concurrent matchmakers each take
 /// a different one).
-fn find_waiting_chat(conn: &mut DbConn, rid: i64, avoid: i64) -> QueryResult<Option<i64>> {
+/// Returns `(chat id, the rid waiting in it)`.
+fn find_waiting_chat(conn: &mut DbConn, rid: i64, avoid: i64) -> QueryResult<Option<(i64, i64)>> {
     let query = chat::table
         .inner_join(chat_user::table)
         .filter(chat::is_completed.eq(false))
         .filter(chat::id.ne(rid))
         .filter(chat_user::visitor.ne(avoid))
         .order(chat::id)
-        .select(chat::id);
+        .select((chat::id, chat_user::rid));
     match conn {
-        DbConn::Sqlite(_) => query.first::<i64>(conn).optional(),
+        DbConn::Sqlite(_) => query.first::<(i64, i64)>(conn).optional(),
         #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => query.for_update().skip_locked().first::<i64>(c).optional(),
+        DbConn::Mysql(c) => query
+            .for_update()
+            .skip_locked()
+            .first::<(i64, i64)>(c)
+            .optional(),
     }
 }
 
@@ -72,17 +77,10 @@ pub fn request(
     avoid: Option<i64>,
 ) -> QueryResult<Requested> {
     let avoid = avoid.unwrap_or(NO_VISITOR);
-    while let Some(chat_id) = find_waiting_chat(conn, rid, avoid)? {
-        let partner = chat_user::table
-            .filter(chat_user::chat_id.eq(chat_id))
-            .select(chat_user::rid)
-            .first::<i64>(conn)
-            .optional()?;
-        let Some(partner) = partner else {
-            // A waiting chat with nobody in it cannot be joined; drop it and look again.
-            diesel::delete(chat::table.find(chat_id)).execute(conn)?;
-            continue;
-        };
+    // One round trip finds the chat and who waits in it: on MySQL each statement is one, and
+    // they bound how fast the matchmaker goes. (A waiting chat with nobody in it cannot exist:
+    // the member rows go with the chat, by the foreign key's ON DELETE CASCADE.)
+    if let Some((chat_id, partner)) = find_waiting_chat(conn, rid, avoid)? {
         diesel::insert_into(chat_user::table)
             .values((
                 chat_user::rid.eq(rid),
@@ -130,20 +128,13 @@ pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Request
     request(conn, rid, visitor, None)
 }
 
-/// Removes `rid`'s chat with everyone in it (its partner's row too). Returns rows removed.
+/// Removes `rid`'s chat with everyone in it (its partner's row too, by the foreign key's
+/// ON DELETE CASCADE), in one statement. Returns how many chats it removed (0 or 1).
 pub fn leave(conn: &mut DbConn, rid: i64) -> QueryResult<usize> {
-    let chat_id = chat_user::table
+    let mine = chat_user::table
         .filter(chat_user::rid.eq(rid))
-        .select(chat_user::chat_id)
-        .first::<i64>(conn)
-        .optional()?;
-    let Some(chat_id) = chat_id else {
-        return Ok(0);
-    };
-    let users =
-        diesel::delete(chat_user::table.filter(chat_user::chat_id.eq(chat_id))).execute(conn)?;
-    let chats = diesel::delete(chat::table.find(chat_id)).execute(conn)?;
-    Ok(users + chats)
+        .select(chat_user::chat_id);
+    diesel::delete(chat::table.filter(chat::id.eq_any(mine))).execute(conn)
 }
 
 /// Empties both chat tables; returns how many rows were removed.
