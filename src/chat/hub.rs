@@ -41,11 +41,20 @@ pub enum Kick {
     TooSlow,
 }
 
+/// A session's outbox: bounded, and allocating nothing until something is queued (tokio's mpsc
+/// allocates a block of 32 slots per channel up front: 1 KiB for every idle connection).
+pub type OutboxSender = flume::Sender<Outbound>;
+pub type OutboxReceiver = flume::Receiver<Outbound>;
+
+pub fn outbox(capacity: usize) -> (OutboxSender, OutboxReceiver) {
+    flume::bounded(capacity)
+}
+
 /// A paired partner's outbox: messages go straight into it.
 #[derive(Debug, Clone)]
 pub struct PartnerLink {
     pub id: ConnId,
-    pub outbox: mpsc::Sender<Outbound>,
+    pub outbox: OutboxSender,
 }
 
 /// What a session receives in its outbox, in order.
@@ -67,7 +76,7 @@ pub enum Command {
         id: ConnId,
         /// Who is connecting (a hash of its visitor token or address).
         visitor: i64,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     },
     Request {
@@ -121,7 +130,7 @@ enum State {
 
 struct Conn {
     visitor: i64,
-    outbox: mpsc::Sender<Outbound>,
+    outbox: OutboxSender,
     kick: Option<oneshot::Sender<Kick>>,
     state: State,
     online_sent: usize,
@@ -281,7 +290,7 @@ impl Hub {
         &mut self,
         id: ConnId,
         visitor: i64,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     ) {
         if self.shutdown.is_some() {
@@ -523,8 +532,8 @@ impl Hub {
                     conn.online_sent = count;
                     conn.online_sent_at = now;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(flume::TrySendError::Full(_)) => too_slow.push(*id),
+                Err(flume::TrySendError::Disconnected(_)) => {}
             }
         }
         for id in too_slow {
@@ -537,7 +546,7 @@ impl Hub {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = conn.outbox.try_send(out) {
+        if let Err(flume::TrySendError::Full(_)) = conn.outbox.try_send(out) {
             self.drop_slow(id);
         }
     }
@@ -604,7 +613,7 @@ mod tests {
 
     struct FakeSession {
         id: ConnId,
-        outbox: mpsc::Receiver<Outbound>,
+        outbox: OutboxReceiver,
         kicked: oneshot::Receiver<Kick>,
     }
 
@@ -630,7 +639,7 @@ mod tests {
     impl Setup {
         async fn connect(&self, capacity: usize) -> FakeSession {
             let id = self.hub.next_id();
-            let (tx, mut outbox) = mpsc::channel(capacity);
+            let (tx, outbox) = outbox(capacity);
             let (kick, kicked) = oneshot::channel();
             self.hub
                 .send(Command::Connect {
@@ -642,7 +651,7 @@ mod tests {
                 .await
                 .expect("hub");
             // The first thing every connection hears is the online count.
-            assert!(matches!(next(&mut outbox).await, Outbound::Frame(f) if f.contains("online")));
+            assert!(matches!(next(&outbox).await, Outbound::Frame(f) if f.contains("online")));
             FakeSession { id, outbox, kicked }
         }
 
@@ -658,14 +667,14 @@ mod tests {
         }
     }
 
-    async fn next(outbox: &mut mpsc::Receiver<Outbound>) -> Outbound {
-        tokio::time::timeout(Duration::from_secs(5), outbox.recv())
+    async fn next(outbox: &OutboxReceiver) -> Outbound {
+        tokio::time::timeout(Duration::from_secs(5), outbox.recv_async())
             .await
             .expect("in time")
             .expect("open")
     }
 
-    async fn next_non_online(outbox: &mut mpsc::Receiver<Outbound>) -> Outbound {
+    async fn next_non_online(outbox: &OutboxReceiver) -> Outbound {
         loop {
             match next(outbox).await {
                 Outbound::Frame(f) if f.contains(r#""online""#) => continue,
@@ -675,14 +684,14 @@ mod tests {
     }
 
     async fn expect_paired(s: &mut FakeSession) -> PartnerLink {
-        match next_non_online(&mut s.outbox).await {
+        match next_non_online(&s.outbox).await {
             Outbound::Paired(link) => link,
             other => panic!("expected Paired, got {other:?}"),
         }
     }
 
     async fn expect_frame(s: &mut FakeSession, needle: &str) {
-        match next_non_online(&mut s.outbox).await {
+        match next_non_online(&s.outbox).await {
             Outbound::Frame(f) => assert!(f.contains(needle), "{f} lacks {needle}"),
             other => panic!("expected a frame with {needle}, got {other:?}"),
         }
@@ -705,7 +714,7 @@ mod tests {
             .outbox
             .try_send(Outbound::Frame("hello".into()))
             .expect("room");
-        assert!(matches!(next_non_online(&mut b.outbox).await, Outbound::Frame(f) if f == "hello"));
+        assert!(matches!(next_non_online(&b.outbox).await, Outbound::Frame(f) if f == "hello"));
         let stats = t.hub.stats().await.expect("stats");
         assert_eq!((stats.chatting, stats.waiting), (2, 0));
         assert_eq!(t.rows().len(), 1);
@@ -727,7 +736,7 @@ mod tests {
             .await
             .expect("hub");
         assert!(matches!(
-            next_non_online(&mut b.outbox).await,
+            next_non_online(&b.outbox).await,
             Outbound::PartnerGone(Departure::Lost)
         ));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -795,7 +804,7 @@ mod tests {
             .expect("in time")
             .expect("done fires");
         // Late arrivals are turned away.
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = outbox(1);
         let (kick, kicked) = oneshot::channel();
         let id = t.hub.next_id();
         t.hub
@@ -814,7 +823,7 @@ mod tests {
     async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
         let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
         let hub = spawn(pool, ConnIds::with_node(2), Duration::from_secs(60));
-        let (tx, mut outbox) = mpsc::channel(8);
+        let (tx, outbox) = outbox(8);
         let (kick, _kicked) = oneshot::channel();
         let id = hub.next_id();
         hub.send(Command::Connect {
@@ -827,7 +836,7 @@ mod tests {
         .expect("hub");
         hub.send(Command::Request { id }).await.expect("hub");
         assert!(matches!(
-            next_non_online(&mut outbox).await,
+            next_non_online(&outbox).await,
             Outbound::Unavailable
         ));
         // The connection is idle again and may ask once more.

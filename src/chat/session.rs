@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
 use futures_util::future::{Fuse, FutureExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::hub::{Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
@@ -93,7 +93,7 @@ pub async fn run(
     stream: MessageStream,
 ) {
     let id = hub.next_id();
-    let (outbox_tx, mut outbox) = mpsc::channel(config.outbox_capacity);
+    let (outbox_tx, outbox) = super::hub::outbox(config.outbox_capacity);
     let (kick_tx, kicked) = oneshot::channel();
     let mut stream = stream
         .max_frame_size(config.max_frame_bytes)
@@ -146,9 +146,9 @@ pub async fn run(
                     Err(e) => break End::Protocol(e),
                 }
             }
-            out = outbox.recv() => {
+            out = outbox.recv_async() => {
                 // The hub holds a sender for as long as we are connected.
-                let Some(out) = out else { break End::Kicked(Kick::Shutdown) };
+                let Ok(out) = out else { break End::Kicked(Kick::Shutdown) };
                 if let Err(end) = conn.on_outbound(out).await {
                     break end;
                 }
@@ -294,12 +294,12 @@ impl Conn {
     async fn deliver(&mut self, partner: &PartnerLink, frame: String) -> Result<bool, End> {
         match partner.outbox.try_send(Outbound::Frame(frame)) {
             Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 let _ = self.hub.send(Command::TooSlow { id: partner.id }).await;
                 Ok(false)
             }
             // The partner's session has ended; its departure is on the way to us.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(false),
+            Err(flume::TrySendError::Disconnected(_)) => Ok(false),
         }
     }
 

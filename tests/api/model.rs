@@ -9,7 +9,7 @@ use pairchat::chat::hub::{self, Command, Departure, HubHandle, Kick, Outbound, P
 use pairchat::chat::ids::{ConnId, ConnIds};
 use pairchat::db::{self, queries, DbPool};
 use proptest::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -48,7 +48,7 @@ enum Seen {
 
 struct Visitor {
     id: ConnId,
-    outbox: mpsc::Receiver<Outbound>,
+    outbox: hub::OutboxReceiver,
     _kicked: oneshot::Receiver<Kick>,
     seen: Seen,
     /// Messages sent to the current partner, and received from it.
@@ -88,7 +88,7 @@ impl World {
         match *step {
             Step::Arrive => {
                 let id = self.ids.next();
-                let (tx, outbox) = mpsc::channel(OUTBOX);
+                let (tx, outbox) = hub::outbox(OUTBOX);
                 let (kick, kicked) = oneshot::channel();
                 let connect = Command::Connect {
                     id,
