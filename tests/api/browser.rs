@@ -70,6 +70,10 @@ impl Driver {
 
     /// A fresh browser with a profile of its own: a separate visitor.
     async fn browser(&self, width: u32, height: u32) -> Browser {
+        self.browser_with(width, height, &[]).await
+    }
+
+    async fn browser_with(&self, width: u32, height: u32, extra: &[&str]) -> Browser {
         let profile = tempfile::Builder::new()
             .tempdir_in(self._profiles.path())
             .expect("profile")
@@ -87,6 +91,10 @@ impl Driver {
                 ]
             }
         });
+        let mut caps = caps;
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         let caps = match caps {
             Value::Object(map) => map,
             _ => unreachable!(),
@@ -557,4 +565,156 @@ async fn the_iframe_widget_runs_the_chat_inside_another_site() {
     );
     framed.close().await.expect("close");
     direct.close().await.expect("close");
+}
+
+/// The WCAG contrast ratio of every piece of visible text in the chat against the background
+/// it is drawn on, as `[hook or tag, ratio]`, lowest first.
+const CONTRAST_SCRIPT: &str = r#"
+const lum = (c) => {
+  const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+  const [r, g, b, a = 1] = m[1].split(',').map(Number);
+  return { l: [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+              .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0), a };
+};
+const background = (el) => {
+  for (let n = el; n; n = n.parentElement || (n.getRootNode() && n.getRootNode().host)) {
+    const bg = lum(getComputedStyle(n).backgroundColor);
+    if (bg && bg.a > 0.5) return bg.l;
+  }
+  return lum(getComputedStyle(document.documentElement).backgroundColor)?.l ?? 1;
+};
+const out = [];
+const walker = document.createTreeWalker(root.querySelector('[data-test=pairchat]') || root, NodeFilter.SHOW_TEXT);
+for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+  const el = t.parentElement;
+  if (!t.textContent.trim() || !el || !el.getClientRects().length) continue;
+  const s = getComputedStyle(el);
+  if (s.visibility === 'hidden' || el.closest('[hidden]') || s.clip === 'rect(0px, 0px, 0px, 0px)' || el.closest('.pc-sr-only, .visually-hidden')) continue;
+  const fg = lum(s.color).l, bg = background(el);
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  out.push([(el.closest('[data-test]')?.dataset.test || el.tagName) + ': ' + t.textContent.trim().slice(0, 30), Math.round(ratio * 100) / 100]);
+}
+return out.sort((a, b) => a[1] - b[1]);
+"#;
+
+#[actix_rt::test]
+async fn text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work() {
+    if !browser_or_skip("text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|s| s.rematch_cooldown = Duration::ZERO).await;
+    let driver = Driver::start();
+    let page = format!("http://{}/", app.address);
+    let light = driver.browser(1024, 800).await;
+    let dark = driver
+        .browser_with(1024, 800, &["--blink-settings=preferredColorScheme=0"])
+        .await;
+    for b in [&light, &dark] {
+        b.goto(&page).await.expect("page");
+        wait_state(b, PAGE, "idle").await;
+    }
+    let is_dark = js(
+        &dark,
+        PAGE,
+        "return matchMedia('(prefers-color-scheme: dark)').matches;",
+    )
+    .await;
+    assert_eq!(is_dark, json!(true), "the dark browser prefers dark");
+
+    // Keyboard only: Esc when idle starts a chat.
+    type_body_key(&light, Key::Escape).await;
+    wait_state(&light, PAGE, "waiting").await;
+    click(&dark, PAGE, "start").await;
+    wait_state(&dark, PAGE, "chat").await;
+    wait_state(&light, PAGE, "chat").await;
+    let role = js(
+        &light,
+        PAGE,
+        "return root.querySelector('[data-test=messages]').getAttribute('role');",
+    )
+    .await;
+    assert_eq!(
+        role,
+        json!("log"),
+        "the message list is an ARIA live region"
+    );
+
+    // An empty message is not sent; Ctrl+Enter sends like Enter.
+    type_keys(&light, &format!("   {}", Key::Enter)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        messages(&light, PAGE).await.is_empty(),
+        "a blank message was sent"
+    );
+    js(
+        &light,
+        PAGE,
+        "root.querySelector('[data-test=input]').value = '';",
+    )
+    .await;
+    type_keys(&light, &format!("ctrl{}{}", Key::Control, Key::Enter)).await;
+    type_keys(&dark, &format!("from the dark side{}", Key::Enter)).await;
+    let shown = wait_messages(&light, PAGE, 2).await;
+    assert_eq!(shown[0], ("You".to_owned(), "ctrl".to_owned()), "{shown:?}");
+    wait_messages(&dark, PAGE, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        messages(&light, PAGE).await.len(),
+        2,
+        "the blank message was sent"
+    );
+
+    for (name, b) in [("light", &light), ("dark", &dark)] {
+        let ratios: Vec<(String, f64)> =
+            serde_json::from_value(js(b, PAGE, CONTRAST_SCRIPT).await).unwrap_or_default();
+        assert!(
+            ratios.len() > 5,
+            "{name}: too little text measured: {ratios:?}"
+        );
+        let failing: Vec<_> = ratios.iter().filter(|(_, r)| *r < 4.5).collect();
+        assert!(
+            failing.is_empty(),
+            "{name}: text below 4.5:1 contrast: {failing:?}"
+        );
+    }
+    let backgrounds = (
+        js(
+            &light,
+            PAGE,
+            "return getComputedStyle(document.body).backgroundColor;",
+        )
+        .await,
+        js(
+            &dark,
+            PAGE,
+            "return getComputedStyle(document.body).backgroundColor;",
+        )
+        .await,
+    );
+    assert_ne!(
+        backgrounds.0, backgrounds.1,
+        "dark mode changes the page: {backgrounds:?}"
+    );
+
+    // Esc in a chat asks first, then ends; Esc when closed starts over.
+    type_keys(&light, &format!("{}", Key::Escape)).await;
+    type_keys(&light, &format!("{}", Key::Escape)).await;
+    wait_state(&light, PAGE, "closed").await;
+    wait_state(&dark, PAGE, "closed").await;
+    type_body_key(&dark, Key::Escape).await;
+    wait_state(&dark, PAGE, "waiting").await;
+    for b in [light, dark] {
+        b.close().await.expect("close");
+    }
+}
+
+/// Presses a key with the focus wherever it is (the page, not an input).
+async fn type_body_key(b: &Browser, key: Key) {
+    b.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .send_keys(&format!("{key}"))
+        .await
+        .expect("key");
 }
