@@ -170,12 +170,8 @@ async fn serve_clears_stale_rows_logs_it_and_stops_gracefully_on_sigterm() {
 
     let mut server = Server::start(&db.url);
     let url = format!("ws://{}/ws", server.address);
-    let mut a = Client::connect(&url).await;
-    a.request().await;
-    a.expect_type("waiting").await;
-    let mut b = Client::connect(&url).await;
-    b.request().await;
-    b.expect_type("response").await;
+    let mut a = Client::arrive(&url, "waiting").await;
+    let mut b = Client::arrive(&url, "response").await;
     a.expect_type("response").await;
     let mut idle = Client::connect(&url).await;
     assert_eq!(idle.recv_any().await["type"], "online");
@@ -205,15 +201,9 @@ async fn after_a_crash_and_restart_nobody_is_paired_with_a_ghost() {
     let db = TestDb::new();
     let server = Server::start(&db.url);
     let url = format!("ws://{}/ws", server.address);
-    let mut waiting = Client::connect(&url).await;
-    waiting.request().await;
-    waiting.expect_type("waiting").await;
-    let mut a = Client::connect(&url).await;
-    a.request().await;
-    a.expect_type("response").await;
-    let mut b = Client::connect(&url).await;
-    b.request().await;
-    b.expect_type("waiting").await;
+    let _waiting = Client::arrive(&url, "waiting").await;
+    let _a = Client::arrive(&url, "response").await;
+    let _b = Client::arrive(&url, "waiting").await;
 
     // SIGKILL: no chance to clean up; the rows stay behind.
     drop(server);
@@ -229,12 +219,8 @@ async fn after_a_crash_and_restart_nobody_is_paired_with_a_ghost() {
 
     let server = Server::start(&db.url);
     let url = format!("ws://{}/ws", server.address);
-    let mut x = Client::connect(&url).await;
-    x.request().await;
-    x.expect_type("waiting").await;
-    let mut y = Client::connect(&url).await;
-    y.request().await;
-    y.expect_type("response").await;
+    let mut x = Client::arrive(&url, "waiting").await;
+    let mut y = Client::arrive(&url, "response").await;
     x.expect_type("response").await;
     x.say("we are both real").await;
     assert_eq!(y.recv().await["message"], "we are both real");
@@ -246,12 +232,8 @@ async fn info_logs_hold_no_message_text_and_no_client_address() {
     let db = TestDb::new();
     let mut server = Server::start(&db.url);
     let url = format!("ws://{}/ws", server.address);
-    let mut a = Client::connect(&url).await;
-    a.request().await;
-    a.expect_type("waiting").await;
-    let mut b = Client::connect(&url).await;
-    b.request().await;
-    b.expect_type("response").await;
+    let mut a = Client::arrive(&url, "waiting").await;
+    let mut b = Client::arrive(&url, "response").await;
     a.expect_type("response").await;
     let secret = "my phone number is 555-0199";
     a.say(secret).await;

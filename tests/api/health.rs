@@ -4,11 +4,22 @@ use crate::helpers::spawn_app;
 
 /// A minimal HTTP/1.1 GET over a real socket: `(status, body)`.
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(address, path, "").await;
+    (status, body)
+}
+
+/// A GET with extra header lines: `(status, lower-cased head, body)`.
+async fn http_request(
+    address: std::net::SocketAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = Vec::new();
     tokio::time::timeout(crate::helpers::PATIENCE, stream.read_to_end(&mut response))
@@ -16,16 +27,13 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
         .expect("response in time")
         .expect("read");
     let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 #[actix_rt::test]
@@ -45,30 +53,8 @@ async fn the_home_page_is_served() {
     assert!(body.contains("pairchat"));
 }
 
-/// A GET with extra headers; returns the status and the raw response head.
 async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{extra}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    tokio::time::timeout(crate::helpers::PATIENCE, stream.read_to_end(&mut response))
-        .await
-        .expect("in time")
-        .expect("read");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let head = response
-        .split_once("\r\n\r\n")
-        .map(|(h, _)| h.to_ascii_lowercase())
-        .unwrap_or_default();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
+    let (status, head, _) = http_request(address, path, extra).await;
     (status, head)
 }
 

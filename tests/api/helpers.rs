@@ -236,6 +236,14 @@ impl Client {
         Client { ws }
     }
 
+    /// Connects, asks for a partner and checks the first answer (`waiting` or `response`).
+    pub async fn arrive(url: &str, first_answer: &str) -> Client {
+        let mut client = Client::connect(url).await;
+        client.request().await;
+        client.expect_type(first_answer).await;
+        client
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.send_raw(Message::text(value.to_string())).await;
     }

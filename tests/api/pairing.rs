@@ -264,38 +264,26 @@ async fn many_clients_see_their_own_frames_only() {
     .await;
 }
 
-/// A visitor's next connection, carrying the page's visitor token.
-async fn visitor(app: &crate::helpers::TestApp, token: &str) -> Client {
-    Client::connect(&format!("{}?visitor={token}", app.ws_url())).await
+/// A visitor's next connection, carrying the page's visitor token, asking for a partner.
+async fn visitor(app: &crate::helpers::TestApp, token: &str, first_answer: &str) -> Client {
+    Client::arrive(&format!("{}?visitor={token}", app.ws_url()), first_answer).await
 }
 
 #[actix_rt::test]
 async fn starting_over_does_not_pair_you_again_with_the_stranger_you_just_left() {
     let app = spawn_app().await;
-    let mut a = visitor(&app, "alice").await;
-    a.request().await;
-    a.expect_type("waiting").await;
-    let mut b = visitor(&app, "bob").await;
-    b.request().await;
-    b.expect_type("response").await;
+    let a = visitor(&app, "alice", "waiting").await;
+    let mut b = visitor(&app, "bob", "response").await;
     a.leave().await;
     b.expect_close().await;
 
     // Both start over: bob first, then alice, who must not get bob back.
-    let mut b2 = visitor(&app, "bob").await;
-    b2.request().await;
-    b2.expect_type("waiting").await;
-    let mut a2 = visitor(&app, "alice").await;
-    a2.request().await;
-    a2.expect_type("waiting").await;
+    let mut b2 = visitor(&app, "bob", "waiting").await;
+    let mut a2 = visitor(&app, "alice", "waiting").await;
 
     // Someone else arrives and is paired; the next one gets the other.
-    let mut carol = visitor(&app, "carol").await;
-    carol.request().await;
-    carol.expect_type("response").await;
-    let mut dave = visitor(&app, "dave").await;
-    dave.request().await;
-    dave.expect_type("response").await;
+    let mut carol = visitor(&app, "carol", "response").await;
+    let mut dave = visitor(&app, "dave", "response").await;
     a2.expect_type("response").await;
     b2.expect_type("response").await;
     a2.say("hi, who are you?").await;
@@ -311,23 +299,15 @@ async fn starting_over_does_not_pair_you_again_with_the_stranger_you_just_left()
 async fn two_who_are_alone_together_meet_again_after_the_cooldown() {
     let app = spawn_app_with(|s| s.rematch_cooldown = std::time::Duration::from_secs(2)).await;
     let (a, mut b) = {
-        let mut a = visitor(&app, "alice").await;
-        a.request().await;
-        a.expect_type("waiting").await;
-        let mut b = visitor(&app, "bob").await;
-        b.request().await;
-        b.expect_type("response").await;
+        let mut a = visitor(&app, "alice", "waiting").await;
+        let b = visitor(&app, "bob", "response").await;
         a.expect_type("response").await;
         (a, b)
     };
     a.leave().await;
     b.expect_close().await;
-    let mut b2 = visitor(&app, "bob").await;
-    b2.request().await;
-    b2.expect_type("waiting").await;
-    let mut a2 = visitor(&app, "alice").await;
-    a2.request().await;
-    a2.expect_type("waiting").await;
+    let mut b2 = visitor(&app, "bob", "waiting").await;
+    let mut a2 = visitor(&app, "alice", "waiting").await;
     // Nobody else comes: once the cooldown is over they are paired rather than left waiting.
     a2.expect_type("response").await;
     b2.expect_type("response").await;
