@@ -62,6 +62,16 @@ enum End {
     Flooding,
 }
 
+/// How long the close frame may take to go out before the connection is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What `Conn::write` sends.
+enum Write<'a> {
+    Text(String),
+    Ping,
+    Pong(&'a [u8]),
+}
+
 /// Frames refused in a row for the rate limit before the client is closed with 1008.
 const FLOOD_STRIKES: u32 = 20;
 
@@ -158,8 +168,8 @@ pub async fn run(
                 if last_heard.elapsed() > conn.config.client_timeout {
                     break End::TimedOut;
                 }
-                if conn.ws.ping(b"").await.is_err() {
-                    break End::Gone;
+                if let Err(end) = conn.write(Write::Ping).await {
+                    break end;
                 }
             }
         }
@@ -173,7 +183,8 @@ pub async fn run(
     // If the hub is gone the server is stopping and the rows are cleared at the next start.
     let _ = conn.hub.send(Command::Leave { id, how }).await;
     if !matches!(end, End::Gone) {
-        let _ = conn.ws.close(close_reason(&end)).await;
+        // A client that does not read may never take the close frame either.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.ws.close(close_reason(&end))).await;
     }
 }
 
@@ -195,7 +206,7 @@ impl Conn {
                 )
                 .await
             }
-            AggregatedMessage::Ping(payload) => self.ws.pong(&payload).await.map_err(|_| End::Gone),
+            AggregatedMessage::Ping(payload) => self.write(Write::Pong(&payload)).await,
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(End::ClientClosed),
         }
@@ -322,10 +333,24 @@ impl Conn {
         }
     }
 
-    /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
-    /// is dropped; so is one the hub kicks meanwhile.
     async fn text(&mut self, text: String) -> Result<(), End> {
-        let write = tokio::time::timeout(self.config.client_timeout, self.ws.text(text));
+        self.write(Write::Text(text)).await
+    }
+
+    /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
+    /// is dropped; so is one the hub kicks meanwhile. Every write goes through here, pings and
+    /// pongs too, so no write can hold the session forever.
+    async fn write(&mut self, frame: Write<'_>) -> Result<(), End> {
+        let limit = self.config.client_timeout;
+        let ws = &mut self.ws;
+        let write = async move {
+            match frame {
+                Write::Text(text) => ws.text(text).await,
+                Write::Ping => ws.ping(b"").await,
+                Write::Pong(payload) => ws.pong(payload).await,
+            }
+        };
+        let write = tokio::time::timeout(limit, write);
         tokio::select! {
             written = write => match written {
                 Ok(Ok(())) => Ok(()),

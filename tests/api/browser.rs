@@ -654,7 +654,31 @@ async fn text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work() {
     )
     .await;
     type_keys(&light, &format!("ctrl{}{}", Key::Control, Key::Enter)).await;
+    // In the background (focus elsewhere), a message makes the title blink until focus returns.
+    let title = js(
+        &light,
+        PAGE,
+        "const t = document.title; document.hasFocus = () => false; return t;",
+    )
+    .await;
     type_keys(&dark, &format!("from the dark side{}", Key::Enter)).await;
+    let deadline = Instant::now() + PATIENCE;
+    while js(&light, PAGE, "return document.title;").await != json!("*** New message ***") {
+        assert!(Instant::now() < deadline, "the title never blinked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    js(
+        &light,
+        PAGE,
+        "document.hasFocus = () => true; window.dispatchEvent(new Event('focus'));",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        js(&light, PAGE, "return document.title;").await,
+        title,
+        "blinking stops with focus"
+    );
     let shown = wait_messages(&light, PAGE, 2).await;
     assert_eq!(shown[0], ("You".to_owned(), "ctrl".to_owned()), "{shown:?}");
     wait_messages(&dark, PAGE, 2).await;

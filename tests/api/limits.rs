@@ -170,6 +170,7 @@ async fn a_client_that_stops_reading_is_dropped_without_holding_its_partner() {
         s.session.rate_per_sec = 1e6;
         s.session.rate_burst = 1_000_000;
         s.session.outbox_capacity = 16;
+        s.max_conns_per_ip = 2;
     })
     .await;
     let (reader_that_stops, mut flooder) = app.pair().await;
@@ -191,6 +192,14 @@ async fn a_client_that_stops_reading_is_dropped_without_holding_its_partner() {
         (closed.code, closed.reason.as_str()),
         (1000, "partner lost")
     );
+    // Its session ended although its socket is still open and full: both connection slots
+    // (the cap here is 2) are free again.
+    wait_for("the non-reader's session to end", || async {
+        let first = tokio_tungstenite::connect_async(app.ws_url()).await;
+        let second = tokio_tungstenite::connect_async(app.ws_url()).await;
+        first.is_ok() && second.is_ok()
+    })
+    .await;
     drop(reader_that_stops);
     app.wait_until_empty().await;
 }
