@@ -159,6 +159,15 @@ pub struct HubHandle {
     ids: ConnIds,
 }
 
+/// Why `HubHandle::try_send` did not queue a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError {
+    /// The hub's queue is full: it is overloaded.
+    Busy,
+    /// The hub has stopped: the server is shutting down.
+    Gone,
+}
+
 /// Error for a hub that has stopped (only while the server shuts down).
 #[derive(Debug, thiserror::Error)]
 #[error("the chat hub has stopped")]
@@ -171,6 +180,15 @@ impl HubHandle {
 
     pub async fn send(&self, cmd: Command) -> Result<(), HubGone> {
         self.tx.send(cmd).await.map_err(|_| HubGone)
+    }
+
+    /// Queues a command without waiting (the frame path: no large send future in every
+    /// session task). A full queue means the hub is overloaded; the caller says so.
+    pub fn try_send(&self, cmd: Command) -> Result<(), TrySendError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => TrySendError::Busy,
+            mpsc::error::TrySendError::Closed(_) => TrySendError::Gone,
+        })
     }
 
     /// Closes every session with 1001 and waits until they are gone, or `within` has passed.

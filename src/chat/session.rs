@@ -9,9 +9,9 @@ use futures_util::future::{Fuse, FutureExt};
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-use super::hub::{Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
+use super::hub::{Command, Departure, HubHandle, Kick, Outbound, PartnerLink, TrySendError};
 use super::ids::ConnId;
-use super::limits::TokenBucket;
+use super::limits::{IpSlot, TokenBucket};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
 /// Limits and timings of one connection.
@@ -66,10 +66,10 @@ enum End {
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What `Conn::write` sends.
-enum Write<'a> {
+enum Write {
     Text(String),
     Ping,
-    Pong(&'a [u8]),
+    Pong(actix_web::web::Bytes),
 }
 
 /// Frames refused in a row for the rate limit before the client is closed with 1008.
@@ -101,6 +101,8 @@ pub async fn run(
     visitor: i64,
     ws: Session,
     stream: MessageStream,
+    // Held for the session's life: its address's connection slot.
+    _slot: IpSlot,
 ) {
     let id = hub.next_id();
     let (outbox_tx, outbox) = super::hub::outbox(config.outbox_capacity);
@@ -148,7 +150,12 @@ pub async fn run(
                 last_heard = Instant::now();
                 match frame {
                     Ok(frame) => {
-                        if let Err(end) = conn.on_client_frame(frame).await {
+                        let written = match conn.on_client_frame(frame) {
+                            Ok(Some(reply)) => conn.write(reply).await,
+                            Ok(None) => Ok(()),
+                            Err(end) => Err(end),
+                        };
+                        if let Err(end) = written {
                             break end;
                         }
                     }
@@ -159,7 +166,12 @@ pub async fn run(
             out = outbox.recv_async() => {
                 // The hub holds a sender for as long as we are connected.
                 let Ok(out) = out else { break End::Kicked(Kick::Shutdown) };
-                if let Err(end) = conn.on_outbound(out).await {
+                let written = match conn.on_outbound(out) {
+                    Ok(Some(reply)) => conn.write(reply).await,
+                    Ok(None) => Ok(()),
+                    Err(end) => Err(end),
+                };
+                if let Err(end) = written {
                     break end;
                 }
             }
@@ -188,166 +200,166 @@ pub async fn run(
     }
 }
 
+/// What a frame or an outbox item calls for: at most one write. Deciding is synchronous and
+/// the one write is awaited in the main loop, so no nest of async calls, each holding a write
+/// future, inflates every session task (it is allocated once per connection and lives as long).
+type Reply = Result<Option<Write>, End>;
+
+fn say(frame: String) -> Reply {
+    Ok(Some(Write::Text(frame)))
+}
+
+fn refuse(code: &'static str, detail: impl Into<String>) -> Reply {
+    say(ServerFrame::error(code, detail).to_json())
+}
+
+fn unavailable() -> Reply {
+    refuse(
+        "unavailable",
+        "Pairing is unavailable right now; please try again shortly.",
+    )
+}
+
 impl Conn {
-    async fn on_client_frame(&mut self, frame: AggregatedMessage) -> Result<(), End> {
+    fn on_client_frame(&mut self, frame: AggregatedMessage) -> Reply {
         let counted = matches!(
             frame,
             AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)
         );
-        if counted && !self.within_rate().await? {
-            return Ok(());
+        if counted {
+            if let Some(refused) = self.over_rate() {
+                return refused;
+            }
         }
         match frame {
-            AggregatedMessage::Text(text) => self.on_text(&text).await,
-            AggregatedMessage::Binary(_) => {
-                self.error(
-                    "binary_not_supported",
-                    "Only JSON text frames are accepted.",
-                )
-                .await
-            }
-            AggregatedMessage::Ping(payload) => self.write(Write::Pong(&payload)).await,
-            AggregatedMessage::Pong(_) => Ok(()),
+            AggregatedMessage::Text(text) => self.on_text(&text),
+            AggregatedMessage::Binary(_) => refuse(
+                "binary_not_supported",
+                "Only JSON text frames are accepted.",
+            ),
+            AggregatedMessage::Ping(payload) => Ok(Some(Write::Pong(payload))),
+            AggregatedMessage::Pong(_) => Ok(None),
             AggregatedMessage::Close(_) => Err(End::ClientClosed),
         }
     }
 
-    /// Whether a frame is within the rate limit; one that is not is refused with an error,
-    /// and a client that keeps on flooding is closed.
-    async fn within_rate(&mut self) -> Result<bool, End> {
+    /// `None` for a frame within the rate limit; otherwise the refusal, or the end of a client
+    /// that keeps on flooding.
+    fn over_rate(&mut self) -> Option<Reply> {
         if self.bucket.try_take(std::time::Instant::now()) {
             self.strikes = 0;
-            return Ok(true);
+            return None;
         }
         self.strikes += 1;
         if self.strikes > FLOOD_STRIKES {
-            return Err(End::Flooding);
+            return Some(Err(End::Flooding));
         }
         let rate = self.config.rate_per_sec;
-        self.error(
+        Some(refuse(
             "rate_limited",
             format!("Too many frames: at most {rate} a second. This one was dropped."),
-        )
-        .await?;
-        Ok(false)
+        ))
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+    fn on_text(&mut self, text: &str) -> Reply {
         let frame = match parse_client_frame(text) {
             Ok(frame) => frame,
-            Err(e) => return self.error(e.code(), e.to_string()).await,
+            Err(e) => return refuse(e.code(), e.to_string()),
         };
         match (frame, &self.conversation) {
             (ClientFrame::Request, Conversation::Idle) => {
-                self.conversation = Conversation::Requested;
-                let id = self.id;
-                self.hub
-                    .send(Command::Request { id })
-                    .await
-                    .map_err(|_| End::Kicked(Kick::Shutdown))
+                match self.hub.try_send(Command::Request { id: self.id }) {
+                    Ok(()) => {
+                        self.conversation = Conversation::Requested;
+                        Ok(None)
+                    }
+                    Err(TrySendError::Busy) => unavailable(),
+                    Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+                }
             }
             (ClientFrame::Request, Conversation::Requested) => {
-                self.error("already_waiting", "You are already waiting for a partner.")
-                    .await
+                refuse("already_waiting", "You are already waiting for a partner.")
             }
-            (ClientFrame::Request, Conversation::Chatting(_)) => {
-                self.error(
-                    "already_paired",
-                    "You are already in a conversation; close it to start another.",
-                )
-                .await
+            (ClientFrame::Request, Conversation::Chatting(_)) => refuse(
+                "already_paired",
+                "You are already in a conversation; close it to start another.",
+            ),
+            (ClientFrame::Message(message), Conversation::Chatting(partner)) => {
+                self.relay_message(&partner.clone(), &message)
             }
-            (ClientFrame::Message(_) | ClientFrame::Typing(_), _)
-                if !matches!(self.conversation, Conversation::Chatting(_)) =>
-            {
-                self.error("not_paired", "You have no partner to talk to yet.")
-                    .await
-            }
-            (ClientFrame::Message(message), _) => self.relay_message(&message).await,
             (ClientFrame::Typing(typing), Conversation::Chatting(partner)) => {
                 let frame = ServerFrame::Typing { typing }.to_json();
-                let partner = partner.clone();
-                self.deliver(&partner, frame).await.map(|_| ())
+                self.deliver(&partner.clone(), frame);
+                Ok(None)
             }
-            (ClientFrame::Typing(_), _) => Ok(()),
+            (ClientFrame::Message(_) | ClientFrame::Typing(_), _) => {
+                refuse("not_paired", "You have no partner to talk to yet.")
+            }
         }
     }
 
-    async fn relay_message(&mut self, message: &str) -> Result<(), End> {
-        let Conversation::Chatting(partner) = &self.conversation else {
-            return Ok(());
-        };
-        let partner = partner.clone();
+    fn relay_message(&mut self, partner: &PartnerLink, message: &str) -> Reply {
         if message.trim().is_empty() {
-            return self
-                .error("empty_message", "Empty messages are not sent.")
-                .await;
+            return refuse("empty_message", "Empty messages are not sent.");
         }
         let max = self.config.max_message_chars;
         if message.chars().nth(max).is_some() {
-            return self
-                .error(
-                    "message_too_long",
-                    format!("Messages are limited to {max} characters."),
-                )
-                .await;
+            return refuse(
+                "message_too_long",
+                format!("Messages are limited to {max} characters."),
+            );
         }
         let (to_me, to_partner) = message_frames(message);
-        if self.deliver(&partner, to_partner).await? {
+        if self.deliver(partner, to_partner) {
             // The sender's copy is its receipt: only for what reached the partner's queue.
-            self.text(to_me).await?;
+            say(to_me)
+        } else {
+            Ok(None)
         }
-        Ok(())
     }
 
     /// Puts a frame in the partner's outbox without waiting. A full outbox means the partner
     /// is not reading: the hub drops it and we hear `partner lost`. Returns whether it went in.
-    async fn deliver(&mut self, partner: &PartnerLink, frame: String) -> Result<bool, End> {
+    fn deliver(&mut self, partner: &PartnerLink, frame: String) -> bool {
         match partner.outbox.try_send(Outbound::Frame(frame)) {
-            Ok(()) => Ok(true),
+            Ok(()) => true,
             Err(flume::TrySendError::Full(_)) => {
-                let _ = self.hub.send(Command::TooSlow { id: partner.id }).await;
-                Ok(false)
+                // If the hub is too busy to hear it now, the next frame that finds the
+                // outbox full tells it again.
+                let _ = self.hub.try_send(Command::TooSlow { id: partner.id });
+                false
             }
             // The partner's session has ended; its departure is on the way to us.
-            Err(flume::TrySendError::Disconnected(_)) => Ok(false),
+            Err(flume::TrySendError::Disconnected(_)) => false,
         }
     }
 
-    async fn on_outbound(&mut self, out: Outbound) -> Result<(), End> {
+    fn on_outbound(&mut self, out: Outbound) -> Reply {
         match out {
-            Outbound::Frame(text) => self.text(text).await,
+            Outbound::Frame(text) => say(text),
             Outbound::Paired(partner) => {
                 self.conversation = Conversation::Chatting(partner);
-                self.text(ServerFrame::Response.to_json()).await
+                say(ServerFrame::Response.to_json())
             }
             Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
             Outbound::Unavailable => {
                 self.conversation = Conversation::Idle;
-                self.error(
-                    "unavailable",
-                    "Pairing is unavailable right now; please try again shortly.",
-                )
-                .await
+                unavailable()
             }
         }
-    }
-
-    async fn text(&mut self, text: String) -> Result<(), End> {
-        self.write(Write::Text(text)).await
     }
 
     /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
     /// is dropped; so is one the hub kicks meanwhile. Every write goes through here, pings and
     /// pongs too, so no write can hold the session forever.
-    async fn write(&mut self, frame: Write<'_>) -> Result<(), End> {
+    async fn write(&mut self, frame: Write) -> Result<(), End> {
         let limit = self.config.client_timeout;
         let ws = &mut self.ws;
         let write = async move {
             match frame {
                 Write::Text(text) => ws.text(text).await,
                 Write::Ping => ws.ping(b"").await,
-                Write::Pong(payload) => ws.pong(payload).await,
+                Write::Pong(payload) => ws.pong(&payload).await,
             }
         };
         let write = tokio::time::timeout(limit, write);
@@ -359,10 +371,6 @@ impl Conn {
             },
             why = &mut self.kicked => Err(End::Kicked(why.unwrap_or(Kick::Shutdown))),
         }
-    }
-
-    async fn error(&mut self, code: &'static str, detail: impl Into<String>) -> Result<(), End> {
-        self.text(ServerFrame::error(code, detail).to_json()).await
     }
 }
 

@@ -36,10 +36,8 @@ pub async fn upgrade(
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
     let config = state.session.clone();
-    actix_web::rt::spawn(async move {
-        session::run(hub, config, visitor, ws, stream).await;
-        drop(slot);
-    });
+    // Spawned as it is, not wrapped in another future: one task of one size per connection.
+    actix_web::rt::spawn(session::run(hub, config, visitor, ws, stream, slot));
     Ok(response)
 }
 
