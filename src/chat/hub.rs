@@ -680,6 +680,15 @@ mod tests {
                 .expect("hub");
         }
 
+        /// The session vanished (as a broken connection reports it).
+        async fn leave(&self, id: ConnId) {
+            let how = Departure::Lost;
+            self.hub
+                .send(Command::Leave { id, how })
+                .await
+                .expect("hub");
+        }
+
         fn rows(&self) -> Vec<(i64, bool, Vec<i64>)> {
             queries::chats(&mut db::get(&self.pool).expect("conn")).expect("rows")
         }
@@ -746,13 +755,7 @@ mod tests {
         t.request(&a).await;
         t.request(&b).await;
         expect_paired(&mut b).await;
-        t.hub
-            .send(Command::Leave {
-                id: a.id,
-                how: Departure::Lost,
-            })
-            .await
-            .expect("hub");
+        t.leave(a.id).await;
         assert!(matches!(
             next_non_online(&b.outbox).await,
             Outbound::PartnerGone(Departure::Lost)
@@ -809,13 +812,7 @@ mod tests {
                 finished.try_recv().is_err(),
                 "not done while sessions remain"
             );
-            t.hub
-                .send(Command::Leave {
-                    id: s.id,
-                    how: Departure::Lost,
-                })
-                .await
-                .expect("hub");
+            t.leave(s.id).await;
         }
         tokio::time::timeout(Duration::from_secs(5), finished)
             .await
