@@ -402,6 +402,7 @@ export function mount(options) {
   }
 
   function callAttention() {
+    if (pageHasAttention()) return;
     if (win.parent && win.parent !== win) {
       // In the iframe widget our own title is not shown: tell the embedding page (no content).
       try {
@@ -410,7 +411,7 @@ export function mount(options) {
         /* ignore */
       }
     }
-    if (pageHasAttention() || blinkTimer !== null) return;
+    if (blinkTimer !== null) return;
     titleBeforeBlink = doc.title;
     let on = true;
     doc.title = BLINK_TITLE;
