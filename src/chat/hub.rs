@@ -335,36 +335,34 @@ impl Hub {
             return;
         };
         // The session refuses a second request itself; this guards the hub's own invariant.
-        if conn.state != State::Idle {
-            return;
-        }
-        conn.state = State::Requested;
-        if let Some(ask) = self.ask(id, Instant::now()) {
-            self.submit(Op::Request(ask));
+        if conn.state == State::Idle {
+            self.ask(id);
         }
     }
 
-    /// The request for `id`, avoiding the visitor it just talked to while the cooldown lasts.
-    fn ask(&self, id: ConnId, now: Instant) -> Option<Ask> {
-        let conn = self.conns.get(&id)?;
-        let avoid = self
-            .recent
-            .get(&conn.visitor)
-            .filter(|(_, until)| *until > now)
-            .map(|(other, _)| *other);
-        Some(Ask {
-            conn: id,
-            visitor: conn.visitor,
-            avoid,
-        })
-    }
-
-    fn avoiding_until(&self, id: ConnId) -> Option<Instant> {
+    /// The visitor `id` is still keeping apart from, and until when (the cooldown after a chat).
+    fn avoiding(&self, id: ConnId) -> Option<(i64, Instant)> {
         let conn = self.conns.get(&id)?;
         self.recent
             .get(&conn.visitor)
-            .map(|(_, until)| *until)
-            .filter(|until| *until > Instant::now())
+            .copied()
+            .filter(|(_, until)| *until > Instant::now())
+    }
+
+    /// Asks the matchmaker for a partner for `id` (again, for a visitor whose rows were taken
+    /// away: from its side it still waits), avoiding the visitor it just talked to.
+    fn ask(&mut self, id: ConnId) {
+        let avoid = self.avoiding(id).map(|(other, _)| other);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.state = State::Requested;
+        let ask = Ask {
+            conn: id,
+            visitor: conn.visitor,
+            avoid,
+        };
+        self.submit(Op::Request(ask));
     }
 
     fn leave(&mut self, id: ConnId, how: Departure) {
@@ -415,7 +413,7 @@ impl Hub {
         };
         match outcome {
             Outcome::Waiting => {
-                let rematch_at = self.avoiding_until(id);
+                let rematch_at = self.avoiding(id).map(|(_, until)| until);
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if conn.state == State::Requested {
                         conn.state = State::Waiting { rematch_at };
@@ -458,24 +456,14 @@ impl Hub {
                 (true, false) => {
                     // The partner's removal (queued already, or now for a ghost) takes our row.
                     self.submit(Op::Leave(partner));
-                    self.ask_again(id);
+                    self.ask(id);
                 }
                 (false, true) => {
                     // Our own removal is queued already and takes the partner's row with it.
-                    self.ask_again(partner);
+                    self.ask(partner);
                 }
                 (false, false) => {}
             },
-        }
-    }
-
-    /// Requests again for a visitor whose rows were taken away; from its side it still waits.
-    fn ask_again(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.state = State::Requested;
-        }
-        if let Some(ask) = self.ask(id, Instant::now()) {
-            self.submit(Op::Request(ask));
         }
     }
 
@@ -656,21 +644,10 @@ mod tests {
 
     impl Setup {
         async fn connect(&self, capacity: usize) -> FakeSession {
-            let id = self.hub.next_id();
-            let (tx, outbox) = outbox(capacity);
-            let (kick, kicked) = oneshot::channel();
-            self.hub
-                .send(Command::Connect {
-                    id,
-                    visitor: id.0,
-                    outbox: tx,
-                    kick,
-                })
-                .await
-                .expect("hub");
+            let s = arrive(&self.hub, capacity).await;
             // The first thing every connection hears is the online count.
-            assert!(matches!(next(&outbox).await, Outbound::Frame(f) if f.contains("online")));
-            FakeSession { id, outbox, kicked }
+            assert!(matches!(next(&s.outbox).await, Outbound::Frame(f) if f.contains("online")));
+            s
         }
 
         async fn request(&self, s: &FakeSession) {
@@ -692,6 +669,21 @@ mod tests {
         fn rows(&self) -> Vec<(i64, bool, Vec<i64>)> {
             queries::chats(&mut db::get(&self.pool).expect("conn")).expect("rows")
         }
+    }
+
+    /// What a session does first: tells the hub it is here (each its own visitor).
+    async fn arrive(hub: &HubHandle, capacity: usize) -> FakeSession {
+        let id = hub.next_id();
+        let (tx, outbox) = outbox(capacity);
+        let (kick, kicked) = oneshot::channel();
+        let connect = Command::Connect {
+            id,
+            visitor: id.0,
+            outbox: tx,
+            kick,
+        };
+        hub.send(connect).await.expect("hub");
+        FakeSession { id, outbox, kicked }
     }
 
     async fn next(outbox: &OutboxReceiver) -> Outbound {
@@ -819,39 +811,18 @@ mod tests {
             .expect("in time")
             .expect("done fires");
         // Late arrivals are turned away.
-        let (tx, _rx) = outbox(1);
-        let (kick, kicked) = oneshot::channel();
-        let id = t.hub.next_id();
-        t.hub
-            .send(Command::Connect {
-                id,
-                visitor: 1,
-                outbox: tx,
-                kick,
-            })
-            .await
-            .expect("hub");
-        assert_eq!(kicked.await.ok(), Some(Kick::Shutdown));
+        let late = arrive(&t.hub, 1).await;
+        assert_eq!(late.kicked.await.ok(), Some(Kick::Shutdown));
     }
 
     #[tokio::test]
     async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
         let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
         let hub = spawn(pool, ConnIds::with_node(2), Duration::from_secs(60));
-        let (tx, outbox) = outbox(8);
-        let (kick, _kicked) = oneshot::channel();
-        let id = hub.next_id();
-        hub.send(Command::Connect {
-            id,
-            visitor: 1,
-            outbox: tx,
-            kick,
-        })
-        .await
-        .expect("hub");
-        hub.send(Command::Request { id }).await.expect("hub");
+        let s = arrive(&hub, 8).await;
+        hub.send(Command::Request { id: s.id }).await.expect("hub");
         assert!(matches!(
-            next_non_online(&outbox).await,
+            next_non_online(&s.outbox).await,
             Outbound::Unavailable
         ));
         // The connection is idle again and may ask once more.
