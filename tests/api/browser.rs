@@ -2,7 +2,6 @@
 //! another site, and what a visitor sees. They skip with a printed reason when Chromium or
 //! chromedriver is missing; CI sets `PAIRCHAT_REQUIRE_BROWSER=1` to make them mandatory.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +12,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, TestApp, PATIENCE};
+use crate::helpers::{available_or_skip, spawn_app_with, TestApp, PATIENCE};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -25,17 +24,12 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 fn browser_or_skip(test: &str) -> bool {
     let present =
         std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var("PAIRCHAT_REQUIRE_BROWSER").is_err(),
-            "PAIRCHAT_REQUIRE_BROWSER is set but {CHROMIUM} or {CHROMEDRIVER} is missing"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped {test}: install Debian's chromium and chromium-driver to run it"
-        );
-    }
-    present
+    available_or_skip(
+        present,
+        "PAIRCHAT_REQUIRE_BROWSER",
+        test,
+        "install Debian's chromium and chromium-driver to run it",
+    )
 }
 
 struct Driver {
@@ -220,6 +214,29 @@ async fn type_keys(b: &Browser, text: &str) {
         .await
         .expect("textarea");
     input.send_keys(text).await.expect("typing");
+}
+
+/// A visitor on the chat's own page starts a chat, is paired with `other` (waiting in the chat
+/// at `root`) and says `text`, which `other` shows as the stranger's.
+async fn page_visitor_greets(
+    direct: &Browser,
+    app: &TestApp,
+    other: &Browser,
+    root: &str,
+    text: &str,
+) {
+    direct
+        .goto(&format!("http://{}/", app.address))
+        .await
+        .expect("page");
+    click(direct, PAGE, "start").await;
+    wait_state(direct, PAGE, "chat").await;
+    wait_state(other, root, "chat").await;
+    type_keys(direct, &format!("{text}{}", Key::Enter)).await;
+    assert_eq!(
+        wait_messages(other, root, 1).await,
+        vec![("Stranger".to_owned(), text.to_owned())]
+    );
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -479,18 +496,7 @@ async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
 
     click(&embedded, EMBED, "start").await;
     wait_state(&embedded, EMBED, "waiting").await;
-    direct
-        .goto(&format!("http://{}/", app.address))
-        .await
-        .expect("page");
-    click(&direct, PAGE, "start").await;
-    wait_state(&direct, PAGE, "chat").await;
-    wait_state(&embedded, EMBED, "chat").await;
-    type_keys(&direct, &format!("hello, embedded one{}", Key::Enter)).await;
-    assert_eq!(
-        wait_messages(&embedded, EMBED, 1).await,
-        vec![("Stranger".to_owned(), "hello, embedded one".to_owned())]
-    );
+    page_visitor_greets(&direct, &app, &embedded, EMBED, "hello, embedded one").await;
     click(&embedded, EMBED, "end").await;
     wait_state(&direct, PAGE, "closed").await;
 
@@ -552,17 +558,7 @@ async fn the_iframe_widget_runs_the_chat_inside_another_site() {
     wait_state(&framed, PAGE, "idle").await;
     click(&framed, PAGE, "start").await;
     wait_state(&framed, PAGE, "waiting").await;
-    direct
-        .goto(&format!("http://{}/", app.address))
-        .await
-        .expect("page");
-    click(&direct, PAGE, "start").await;
-    wait_state(&framed, PAGE, "chat").await;
-    type_keys(&direct, &format!("hi from the page{}", Key::Enter)).await;
-    assert_eq!(
-        wait_messages(&framed, PAGE, 1).await,
-        vec![("Stranger".to_owned(), "hi from the page".to_owned())]
-    );
+    page_visitor_greets(&direct, &app, &framed, PAGE, "hi from the page").await;
     framed.close().await.expect("close");
     direct.close().await.expect("close");
 }

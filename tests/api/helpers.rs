@@ -201,6 +201,21 @@ impl TestApp {
     }
 }
 
+/// Whether a test that needs a service or program can run. When it cannot: fails if
+/// `required_by` (an environment variable CI sets) is set, else prints `test` skipped and
+/// `how_to_run` straight to stderr, past the harness's capture, so the skip is seen.
+pub fn available_or_skip(available: bool, required_by: &str, test: &str, how_to_run: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var(required_by).is_err(),
+            "{required_by} is set but {test} cannot run: {how_to_run}"
+        );
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped {test}: {how_to_run}");
+    }
+    available
+}
+
 /// Polls `check` until it holds or `PATIENCE` runs out.
 pub async fn wait_for<F, Fut>(what: &str, mut check: F)
 where

@@ -1,27 +1,17 @@
 //! Tests only MariaDB can run: a database server that goes away and comes back. They print
 //! that they skipped without `TEST_MYSQL_URL`; CI sets `PAIRCHAT_REQUIRE_MYSQL=1` and the URL.
 
-use std::io::Write;
 use std::time::Duration;
 
 use crate::health::http_get;
-use crate::helpers::{mysql_server_url, spawn_app_on, wait_for, TestDb};
+use crate::helpers::{available_or_skip, mysql_server_url, spawn_app_on, wait_for, TestDb};
 use crate::proxy::Proxy;
 
 /// The MariaDB server URL, or `None` after printing why the test skips.
 fn mariadb_or_skip(test: &str) -> Option<String> {
     let url = mysql_server_url();
-    if url.is_none() {
-        assert!(
-            std::env::var("PAIRCHAT_REQUIRE_MYSQL").is_err(),
-            "PAIRCHAT_REQUIRE_MYSQL is set but TEST_MYSQL_URL is not"
-        );
-        // Straight to stderr, past the test harness's capture, so the skip is seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped {test}: set TEST_MYSQL_URL (and build with --features mysql) to run it"
-        );
-    }
+    let how = "set TEST_MYSQL_URL (and build with --features mysql) to run it";
+    available_or_skip(url.is_some(), "PAIRCHAT_REQUIRE_MYSQL", test, how);
     url
 }
 
