@@ -76,6 +76,7 @@ run pairing-flat pairing "${common[@]}" --rate 0 --concurrency 8 --duration 1
 run relay relay "${common[@]}" --pairs 20 --rate 500,0 --warmup 0.2 --duration 1
 run churn churn "${common[@]}" --clients 20 --duration 1
 run soak soak "${common[@]}" --short --clients 50 --duration 2 --json
+run hiccup hiccup --no-progress --duration 1
 
 kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
 sport=$(free_port) || { echo "no free port"; exit 1; }

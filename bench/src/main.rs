@@ -5,6 +5,7 @@
 mod churn;
 mod client;
 mod connections;
+mod hiccup;
 mod pairing;
 mod probe;
 mod relay;
@@ -65,6 +66,12 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         args: startup::StartupArgs,
+    },
+    /// No server: how late a thread's 1 ms naps wake and the machine's steal time, to tell
+    /// whether the box is quiet enough to benchmark on.
+    Hiccup {
+        #[command(flatten)]
+        common: Common,
     },
     /// (internal) Hold connections for `connections`, driven through stdin/stdout.
     #[command(hide = true)]
@@ -131,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         | Scenario::Churn { common, .. }
         | Scenario::Soak { common, .. }
         | Scenario::Startup { common, .. }
+        | Scenario::Hiccup { common }
         | Scenario::Hold { common, .. } => (common.clone(), &cli.scenario),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     client::now_ns();
+    let steal = hiccup::Steal::now();
     let c = &common;
     let result: anyhow::Result<Option<Value>> = runtime.block_on(async {
         let probe = || {
@@ -159,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Churn { args, .. } => churn::run(c, args, &probe(), false).await?,
             Scenario::Soak { args, .. } => churn::run(c, args, &probe(), true).await?,
             Scenario::Startup { args, .. } => startup::run(c, args).await?,
+            Scenario::Hiccup { .. } => hiccup::run(c).await,
         }))
     });
     let Some(mut result) = result? else {
@@ -171,6 +181,12 @@ fn main() -> anyhow::Result<()> {
         m.insert(
             "generator_cpu_secs".into(),
             serde_json::json!(report::round(generator_cpu_secs(), 2)),
+        );
+        // Time the hypervisor gave another guest while this run wanted the CPU: a run with
+        // much of it measured a busy host, not the server.
+        m.insert(
+            "machine_steal_pct".into(),
+            serde_json::json!(steal.pct_since()),
         );
         if let Some(note) = &c.note {
             m.insert("note".into(), Value::String(note.clone()));

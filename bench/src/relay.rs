@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
 use crate::client::{self, Event, In, Target, Ws};
+use crate::hiccup::Timeline;
 use crate::probe::Probe;
 use crate::report;
 use crate::Common;
@@ -56,10 +57,14 @@ struct Counters {
     live: AtomicU64,
 }
 
+/// Messages slower than this go in the step's timeline of slow messages (by send time): it
+/// shows whether a step's tail comes from a few stalls, and when, or from scattered delays.
+const SLOW_US: u64 = 2_000;
+
 struct Shared {
     target: Target,
     k: Counters,
-    hist: Mutex<Histogram<u64>>,
+    hist: Mutex<(Histogram<u64>, Timeline)>,
     window: u64,
     pad: String,
     problems: Mutex<Vec<String>>,
@@ -115,7 +120,11 @@ async fn conn_task(s: Arc<Shared>, id: u64, mut rx: watch::Receiver<Step>, mut w
                         if let Some(st) = client::parse_stamp(&m) {
                             if st.tag == step.epoch {
                                 let us = now.saturating_sub(st.sent_ns) / 1000;
-                                s.hist.lock().unwrap().saturating_record(us.max(1));
+                                let mut h = s.hist.lock().unwrap();
+                                h.0.saturating_record(us.max(1));
+                                if us > SLOW_US {
+                                    h.1.record(st.sent_ns, us);
+                                }
                             }
                         }
                     }
@@ -175,7 +184,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
     let s = Arc::new(Shared {
         target: crate::target(c, c.sources)?,
         k: Counters::default(),
-        hist: Mutex::new(report::histogram()),
+        hist: Mutex::new((report::histogram(), Timeline::default())),
         window: a.window.max(1),
         pad: "x".repeat(a.pad),
         problems: Mutex::default(),
@@ -226,6 +235,9 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
     bar.finish_and_clear();
 
     let mut steps = Vec::new();
+    let mut timelines = serde_json::Map::new();
+    let mut hiccup_timelines = serde_json::Map::new();
+    let meter = crate::hiccup::Meter::start();
     let total_secs = (a.warmup + duration) * a.rate.len() as f64;
     let bar = report::progress((total_secs * 1000.0) as u64, !c.no_progress);
     let run_start = Instant::now();
@@ -258,7 +270,12 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
             tokio::time::sleep(Duration::from_millis(100)).await;
             tick(&bar, "warm-up");
         }
-        s.hist.lock().unwrap().reset();
+        {
+            let mut h = s.hist.lock().unwrap();
+            h.0.reset();
+            h.1.reset();
+        }
+        meter.reset();
         let d0 = s.k.delivered.load(Relaxed);
         let s0 = s.k.sent.load(Relaxed);
         let e0 = s.k.error_frames.load(Relaxed);
@@ -272,9 +289,14 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         }
         let secs = t0.elapsed().as_secs_f64();
         let cpu = probe.cpu_since(&mark);
+        let (hiccups, hiccup_timeline) = meter.report();
         let delivered = s.k.delivered.load(Relaxed) - d0;
         let sent = s.k.sent.load(Relaxed) - s0;
-        let hist = s.hist.lock().unwrap().clone();
+        let (hist, slow) = {
+            let h = s.hist.lock().unwrap();
+            (h.0.clone(), h.1.to_json())
+        };
+        let slow_count = s.hist.lock().unwrap().1.count();
         let (us_per, secs_per_1k) = report::cpu_per(cpu, delivered);
         steps.push(json!({
             "target": label,
@@ -286,7 +308,11 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
             "cpu_s_per_1k_msgs": secs_per_1k,
             "errors": s.k.error_frames.load(Relaxed) - e0,
             "closes": s.k.closes.load(Relaxed) - c0,
+            "slow_over_2ms": slow_count,
+            "machine": hiccups,
         }));
+        timelines.insert(format!("{}: {label}", i + 1), slow);
+        hiccup_timelines.insert(format!("{}: {label}", i + 1), hiccup_timeline);
     }
     let closes_while_running = s.k.closes.load(Relaxed);
     let _ = tx.send(Step {
@@ -322,5 +348,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         "unexpected_closes": closes_while_running,
         "problems_seen": s.problems.lock().unwrap().clone(),
         "steps": steps,
+        "slow_over_2ms_by_100ms": timelines,
+        "generator_hiccups_over_2ms_by_100ms": hiccup_timelines,
     }))
 }
