@@ -10,7 +10,8 @@
 #
 # Uses target/release/{pairchat,pairchat-bench,pairchat-ref-relay} (build them first with
 # `cargo build --release -p pairchat -p pairchat-bench`), or PAIRCHAT_BIN, PAIRCHAT_BENCH_BIN
-# and PAIRCHAT_REF_BIN. pairchat runs on a fresh SQLite file with its rate limit and per-address
+# and PAIRCHAT_REF_BIN. With PAIRCHAT_BASE_BIN (another build of pairchat, e.g. before a
+# change) that build runs too, as `pairchat-base`, for an A/B comparison. pairchat runs on a fresh SQLite file with its rate limit and per-address
 # cap raised (relay never touches the database).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +35,11 @@ trap cleanup EXIT
 
 start() {
   case $1 in
-    pairchat)
+    pairchat | pairchat-base)
       rm -f "$tmp"/db*
-      "$server" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" \
+      bin=$server
+      [ "$1" = pairchat-base ] && bin=$PAIRCHAT_BASE_BIN
+      "$bin" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" \
         --rate-per-sec 1000000 --rate-burst 1000000 --max-conns-per-ip 1000000 \
         >"$tmp/server.log" 2>&1 &
       ;;
@@ -52,10 +55,12 @@ start() {
 }
 
 servers=(pairchat ref-actix ref-tungstenite)
+[ -n "${PAIRCHAT_BASE_BIN:-}" ] && servers+=(pairchat-base)
+n=${#servers[@]}
 for r in $(seq 1 "$rounds"); do
-  for k in 0 1 2; do
+  for k in $(seq 0 $((n - 1))); do
     # Rotate the order each round, so no server always runs first.
-    s=${servers[$(((k + r) % 3))]}
+    s=${servers[$(((k + r) % n))]}
     start "$s" || exit 1
     echo "round $r: $s"
     "$bench" relay --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" --pairs "$pairs" \
@@ -68,28 +73,47 @@ done
 
 command -v python3 >/dev/null || { echo "results in $out (python3 prints the table)"; exit 0; }
 python3 - "$out" <<'PY'
-import glob, json, os, statistics, sys
+import glob, json, os, re, statistics, sys
 out = sys.argv[1]
-runs = {}
+runs = {}  # server -> round -> result
 for f in sorted(glob.glob(os.path.join(out, "*.json"))):
     d = json.load(open(f))
-    runs.setdefault(d["note"], []).append(d)
+    rnd = int(re.search(r"-(\d+)\.json$", f).group(1))
+    runs.setdefault(d["note"], {})[rnd] = d
+names = [n for n in ["pairchat", "ref-actix", "ref-tungstenite", "pairchat-base"] if n in runs]
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-def col(server, i, f):
-    return [f(d["steps"][i]) for d in runs.get(server, []) if len(d["steps"]) > i and f(d["steps"][i]) is not None]
-names = ["pairchat", "ref-actix", "ref-tungstenite"]
-steps = [s["target"] for s in runs["pairchat"][0]["steps"]]
-print(f"median of {len(runs['pairchat'])} rounds; steal = machine steal time during the step")
-print("step       server            delivered/s  CPU us/msg  p50 ms  p99 ms  p99.9 ms  steal %")
-for i, step in enumerate(steps):
+def step(server, rnd, i):
+    d = runs.get(server, {}).get(rnd)
+    return d["steps"][i] if d and len(d["steps"]) > i else None
+def vals(server, i, f, quiet=False):
+    xs = []
+    for rnd in runs.get(server, {}):
+        s = step(server, rnd, i)
+        if s and f(s) is not None and (not quiet or s["machine"]["steal_pct"] < QUIET):
+            xs.append(f(s))
+    return xs
+QUIET = 3.0
+cpu = lambda s: s["cpu_us_per_msg"]
+first = next(iter(runs["pairchat"].values()))
+print(f"{len(runs['pairchat'])} rounds; medians; steal = the machine's steal time during the step;")
+print(f"'quiet' = only steps with steal under {QUIET:.0f} % (n = how many)")
+print("step       server            delivered/s  CPU us/msg  ctxsw/msg  p50 ms  p99 ms  p99.9 ms  steal %   quiet: n  CPU   p99")
+for i, target in enumerate(s["target"] for s in first["steps"]):
     for n in names:
-        print(f"{step:<10} {n:<17} {med(col(n,i,lambda s:s['delivered_per_sec'])):>11.0f}"
-              f" {med(col(n,i,lambda s:s['cpu_us_per_msg'])):>11.1f}"
-              f" {med(col(n,i,lambda s:s['latency'].get('p50_ms'))):>7.2f}"
-              f" {med(col(n,i,lambda s:s['latency'].get('p99_ms'))):>7.2f}"
-              f" {med(col(n,i,lambda s:s['latency'].get('p999_ms'))):>9.2f}"
-              f" {med(col(n,i,lambda s:s['machine']['steal_pct'])):>8.2f}")
-    p = med(col("pairchat", i, lambda s: s["cpu_us_per_msg"]))
+        q = vals(n, i, cpu, True)
+        print(f"{target:<10} {n:<17} {med(vals(n,i,lambda s:s['delivered_per_sec'])):>11.0f}"
+              f" {med(vals(n,i,cpu)):>11.1f}"
+              f" {med(vals(n,i,lambda s:s.get('ctx_switches_per_msg'))):>10.3f}"
+              f" {med(vals(n,i,lambda s:s['latency'].get('p50_ms'))):>7.2f}"
+              f" {med(vals(n,i,lambda s:s['latency'].get('p99_ms'))):>7.2f}"
+              f" {med(vals(n,i,lambda s:s['latency'].get('p999_ms'))):>9.2f}"
+              f" {med(vals(n,i,lambda s:s['machine']['steal_pct'])):>8.2f}"
+              f" {len(q):>9} {med(q):>5.1f} {med(vals(n,i,lambda s:s['latency'].get('p99_ms'),True)):>5.2f}")
     for n in names[1:]:
-        print(f"{'':<10} pairchat CPU / {n}: {p / med(col(n,i,lambda s:s['cpu_us_per_msg'])):.2f}")
+        # Runs of one round are minutes apart at most: their ratio cancels most host drift.
+        paired = [cpu(step("pairchat", r, i)) / cpu(step(n, r, i))
+                  for r in runs["pairchat"] if step("pairchat", r, i) and step(n, r, i)]
+        if paired:
+            print(f"{'':<10} pairchat CPU / {n}: median of per-round ratios {med(paired):.2f}"
+                  f" (range {min(paired):.2f}-{max(paired):.2f})")
 PY

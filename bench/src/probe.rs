@@ -105,6 +105,7 @@ pub fn find_listener(port: u16) -> Option<u32> {
 pub struct Mark {
     pub cpu: Option<f64>,
     pub rss_kib: Option<u64>,
+    pub switches: Option<u64>,
 }
 
 impl Probe {
@@ -112,7 +113,35 @@ impl Probe {
         Mark {
             cpu: self.cpu_secs(),
             rss_kib: self.rss_kib(),
+            switches: self.context_switches(),
         }
+    }
+
+    /// Context switches (voluntary and not) of all the server's threads: each time one went to
+    /// sleep or was put off the CPU. Mostly a count of wake-ups; unlike CPU time it does not
+    /// drift with the host's load.
+    pub fn context_switches(&self) -> Option<u64> {
+        let tasks = fs::read_dir(format!("/proc/{}/task", self.pid?)).ok()?;
+        let mut total = 0;
+        for task in tasks.flatten() {
+            let Ok(text) = fs::read_to_string(task.path().join("status")) else {
+                continue; // a thread that ended meanwhile
+            };
+            for line in text.lines() {
+                if let Some(n) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    total += n.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        Some(total)
+    }
+
+    /// The server's context switches since `since`.
+    pub fn switches_since(&self, since: &Mark) -> Option<u64> {
+        Some(self.context_switches()?.saturating_sub(since.switches?))
     }
 
     /// Server CPU seconds since `since`.

@@ -289,6 +289,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         }
         let secs = t0.elapsed().as_secs_f64();
         let cpu = probe.cpu_since(&mark);
+        let switches = probe.switches_since(&mark);
         let (hiccups, hiccup_timeline) = meter.report();
         let delivered = s.k.delivered.load(Relaxed) - d0;
         let sent = s.k.sent.load(Relaxed) - s0;
@@ -306,6 +307,9 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
             "server_cpu_pct": cpu.map(|c| report::round(c * 100.0 / secs, 1)),
             "cpu_us_per_msg": us_per,
             "cpu_s_per_1k_msgs": secs_per_1k,
+            "ctx_switches_per_msg": switches
+                .filter(|_| delivered > 0)
+                .map(|n| report::round(n as f64 / delivered as f64, 3)),
             "errors": s.k.error_frames.load(Relaxed) - e0,
             "closes": s.k.closes.load(Relaxed) - c0,
             "slow_over_2ms": slow_count,
