@@ -1,9 +1,11 @@
 //! The hub: one task that owns every live connection and who talks to whom. Sessions talk to it
 //! over a bounded command queue; it answers over each session's bounded outbox and never waits
 //! on a client. Pairing is asked of the matchmaker (the database decides); once paired, the two
-//! sessions get each other's outbox and relay messages directly, without the hub or the database.
+//! sessions get a link to each other and relay messages directly, without the hub or the
+//! database: into the partner's outbox at first, then onto its socket's queue (see `Route`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -50,11 +52,57 @@ pub fn outbox(capacity: usize) -> (OutboxSender, OutboxReceiver) {
     flume::bounded(capacity)
 }
 
-/// A paired partner's outbox: messages go straight into it.
+/// How one side's messages reach the other. While `Queued` they go into the receiver's outbox
+/// and its session writes them. The receiving session opens the route (`Direct`) once its
+/// `response` is written and nothing from the partner waits in its outbox; from then on the
+/// sender puts messages on the receiver's socket queue itself, one task hop fewer for each. When
+/// that queue is full the sender queues in the outbox again and closes the route, until the
+/// receiver has caught up. Every send and every switch holds the route's lock, so no message
+/// overtakes another.
+#[derive(Default)]
+pub enum Route {
+    #[default]
+    Queued,
+    Direct(actix_ws::Session),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Route::Queued => "Queued",
+            Route::Direct(_) => "Direct",
+        })
+    }
+}
+
+/// Both routes of a pair, in one allocation: `[to the one who asked first, to the other]`.
+pub type Routes = Arc<[Mutex<Route>; 2]>;
+
+/// A paired partner: where messages to it go.
 #[derive(Debug, Clone)]
 pub struct PartnerLink {
     pub id: ConnId,
     pub outbox: OutboxSender,
+    routes: Routes,
+    /// Which of `routes` leads to this session (the other leads to the partner).
+    mine: usize,
+}
+
+impl PartnerLink {
+    /// Messages from this session to the partner (the partner opens it).
+    pub fn to_partner(&self) -> MutexGuard<'_, Route> {
+        lock(&self.routes[1 - self.mine])
+    }
+
+    /// Messages from the partner to this session (this session opens it).
+    pub fn to_me(&self) -> MutexGuard<'_, Route> {
+        lock(&self.routes[self.mine])
+    }
+}
+
+/// A panic elsewhere while a route was locked leaves nothing half-done in it.
+fn lock(route: &Mutex<Route>) -> MutexGuard<'_, Route> {
+    route.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a session receives in its outbox, in order.
@@ -436,7 +484,8 @@ impl Hub {
             }
             Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
                 (true, true) => {
-                    for (me, other) in [(id, partner), (partner, id)] {
+                    let routes = Routes::default();
+                    for (me, other, mine) in [(id, partner, 0), (partner, id, 1)] {
                         let Some(other_outbox) = self.conns.get(&other).map(|c| c.outbox.clone())
                         else {
                             continue;
@@ -449,6 +498,8 @@ impl Hub {
                             Outbound::Paired(PartnerLink {
                                 id: other,
                                 outbox: other_outbox,
+                                routes: routes.clone(),
+                                mine,
                             }),
                         );
                     }

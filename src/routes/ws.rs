@@ -35,9 +35,9 @@ pub async fn upgrade(
     let visitor = visitor_key(&req, ip);
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
-    let config = state.session.clone();
+    let live = session::Live::new(hub, state.session.clone(), visitor, ws, stream, slot);
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
-    actix_web::rt::spawn(session::run(hub, config, visitor, ws, stream, slot));
+    actix_web::rt::spawn(session::run(live));
     Ok(response)
 }
 
