@@ -208,7 +208,7 @@ mod tungstenite_relay {
     use futures_util::{SinkExt, StreamExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
 
@@ -222,7 +222,12 @@ mod tungstenite_relay {
 
     async fn conn(tcp: TcpStream, rooms: Shared) {
         let _ = tcp.set_nodelay(true);
-        let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+        // The defaults keep a 128 KiB read buffer per connection; 4 KiB is plenty for chat
+        // frames (as pairchat-bench's own clients use).
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
             return;
         };
         let (sink, mut stream) = ws.split();
