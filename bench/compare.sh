@@ -116,4 +116,17 @@ for i, target in enumerate(s["target"] for s in first["steps"]):
         if paired:
             print(f"{'':<10} pairchat CPU / {n}: median of per-round ratios {med(paired):.2f}"
                   f" (range {min(paired):.2f}-{max(paired):.2f})")
+# The same steps grouped by the steal time they ran under: the tail follows the host.
+print()
+print("by steal time: step  server            steal %   steps  CPU us/msg  p99 ms (median, range)")
+for i, target in enumerate(s["target"] for s in first["steps"]):
+    for n in names:
+        xs = [(st["machine"]["steal_pct"], cpu(st), st["latency"].get("p99_ms"))
+              for st in (step(n, r, i) for r in runs[n]) if st]
+        for lo, hi in [(0, 1), (1, 3), (3, 10), (10, 100)]:
+            b = [x for x in xs if lo <= x[0] < hi]
+            if b:
+                p99s = [x[2] for x in b]
+                print(f"{'':<15}{target:<7} {n:<17} {lo:>2}-{hi:<4} {len(b):>7} {med([x[1] for x in b]):>11.1f}"
+                      f"  {med(p99s):.2f} ({min(p99s):.2f}-{max(p99s):.2f})")
 PY
