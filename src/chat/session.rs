@@ -29,7 +29,7 @@ pub struct SessionConfig {
     pub max_frame_bytes: usize,
     /// Longest message, in characters.
     pub max_message_chars: usize,
-    /// How often the server pings.
+    /// How often the server pings a client it has not heard from for as long.
     pub heartbeat: Duration,
     /// A client silent (no frame, no pong) for this long is dropped.
     pub client_timeout: Duration,
@@ -250,8 +250,14 @@ impl Live {
                 }
                 why = &mut conn.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > conn.config.client_timeout {
+                    let silent = last_heard.elapsed();
+                    if silent > conn.config.client_timeout {
                         return End::TimedOut;
+                    }
+                    // A client heard from within the last period is alive: only the silent
+                    // are pinged, so a busy connection carries no pings (nor their pongs).
+                    if silent < period {
+                        continue;
                     }
                     if let Err(end) = conn.write(Write::Ping).await {
                         return end;

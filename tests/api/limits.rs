@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{spawn_app, spawn_app_with, wait_for, Client, PATIENCE};
 
@@ -140,6 +142,51 @@ async fn a_silent_client_is_dropped_and_its_partner_told_partner_lost() {
     );
     drop(silent);
     app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn only_silent_clients_are_pinged() {
+    const PERIOD: Duration = Duration::from_millis(500);
+    let app = spawn_app_with(|s| {
+        s.session.heartbeat = PERIOD;
+        s.session.client_timeout = Duration::from_secs(10);
+        s.session.rate_per_sec = 1e6;
+        s.session.rate_burst = 1_000_000;
+    })
+    .await;
+    let (mut talker, mut listener) = app.pair().await;
+    let window = PERIOD * 5;
+    let start = tokio::time::Instant::now();
+    // Over five heartbeat periods the talker sends every 50 ms; the listener only reads.
+    let talking = async {
+        let mut pings = 0;
+        let mut i = 0;
+        while start.elapsed() < window {
+            talker.say(&format!("m{i}")).await;
+            i += 1;
+            let until = tokio::time::Instant::now() + Duration::from_millis(50);
+            while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, talker.ws.next()).await {
+                pings += usize::from(matches!(frame, Message::Ping(_)));
+            }
+        }
+        pings
+    };
+    let listening = async {
+        let mut pings = 0;
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout_at(start + window, listener.ws.next()).await
+        {
+            // tungstenite answers each ping as it reads, so the listener stays alive.
+            pings += usize::from(matches!(frame, Message::Ping(_)));
+        }
+        pings
+    };
+    let (talker_pings, listener_pings) = tokio::join!(talking, listening);
+    assert_eq!(talker_pings, 0, "a client that keeps talking is not pinged");
+    assert!(
+        listener_pings >= 3,
+        "a client that only listens is pinged every period: {listener_pings} pings"
+    );
 }
 
 #[actix_rt::test]
