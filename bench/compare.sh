@@ -24,14 +24,9 @@ server=${PAIRCHAT_BIN:-target/release/pairchat}
 bench=${PAIRCHAT_BENCH_BIN:-target/release/pairchat-bench}
 ref=${PAIRCHAT_REF_BIN:-target/release/pairchat-ref-relay}
 mkdir -p "$out"
-port=41040
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+port=$(free_port) || { echo "no free port"; exit 1; }
 
 start() {
   case $1 in
@@ -47,10 +42,7 @@ start() {
     ref-tungstenite) "$ref" --kind tungstenite --bind "127.0.0.1:$port" >"$tmp/server.log" 2>&1 & ;;
   esac
   pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.05
-  done
+  wait_listening "$port" "$pid" 50 && return 0
   echo "server $1 did not start"; cat "$tmp/server.log"; return 1
 }
 

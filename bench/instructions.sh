@@ -17,22 +17,20 @@ cd "$(dirname "$0")/.."
 [ "${1:-}" = "--" ] && shift
 [ $# -gt 0 ] || { echo "usage: bench/instructions.sh -- SERVER COMMAND (listening on 127.0.0.1:41070)"; exit 2; }
 bench=${PAIRCHAT_BENCH_BIN:-target/release/pairchat-bench}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Prints "instructions delivered" for one run of $1 seconds.
 measure() {
+  # Each run on a fresh database, for the SQLite file the usage above names.
   rm -f /tmp/cg.db*
   valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out.%p" "${@:2}" >"$tmp/vg.log" 2>&1 &
-  local vp=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/41070) 2>/dev/null && break
-    sleep 0.2
-  done
+  pid=$!
+  wait_listening 41070 "$pid" 200 || { echo "the server did not start:" >&2; cat "$tmp/vg.log" >&2; }
   local out
-  out=$("$bench" relay --url ws://127.0.0.1:41070/ws --server-pid "$vp" --pairs 100 --rate 400 \
+  out=$("$bench" relay --url ws://127.0.0.1:41070/ws --server-pid "$pid" --pairs 100 --rate 400 \
     --warmup 1 --duration "$1" --json --no-progress 2>/dev/null)
-  kill -TERM "$vp" 2>/dev/null; wait "$vp" 2>/dev/null
+  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
   local ir
   ir=$(grep -h "^summary:\|^totals:" "$tmp"/cg.out.* | awk '{print $2}' | head -1)
   rm -f "$tmp"/cg.out.*

@@ -19,23 +19,8 @@ if [ -z "$bench" ]; then
   bench=target/debug/pairchat-bench
 fi
 
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768+)
-    if port_free "$p"; then echo "$p"; return 0; fi
-  done
-  return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Later servers limit each connection's rate and each address's connections: raise the limits.
 extra=()
@@ -48,11 +33,7 @@ port=$(free_port) || { echo "no free port"; exit 1; }
 "$server" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/smoke.db" "${extra[@]}" \
   >"$tmp/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
-  port_free "$port" || break
-  kill -0 "$pid" 2>/dev/null || { echo "server exited:"; cat "$tmp/server.log"; exit 1; }
-  sleep 0.1
-done
+wait_listening "$port" "$pid" || { echo "server did not start:"; cat "$tmp/server.log"; exit 1; }
 url="ws://127.0.0.1:$port/ws"
 common=(--url "$url" --server-pid "$pid" --no-progress)
 

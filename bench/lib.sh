@@ -1,0 +1,32 @@
+# Shared by the bench scripts (sourced, not run): a temporary directory and the server's pid,
+# both cleaned up on exit, and finding and waiting for loopback ports.
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768+)
+    if port_free "$p"; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# Waits until something listens on 127.0.0.1:$1, while process $2 lives (up to $3 tenths of a
+# second, default 300). Fails if the process exits or the time runs out.
+wait_listening() {
+  for _ in $(seq 1 "${3:-300}"); do
+    port_free "$1" || return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
