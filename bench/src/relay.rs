@@ -293,11 +293,10 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         let (hiccups, hiccup_timeline) = meter.report();
         let delivered = s.k.delivered.load(Relaxed) - d0;
         let sent = s.k.sent.load(Relaxed) - s0;
-        let (hist, slow) = {
+        let (hist, slow, slow_count) = {
             let h = s.hist.lock().unwrap();
-            (h.0.clone(), h.1.to_json())
+            (h.0.clone(), h.1.to_json(), h.1.count())
         };
-        let slow_count = s.hist.lock().unwrap().1.count();
         let (us_per, secs_per_1k) = report::cpu_per(cpu, delivered);
         steps.push(json!({
             "target": label,
