@@ -64,7 +64,8 @@ pub struct ServeArgs {
     /// Largest WebSocket frame or fragmented message, in bytes; larger closes with 1009.
     #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
-    /// Seconds between the server's pings.
+    /// Seconds of silence after which the server pings a client (one that sends frames is not
+    /// pinged).
     #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = 10)]
     pub heartbeat_secs: u64,
     /// Seconds of silence (no frame, no pong) after which a client is dropped.
