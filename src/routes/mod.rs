@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers over the chat and the database, plus the static assets.
 
 pub mod assets;
+pub mod client;
 mod health;
 mod page;
 pub mod security;

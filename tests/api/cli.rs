@@ -14,6 +14,9 @@ fn pairchat() -> Command {
     for var in ["DATABASE_URL", "PAIRCHAT_BIND", "RUST_LOG"] {
         cmd.env_remove(var);
     }
+    // Not the default ./pairchat.key: that would land in the source tree.
+    let key = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-tests.key");
+    cmd.env("PAIRCHAT_SECRET_KEY_FILE", key);
     cmd
 }
 
