@@ -9,7 +9,7 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
 }
 
 /// A GET with extra header lines: `(status, lower-cased head, body)`.
-async fn http_request(
+pub async fn http_request(
     address: std::net::SocketAddr,
     path: &str,
     extra: &str,
