@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod daemon;
 mod errors;
 mod hardening;
 mod health;
