@@ -218,6 +218,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => serve(cli.serve.settings()),
         Some(Command::Serve(args)) => serve(args.settings()),
         Some(Command::Migrate(args)) => {
+            db::check_connect(&args.database_url)?;
             let pool = db::build_pool(&args.database_url, 1)?;
             let applied = db::run_migrations(&mut *db::get(&pool)?)?;
             tracing::info!(applied, "database schema is up to date");
@@ -225,6 +226,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Reset(args)) => {
             let url = &args.db.database_url;
+            db::check_connect(url)?;
             let pool = db::build_pool(url, 1)?;
             let mut conn = db::get(&pool)?;
             db::run_migrations(&mut conn)?;

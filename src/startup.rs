@@ -74,7 +74,7 @@ impl Application {
         let prep_pool = pool.clone();
         let url = settings.database_url.clone();
         tokio::task::spawn_blocking(move || {
-            db::check_sqlite(&url)?;
+            db::check_connect(&url)?;
             db::run_migrations(&mut *db::get(&prep_pool)?).context("cannot migrate the database")
         })
         .await

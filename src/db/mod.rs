@@ -183,16 +183,25 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
-/// Opens the SQLite file once, so that a path that cannot be opened is reported as such at
-/// once (the pool would only time out).
-pub fn check_sqlite(url: &str) -> anyhow::Result<()> {
+/// Connects once, straight to the backend, so that start-up reports why a database cannot be
+/// reached (SQLite's or MySQL's own reason, the URL without its password) at once: the pool
+/// would wait its timeout and then say only "invalid connection url".
+pub fn check_connect(url: &str) -> anyhow::Result<()> {
     use diesel::Connection;
-    if backend_of(url)? == Backend::Sqlite {
-        let path = sqlite_path(url);
-        SqliteConnection::establish(path)
-            .with_context(|| format!("cannot open the SQLite database {path:?}"))?;
+    match backend_of(url)? {
+        Backend::Sqlite => {
+            let path = sqlite_path(url);
+            SqliteConnection::establish(path)
+                .map(drop)
+                .with_context(|| format!("cannot open the SQLite database {path:?}"))
+        }
+        #[cfg(feature = "mysql")]
+        Backend::Mysql => MysqlConnection::establish(url)
+            .map(drop)
+            .with_context(|| format!("cannot connect to {}", redacted(url))),
+        #[cfg(not(feature = "mysql"))]
+        Backend::Mysql => unreachable!("backend_of refuses mysql:// without the mysql feature"),
     }
-    Ok(())
 }
 
 /// Gets a connection, with the error an operator can act on.

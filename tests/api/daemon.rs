@@ -250,3 +250,45 @@ async fn streaming_an_oversized_frame_costs_the_server_no_memory() {
         "RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+#[actix_rt::test]
+async fn an_sqlite_file_that_cannot_be_opened_stops_start_up_at_once_saying_so() {
+    let started = Instant::now();
+    let (ok, log) = run(&[
+        "serve",
+        "--bind",
+        &free_address(),
+        "--database-url",
+        "sqlite:///nonexistent-folder/pairchat.db",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(log.contains("cannot open the SQLite database"), "{log}");
+    // Not the pool's 3 s wait for a connection that will never come.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn a_zero_where_a_positive_number_belongs_is_refused_not_changed() {
+    for flag in [
+        "--db-pool-size",
+        "--max-conns-per-ip",
+        "--max-frame-bytes",
+        "--heartbeat-secs",
+        "--client-timeout-secs",
+        "--outbox-frames",
+        "--rate-per-sec",
+        "--rate-burst",
+        "--max-message-chars",
+        "--connects-per-sec-per-ip",
+        "--shutdown-timeout-secs",
+    ] {
+        let (ok, log) = run(&["serve", flag, "0"]).await;
+        assert!(!ok, "{flag} 0 was accepted");
+        assert!(log.contains(flag), "{flag}: {log}");
+    }
+}
