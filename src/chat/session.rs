@@ -20,7 +20,7 @@ use super::hub::{
     Command, Departure, HubHandle, Kick, Outbound, OutboxSender, PartnerLink, Route, TrySendError,
 };
 use super::ids::ConnId;
-use super::limits::{IpSlot, TokenBucket};
+use super::limits::{IpSlot, Tokens};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
 /// Limits and timings of one connection.
@@ -94,6 +94,10 @@ const TYPING_PER_MESSAGE: f64 = 2.0;
 const CONTROL_PER_SEC: f64 = 2.0;
 const CONTROL_BURST: u32 = 10;
 
+fn typing_burst(config: &SessionConfig) -> u32 {
+    config.rate_burst.saturating_mul(TYPING_PER_MESSAGE as u32)
+}
+
 enum Conversation {
     Idle,
     Requested,
@@ -108,13 +112,15 @@ struct Conn {
     conversation: Conversation,
     /// The hub's order to end; fused so it may be awaited again after firing.
     kicked: Fuse<oneshot::Receiver<Kick>>,
+    /// When the connection began: the rate budgets count from it.
+    born: std::time::Instant,
     /// Chat frames (messages, requests, anything not typing).
-    bucket: TokenBucket,
+    chat_tokens: Tokens,
     /// Typing frames, apart: a visitor's typing on/off must never use up the budget of its
     /// messages. Over it, typing frames are dropped without a word.
-    typing_bucket: TokenBucket,
+    typing_tokens: Tokens,
     /// Pings and pongs from the client: each ping costs a write. Over it, they are dropped.
-    control_bucket: TokenBucket,
+    control_tokens: Tokens,
     /// Frames refused in a row for a rate limit.
     strikes: u32,
 }
@@ -153,14 +159,9 @@ impl Live {
             .max_frame_size(config.max_frame_bytes)
             .aggregate_continuations()
             .max_continuation_size(config.max_frame_bytes);
-        let now = std::time::Instant::now();
-        let bucket = TokenBucket::new(config.rate_per_sec, config.rate_burst, now);
-        let typing_bucket = TokenBucket::new(
-            config.rate_per_sec * TYPING_PER_MESSAGE,
-            config.rate_burst.saturating_mul(TYPING_PER_MESSAGE as u32),
-            now,
-        );
-        let control_bucket = TokenBucket::new(CONTROL_PER_SEC, CONTROL_BURST, now);
+        let chat_tokens = Tokens::full(config.rate_burst);
+        let typing_tokens = Tokens::full(typing_burst(&config));
+        let control_tokens = Tokens::full(CONTROL_BURST);
         Live {
             conn: Conn {
                 id,
@@ -169,9 +170,10 @@ impl Live {
                 config,
                 conversation: Conversation::Idle,
                 kicked: kicked.fuse(),
-                bucket,
-                typing_bucket,
-                control_bucket,
+                born: std::time::Instant::now(),
+                chat_tokens,
+                typing_tokens,
+                control_tokens,
                 strikes: 0,
             },
             stream,
@@ -363,12 +365,23 @@ impl Conn {
     /// `None` when `budget` has a token for one more frame; otherwise `Ok(None)` (drop the
     /// frame) or the end of a client that has been refused too often in a row.
     fn over_budget(&mut self, budget: Budget) -> Option<Reply> {
-        let bucket = match budget {
-            Budget::Chat => &mut self.bucket,
-            Budget::Typing => &mut self.typing_bucket,
-            Budget::Control => &mut self.control_bucket,
+        let config = &self.config;
+        let (tokens, per_sec, burst) = match budget {
+            Budget::Chat => (
+                &mut self.chat_tokens,
+                config.rate_per_sec,
+                config.rate_burst,
+            ),
+            Budget::Typing => (
+                &mut self.typing_tokens,
+                config.rate_per_sec * TYPING_PER_MESSAGE,
+                typing_burst(config),
+            ),
+            Budget::Control => (&mut self.control_tokens, CONTROL_PER_SEC, CONTROL_BURST),
         };
-        if bucket.try_take(std::time::Instant::now()) {
+        // Truncated on purpose: the buckets' clock wraps every 49 days and they allow for it.
+        let now_ms = self.born.elapsed().as_millis() as u32;
+        if tokens.try_take(now_ms, per_sec, burst) {
             self.strikes = 0;
             return None;
         }
