@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::chat::session;
+use crate::chat::{ids, session};
 use crate::startup::AppState;
 
 pub async fn upgrade(
@@ -57,8 +57,8 @@ fn visitor_key(req: &HttpRequest, ip: IpAddr) -> i64 {
         valid.then_some(value)
     });
     match token {
-        Some(token) => stable_hash(b"token:", token.as_bytes()),
-        None => stable_hash(b"ip:", ip.to_string().as_bytes()),
+        Some(token) => ids::named_visitor(stable_hash(b"token:", token.as_bytes())),
+        None => ids::address_visitor(stable_hash(b"ip:", ip.to_string().as_bytes())),
     }
 }
 
