@@ -129,7 +129,8 @@ export function render(doc) {
 
   return x(
     'div',
-    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle' },
+    // lang: the chat's own words are English, whatever the host page's language.
+    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle', lang: 'en' },
     x(
       'div',
       { class: 'pc-bar' },
@@ -569,7 +570,8 @@ export function mount(options) {
 
   /** The message text as DOM nodes: text, and http(s) links as <a> (never parsed as HTML). */
   function messageText(text) {
-    const div = h(doc, 'div', { class: 'pc-text', 'data-test': 'message-text', dir: 'auto' });
+    // Written by a person in any language and direction: lang unknown, direction from the text.
+    const div = h(doc, 'div', { class: 'pc-text', 'data-test': 'message-text', dir: 'auto', lang: '' });
     for (const part of linkParts(String(text))) {
       if (!part.href) {
         div.append(doc.createTextNode(part.text));

@@ -410,6 +410,8 @@ async fn the_page_recovers_by_itself_when_the_server_is_killed_and_comes_back() 
         visible(&waiter, PAGE, "retry-countdown").await,
         "{countdown}"
     );
+    let axe = axe_violations(&waiter).await;
+    assert!(axe.is_empty(), "axe-core, reconnecting: {axe:?}");
     // No stale counts while offline.
     for b in [&talker, &waiter] {
         wait_js(
@@ -526,7 +528,6 @@ async fn the_idle_page_shows_a_fresh_online_count_before_connecting() {
     let app = spawn_app_with(|_| {}).await;
     let driver = Driver::start();
     let first = driver.browser(1024, 800).await;
-    record_sent(&first).await;
     page(&first, &app.address.to_string()).await;
     let count = |n: &str| {
         format!(
@@ -635,7 +636,7 @@ async fn on_a_slow_link_your_message_shows_at_once_as_pending_then_delivered() {
     click(&other, PAGE, "start").await;
     wait_state(&slow, PAGE, "chat").await;
 
-    link.delay(Duration::from_secs(2));
+    link.delay(Duration::from_secs(4));
     type_keys(&slow, &format!("over a slow link{}", Key::Enter)).await;
     let at_once = js(
         &slow,
@@ -1016,7 +1017,7 @@ async fn chat_luminance(b: &Browser, root: &str) -> f64 {
 
 fn embed_with_theme(app: &TestApp, theme: &str) -> String {
     format!(
-        r##"<!doctype html><html><head><title>A site</title></head><body>
+        r##"<!doctype html><html lang="en"><head><title>A site</title></head><body>
           <div id="pairchat" style="height: 480px"></div>
           <script src="http://{}/embed.js" data-target="#pairchat" data-theme="{theme}"></script>
         </body></html>"##,
@@ -1048,6 +1049,8 @@ async fn site_owners_choose_the_theme_and_a_short_embed_on_a_phone_shows_start()
         chat_luminance(&light, EMBED).await < 0.2,
         "data-theme=dark is not dark"
     );
+    let axe = axe_violations(&light).await;
+    assert!(axe.is_empty(), "axe-core, a dark embed: {axe:?}");
     // The embed's count comes from /online, across origins.
     wait_online_shown(&light, EMBED).await;
     host.serve(embed_with_theme(&app, "light"));
