@@ -1293,6 +1293,15 @@ async fn axe_core_finds_no_serious_violation_in_any_state_light_or_dark() {
     let mut seen = Vec::new();
     page(&light, &app.address.to_string()).await;
     page(&dark, &app.address.to_string()).await;
+    // Still no inline script or handler anywhere: the CSP (script-src 'self') allows none.
+    let inline = js(
+        &light,
+        PAGE,
+        "return [...document.querySelectorAll('*')].filter(e => \
+           (e.tagName === 'SCRIPT' && !e.src) || [...e.attributes].some(a => a.name.startsWith('on'))).length;",
+    )
+    .await;
+    assert_eq!(inline, json!(0), "inline script on the page");
     for b in [&light, &dark] {
         wait_online_shown(b, PAGE).await;
         seen.push(("idle", axe_violations(b).await));
