@@ -361,13 +361,14 @@ export function mount(options) {
   let retryAttempt = 0;
   let retryAt = 0;
   let retryTimer = null;
+  let destroyed = false;
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
     cleanups.push(() => target.removeEventListener(type, fn, opts));
   };
 
-  const machine = createMachine({ onChange: (to, from) => onStateChange(to, from) });
+  const machine = createMachine({ onChange: (to) => onStateChange(to) });
 
   // ---- view updates ----------------------------------------------------------------------
 
@@ -385,7 +386,7 @@ export function mount(options) {
     target.focus({ preventScroll: !isDocument });
   }
 
-  function onStateChange(to, from) {
+  function onStateChange(to) {
     const hadFocus = focusIsOurs();
     el.dataset.state = to;
     for (const [state, view] of Object.entries(VIEW_OF_STATE)) $(view).hidden = state !== to;
@@ -414,7 +415,7 @@ export function mount(options) {
     const target = {
       idle: ui.start,
       connecting: ui.connectingText,
-      waiting: from === 'connecting' || from === 'retrying' ? ui.waitingText : null,
+      waiting: ui.waitingText,
       retrying: ui.retryText,
       chat: ui.input,
       closed: ui.startOver,
@@ -518,6 +519,7 @@ export function mount(options) {
     if (machine.state !== 'retrying') machine.send('fail');
     stopRetryTimer();
     renderRetry();
+    announce(`${reason} ${ui.retryCountdown.textContent}`);
     retryTimer = win.setInterval(() => {
       if (Date.now() >= retryAt) retryNow();
       else renderRetry();
@@ -795,7 +797,8 @@ export function mount(options) {
   function finish({ code, reason, byUs, everOpened, timedOut = false }) {
     const c = conn;
     conn = null;
-    if (c && c.ws && byUs) {
+    // Ours, or one that never answered: never left open behind us.
+    if (c && c.ws && c.ws.readyState < 2) {
       try {
         c.ws.close(1000);
       } catch {
@@ -982,7 +985,6 @@ export function mount(options) {
 
   // ---- wiring ---------------------------------------------------------------------------
 
-  let destroyed = false;
   listen(ui.start, 'click', start);
   listen(ui.startOver, 'click', start);
   listen(ui.cancel, 'click', cancel);
