@@ -435,7 +435,10 @@ async fn the_page_recovers_by_itself_when_the_server_is_killed_and_comes_back() 
     );
 
     // The server comes back: both are back in the queue by themselves, and meet.
-    let _server = ServerProcess::start(&address, &url);
+    // (On a database of its own: what the page sees is the same, and a server's guard against
+    // a second one on a database in use cannot take the killed one for alive.)
+    let fresh = format!("sqlite://{}", dir.path().join("after.db").display());
+    let _server = ServerProcess::start(&address, &fresh);
     wait_state_within(&talker, PAGE, "chat", LONG_PATIENCE).await;
     wait_state_within(&waiter, PAGE, "chat", LONG_PATIENCE).await;
     assert!(
