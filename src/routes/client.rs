@@ -7,6 +7,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 
+use crate::chat::ids;
 use crate::chat::limits::address_key;
 use crate::secret::SecretKey;
 
@@ -80,8 +81,8 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> i64 {
         valid.then_some(value)
     });
     match token {
-        Some(token) => key.hash(b"token:", token.as_bytes()),
-        None => key.hash(b"ip:", address_key(ip).to_string().as_bytes()),
+        Some(token) => ids::named_visitor(key.hash(b"token:", token.as_bytes())),
+        None => ids::address_visitor(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
     }
 }
 
