@@ -7,7 +7,8 @@ use crate::helpers::spawn_app;
 
 #[actix_rt::test]
 async fn malformed_frames_are_refused_with_a_named_error_and_the_connection_stays_open() {
-    let app = spawn_app().await;
+    // More frames than the default burst: the rate limit is not what this is about.
+    let app = crate::helpers::spawn_app_with(crate::helpers::without_flood_limits).await;
     let mut c = app.client().await;
     c.send_raw(Message::text("{not json")).await;
     c.expect_error("bad_json").await;
@@ -23,6 +24,16 @@ async fn malformed_frames_are_refused_with_a_named_error_and_the_connection_stay
     c.expect_error("bad_frame").await;
     c.send_json(json!({"type": "message"})).await;
     c.expect_error("bad_frame").await;
+    // Well-formed JSON with a field of the wrong type is a bad frame, not bad JSON.
+    c.send_json(json!({"type": 7})).await;
+    c.expect_error("bad_frame").await;
+    c.send_json(json!({"type": "message", "message": 5})).await;
+    c.expect_error("bad_frame").await;
+    c.send_json(json!({"type": "typing", "typing": "yes"}))
+        .await;
+    c.expect_error("bad_frame").await;
+    c.send_raw(Message::text(r#"{"type":7,"#)).await;
+    c.expect_error("bad_json").await;
     c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     c.expect_error("binary_not_supported").await;
 

@@ -263,7 +263,7 @@ async fn an_idle_visitor_is_not_disturbed_by_anothers_bad_input() {
     vandal
         .send_json(json!({"type": "message", "message": 5}))
         .await;
-    vandal.expect_error("bad_json").await;
+    vandal.expect_error("bad_frame").await;
     vandal.say(&"y".repeat(5_000)).await;
     vandal.expect_error("not_paired").await;
     a.say("fine").await;
