@@ -158,12 +158,15 @@ impl TestApp {
         (a, b)
     }
 
-    /// The chat rows: `(chat id, is_completed, member rids)`.
+    /// The chat rows: `(chat id, is_completed, member rids)`, both tables read in one
+    /// transaction (one snapshot), so a commit between the two reads cannot show a chat
+    /// without its members or members without their chat.
     pub async fn chats(&self) -> Vec<(i64, bool, Vec<i64>)> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            use diesel::Connection;
             let mut conn = db::get(&pool).expect("test connection");
-            queries::chats(&mut conn).expect("read chats")
+            conn.transaction(|c| queries::chats(c)).expect("read chats")
         })
         .await
         .expect("blocking task")
@@ -336,10 +339,12 @@ impl Client {
         frame
     }
 
-    /// Reads until the server closes; frames before the close are skipped.
+    /// Reads until the server closes; frames before the close are skipped. The close must
+    /// come within `PATIENCE` in all (frames such as pings do not extend it).
     pub async fn expect_close(&mut self) -> Closed {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("the server closes in time");
             match message {
