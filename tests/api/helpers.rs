@@ -11,6 +11,7 @@ use pairchat::startup::Application;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -246,6 +247,15 @@ pub struct Closed {
     pub reason: String,
 }
 
+impl From<CloseFrame> for Closed {
+    fn from(frame: CloseFrame) -> Closed {
+        Closed {
+            code: u16::from(frame.code),
+            reason: frame.reason.to_string(),
+        }
+    }
+}
+
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
@@ -278,10 +288,7 @@ impl Client {
     /// The close, if the next thing to arrive is one; `None` for any other frame.
     pub async fn next_close_or_frame(&mut self) -> Option<Closed> {
         match self.ws.next().await {
-            Some(Ok(Message::Close(Some(frame)))) => Some(Closed {
-                code: u16::from(frame.code),
-                reason: frame.reason.to_string(),
-            }),
+            Some(Ok(Message::Close(Some(frame)))) => Some(Closed::from(frame)),
             _ => None,
         }
     }
@@ -348,12 +355,7 @@ impl Client {
                 .await
                 .expect("the server closes in time");
             match message {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Closed {
-                        code: u16::from(frame.code),
-                        reason: frame.reason.to_string(),
-                    }
-                }
+                Some(Ok(Message::Close(Some(frame)))) => return Closed::from(frame),
                 Some(Ok(Message::Close(None))) => {
                     return Closed {
                         code: u16::from(CloseCode::Status),
@@ -365,6 +367,27 @@ impl Client {
                 None => panic!("connection ended without a close frame"),
             }
         }
+    }
+
+    /// Sends `text` again and again, reading each receipt, until the server closes this
+    /// connection (as when the partner, reading nothing, is dropped); returns how many messages
+    /// went out, and the close. Gives up (panics) after `most` messages.
+    pub async fn say_until_closed(&mut self, text: &str, most: usize) -> (usize, Closed) {
+        for sent in 1..=most {
+            self.say(text).await;
+            loop {
+                let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                    .await
+                    .expect("a receipt or the close in time");
+                match message {
+                    Some(Ok(Message::Close(Some(frame)))) => return (sent, Closed::from(frame)),
+                    Some(Ok(Message::Text(t))) if t.contains(r#""from":"me""#) => break,
+                    Some(Ok(_)) => continue,
+                    other => panic!("connection ended without a close: {other:?}"),
+                }
+            }
+        }
+        panic!("still open after {most} messages");
     }
 
     /// Closes from the client side, the way a visitor leaves.

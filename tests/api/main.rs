@@ -4,11 +4,13 @@
 mod browser;
 mod cli;
 mod errors;
+mod flags;
 mod health;
 mod helpers;
 mod limits;
 mod model;
 mod mysql;
 mod pairing;
+mod process;
 mod proxy;
 mod storage;
