@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pairchat::db::{self, queries};
 
-use crate::helpers::{Client, TestDb};
+use crate::helpers::{Client, TestDb, PATIENCE};
 use crate::process::{pairchat, Server};
 
 fn rows(url: &str) -> Vec<(i64, bool, Vec<i64>)> {
@@ -228,3 +228,50 @@ pub const BIG_MESSAGES: &[&str] = &[
 
 /// What `a_stuck_connection` needs of the server (groups of flags).
 pub const STUCK_CONNECTION_FLAGS: &[&[&str]] = &[BIG_MESSAGES, &["--outbox-frames", "2"]];
+
+#[actix_rt::test]
+async fn after_sigterm_or_sigint_new_connections_are_refused_while_shutdown_finishes() {
+    let checks = ["TERM", "INT"].map(|signal| async move {
+        let db = TestDb::new();
+        let address = crate::process::free_address();
+        let mut cmd = pairchat();
+        cmd.args(["serve", "--bind", &address, "--database-url", &db.url])
+            .args(["--shutdown-timeout-secs", "5"]);
+        for group in STUCK_CONNECTION_FLAGS {
+            cmd.args(*group);
+        }
+        let mut server = Server::spawn(cmd, address);
+        // The stuck connection keeps the process up for its shutdown timeout: time to try.
+        let _stuck = a_stuck_connection(&server).await;
+        let mut watcher = Client::connect(&server.ws_url()).await;
+        assert_eq!(watcher.recv_any().await["type"], "online");
+
+        server.signal(signal);
+        let closed = watcher.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1001, "server shutting down"),
+            "SIG{signal}"
+        );
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio_tungstenite::connect_async(server.ws_url()),
+        )
+        .await;
+        assert!(
+            !matches!(attempt, Ok(Ok(_))),
+            "SIG{signal}: a new connection was let in during shutdown"
+        );
+        assert!(
+            server.running(),
+            "SIG{signal}: the refusal must come from the live server"
+        );
+        assert!(
+            server
+                .wait_for_exit(Duration::from_secs(6) + PATIENCE)
+                .await,
+            "SIG{signal}: exit status 0"
+        );
+    });
+    futures_util::future::join_all(checks).await;
+}

@@ -120,6 +120,11 @@ impl Server {
         self.signal("TERM");
     }
 
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits (without blocking the runtime) for the process to exit; returns whether it exited
     /// with success. Panics past `within`.
     pub async fn wait_for_exit(&mut self, within: Duration) -> bool {
