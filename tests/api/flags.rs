@@ -447,19 +447,7 @@ fn runs_that_many_workers(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + 
     Box::pin(async move {
         let want = std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
         let pid = r.server.pid();
-        // Each actix worker runs on an arbiter thread, "actix-rt|system:0|arbiter:N" (Linux
-        // keeps 15 characters of a thread's name); the main thread keeps the binary's name.
-        let workers = || {
-            std::fs::read_dir(format!("/proc/{pid}/task"))
-                .map(|tasks| {
-                    tasks
-                        .filter_map(|t| t.ok())
-                        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-                        .filter(|comm| comm.starts_with("actix-rt|system"))
-                        .count()
-                })
-                .unwrap_or(0)
-        };
+        let workers = || worker_threads(pid);
         let deadline = Instant::now() + PATIENCE;
         while workers() != want {
             assert!(
@@ -470,6 +458,21 @@ fn runs_that_many_workers(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + 
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
+}
+
+/// The HTTP worker threads of process `pid`. Each actix worker runs on an arbiter thread,
+/// "actix-rt|system:0|arbiter:N" (Linux keeps 15 characters of a thread's name); the main
+/// thread keeps the binary's name.
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| t.ok())
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|comm| comm.starts_with("actix-rt|system"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// With one pooled connection, a matchmaker stuck on a locked database holds it, and the
@@ -697,4 +700,123 @@ fn waits_that_long_for_a_stuck_connection(
             "shutdown took only {took:?}"
         );
     })
+}
+
+/// The README's default for `flag`, as a number.
+fn readme_default(flag: &str) -> usize {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    readme_table(&readme)
+        .into_iter()
+        .find(|r| r.flag == flag)
+        .and_then(|r| r.default)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("README gives {flag} a number as its default"))
+}
+
+/// With nothing but an address to listen on, the server behaves as the README's defaults say.
+#[actix_rt::test]
+async fn with_no_settings_the_server_keeps_the_readme_defaults() {
+    use futures_util::SinkExt;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let address = free_address();
+    let mut cmd = pairchat();
+    cmd.current_dir(dir.path()).args(["--bind", &address]);
+    let server = Server::spawn(cmd, address);
+    let url = server.ws_url();
+
+    // sqlite://pairchat.db: a file in the working directory.
+    assert!(dir.path().join("pairchat.db").exists(), "no ./pairchat.db");
+
+    // --workers 0: one per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(readme_default("--workers"), 0);
+    let pid = server.pid();
+    wait_for("one worker per core", || async {
+        worker_threads(pid) == cores
+    })
+    .await;
+
+    // --max-message-chars and --max-frame-bytes.
+    let chars = readme_default("--max-message-chars");
+    let bytes = readme_default("--max-frame-bytes");
+    let mut a = Client::arrive(&url, "waiting").await;
+    let mut b = Client::arrive(&url, "response").await;
+    a.expect_type("response").await;
+    a.say(&"x".repeat(chars)).await;
+    assert_eq!(
+        b.recv().await["message"].as_str().map(str::len),
+        Some(chars)
+    );
+    assert_eq!(a.recv().await["from"], "me");
+    a.say(&"x".repeat(chars + 1)).await;
+    a.expect_error("message_too_long").await;
+    // A frame just under the byte limit is read (and refused for its length)...
+    a.say(&"x".repeat(bytes - 100)).await;
+    a.expect_error("message_too_long").await;
+    // ...one over it closes.
+    b.say(&"x".repeat(bytes)).await;
+    assert_eq!(b.expect_close().await.code, 1009);
+
+    // --rate-burst: that many frames at once are answered, then rate_limited (a token
+    // comes back every 1/5 s, so a slow run may let one or two more through).
+    let burst = readme_default("--rate-burst");
+    let rate = readme_default("--rate-per-sec") as f64;
+    let mut c = Client::connect(&url).await;
+    let started = Instant::now();
+    for _ in 0..burst + 5 {
+        let frame = Message::text(json!({"type": "typing", "typing": true}).to_string());
+        c.ws.feed(frame).await.expect("queue");
+    }
+    c.ws.flush().await.expect("send");
+    let mut answered = 0;
+    for _ in 0..burst + 5 {
+        let frame = c.expect_type("error").await;
+        answered += usize::from(frame["error"] == "not_paired");
+    }
+    let refills = (started.elapsed().as_secs_f64() * rate).ceil() as usize;
+    assert!(
+        (burst..=burst + refills).contains(&answered),
+        "{answered} of {} frames answered with a burst of {burst}",
+        burst + 5
+    );
+    drop(c);
+
+    // --max-conns-per-ip: that many at once, not one more (once the closed ones have given
+    // their slots back).
+    let cap = readme_default("--max-conns-per-ip");
+    drop(a);
+    wait_for("exactly the cap to be let in", || async {
+        let mut open = Vec::new();
+        for _ in 0..cap {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok(ws) => open.push(ws),
+                Err(_) => return false,
+            }
+        }
+        matches!(
+            tokio_tungstenite::connect_async(url.as_str()).await,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status().as_u16() == 429
+        )
+    })
+    .await;
+
+    // --allowed-origins none: another site's page is refused.
+    assert_eq!(
+        connect_with(&url, "origin", "https://elsewhere.example")
+            .await
+            .err(),
+        Some(403)
+    );
+
+    // --assets-dir: the source tree's assets.
+    let (status, body) = http_get(
+        server.address.parse().expect("address"),
+        "/assets/js/chat.js",
+    )
+    .await;
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/js/chat.js"))
+            .expect("chat.js");
+    assert_eq!((status, body == source), (200, true));
 }
