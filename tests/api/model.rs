@@ -408,10 +408,16 @@ impl World {
                         // The one who asked (the other was waiting) is not paired with the one it
                         // last talked to. (Nor should the one waiting be: see
                         // `the_one_waiting_is_not_paired_again_with_who_it_last_talked_to`.)
-                        if matches!(v.seen, Seen::Asked) || strict_cooldown() {
-                            let apart = self.last_partner.get(&v.key) == Some(partner)
-                                || self.last_partner.get(partner) == Some(&v.key);
-                            assert!(!apart, "{} paired again within the cooldown", v.key);
+                        let asked_for_the_last = self.last_partner.get(&v.key) == Some(partner);
+                        let waited_for_the_last = self.last_partner.get(partner) == Some(&v.key);
+                        if matches!(v.seen, Seen::Asked) {
+                            assert!(!asked_for_the_last, "{} paired again on asking", v.key);
+                        } else if strict_cooldown() {
+                            assert!(
+                                !(asked_for_the_last || waited_for_the_last),
+                                "{} paired again within the cooldown",
+                                v.key
+                            );
                         }
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
