@@ -236,12 +236,12 @@ async fn after_sigterm_or_sigint_new_connections_are_refused_while_shutdown_fini
         let address = crate::process::free_address();
         let mut cmd = pairchat();
         cmd.args(["serve", "--bind", &address, "--database-url", &db.url])
-            .args(["--shutdown-timeout-secs", "5"]);
+            .args(["--shutdown-timeout-secs", "8"]);
         for group in STUCK_CONNECTION_FLAGS {
             cmd.args(*group);
         }
         let mut server = Server::spawn(cmd, address);
-        // The stuck connection keeps the process up for its shutdown timeout: time to try.
+        // The stuck connection keeps the process up for its shutdown timeout (8 s): time to try.
         let _stuck = a_stuck_connection(&server).await;
         let mut watcher = Client::connect(&server.ws_url()).await;
         assert_eq!(watcher.recv_any().await["type"], "online");
@@ -268,7 +268,7 @@ async fn after_sigterm_or_sigint_new_connections_are_refused_while_shutdown_fini
         );
         assert!(
             server
-                .wait_for_exit(Duration::from_secs(6) + PATIENCE)
+                .wait_for_exit(Duration::from_secs(9) + PATIENCE)
                 .await,
             "SIG{signal}: exit status 0"
         );
