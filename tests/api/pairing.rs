@@ -64,8 +64,10 @@ async fn typing_goes_to_the_partner_only() {
 #[actix_rt::test]
 async fn when_one_leaves_the_partner_is_closed_with_partner_left() {
     let app = spawn_app().await;
-    let (a, mut b) = app.pair().await;
-    a.leave().await;
+    let (mut a, mut b) = app.pair().await;
+    // The one who closes gets a close back: 1000.
+    a.ws.close(None).await.expect("close");
+    assert_eq!(a.expect_close().await.code, 1000);
     let closed = b.expect_close().await;
     assert_eq!(
         (closed.code, closed.reason.as_str()),
