@@ -2,8 +2,10 @@
  * pairchat embed: put the chat on any site.
  *
  *   <div id="pairchat"></div>
- *   <script src="https://HOST/embed.js" data-target="#pairchat"></script>
+ *   <script src="https://HOST/embed.js" data-target="#pairchat" data-theme="auto"></script>
  *
+ * data-theme: "light" or "dark" to match the host page; "auto" (the default) follows the
+ * visitor's device setting.
  * The chat is mounted in a Shadow DOM attached to the target (so neither side's CSS leaks into
  * the other), styled by https://HOST/assets/css/chat.css loaded inside the shadow root, and talks
  * to wss://HOST/ws (ws:// when embed.js itself came over http). HOST is taken from this script's
@@ -25,6 +27,7 @@
   var origin = base.origin;
   var wsUrl = (base.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + base.host + '/ws';
   var selector = script.getAttribute('data-target') || '#pairchat';
+  var theme = script.getAttribute('data-theme');
 
   function fail(shadow, err) {
     console.warn('pairchat: the chat could not be loaded', err);
@@ -69,7 +72,12 @@
     });
     Promise.all([import(origin + '/assets/js/chat.js'), cssReady])
       .then(function (loaded) {
-        var controller = loaded[0].mount({ wsUrl: wsUrl, root: shadow, container: mountPoint });
+        var controller = loaded[0].mount({
+          wsUrl: wsUrl,
+          root: shadow,
+          container: mountPoint,
+          theme: theme,
+        });
         target.pairchat = controller;
       })
       .catch(function (err) {

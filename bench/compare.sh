@@ -34,8 +34,8 @@ start() {
       rm -f "$tmp"/db*
       bin=$server
       [ "$1" = pairchat-base ] && bin=$PAIRCHAT_BASE_BIN
-      "$bin" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" \
-        --rate-per-sec 1000000 --rate-burst 1000000 --max-conns-per-ip 1000000 \
+      mapfile -t flags < <(bench_flags "$bin")
+      "$bin" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" "${flags[@]}" \
         >"$tmp/server.log" 2>&1 &
       ;;
     ref-actix) "$ref" --kind actix --bind "127.0.0.1:$port" >"$tmp/server.log" 2>&1 & ;;

@@ -30,3 +30,17 @@ wait_listening() {
   done
   return 1
 }
+
+# The flags that lift a server's per-client limits out of a benchmark's way, for the server
+# binary $1 (older builds lack some flags, so only those its --help names), and a key file in
+# the temporary directory rather than ./pairchat.key.
+bench_flags() {
+  local help
+  help=$("$1" serve --help 2>/dev/null || "$1" --help)
+  local flag
+  for flag in rate-per-sec rate-burst max-conns-per-ip connects-per-sec-per-ip; do
+    grep -q -- "--$flag" <<<"$help" && printf '%s\n' "--$flag" 1000000
+  done
+  grep -q -- '--secret-key-file' <<<"$help" && printf '%s\n' --secret-key-file "$tmp/pairchat.key"
+  return 0
+}

@@ -23,11 +23,7 @@ fi
 . bench/lib.sh
 
 # Later servers limit each connection's rate and each address's connections: raise the limits.
-extra=()
-help=$("$server" serve --help 2>/dev/null || "$server" --help)
-grep -q -- '--rate-per-sec' <<<"$help" && extra+=(--rate-per-sec 1000000)
-grep -q -- '--rate-burst' <<<"$help" && extra+=(--rate-burst 1000000)
-grep -q -- '--max-conns-per-ip' <<<"$help" && extra+=(--max-conns-per-ip 1000000)
+mapfile -t extra < <(bench_flags "$server")
 
 port=$(free_port) || { echo "no free port"; exit 1; }
 "$server" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/smoke.db" "${extra[@]}" \

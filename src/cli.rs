@@ -7,9 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use clap::builder::BoolishValueParser;
+use ipnet::IpNet;
+
 use crate::chat::session::SessionConfig;
-use crate::config::{Settings, DEFAULT_ASSETS_DIR, DEFAULT_BIND, DEFAULT_DATABASE_URL};
-use crate::db::{self, queries};
+use crate::config::{
+    Settings, DEFAULT_ASSETS_DIR, DEFAULT_BIND, DEFAULT_CONNECTS_PER_SEC_PER_IP,
+    DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNS_PER_IP, DEFAULT_SECRET_KEY_FILE,
+};
+use crate::db::{self, lease::ServerLease, queries};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -27,14 +33,25 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the chat (the default).
     Serve(ServeArgs),
     /// Create or update the database schema, then exit.
     Migrate(DbArgs),
-    /// Empty the chat tables (ends nothing live: stop the server first), then exit.
-    Reset(DbArgs),
+    /// Empty the chat tables, then exit. Refused while a server uses the database.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Empty the tables even though a live server uses them (its visitors are stranded).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,53 +72,112 @@ pub struct ServeArgs {
     /// HTTP worker threads (0: one per CPU core).
     #[arg(long, env = "PAIRCHAT_WORKERS", default_value_t = 0)]
     pub workers: usize,
-    /// Database connections in the pool.
-    #[arg(long, env = "PAIRCHAT_DB_POOL_SIZE", default_value_t = 4)]
+    /// Database connections in the pool (at least 1).
+    #[arg(long, env = "PAIRCHAT_DB_POOL_SIZE", default_value_t = 4, value_parser = positive::<u32>)]
     pub db_pool_size: u32,
-    /// Longest chat message, in characters (not bytes).
-    #[arg(long, env = "PAIRCHAT_MAX_MESSAGE_CHARS", default_value_t = 2_000)]
+    /// Longest chat message, in characters (not bytes; at least 1).
+    #[arg(long, env = "PAIRCHAT_MAX_MESSAGE_CHARS", default_value_t = 2_000, value_parser = positive::<usize>)]
     pub max_message_chars: usize,
-    /// Largest WebSocket frame or fragmented message, in bytes; larger closes with 1009.
-    #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    /// Largest WebSocket frame or fragmented message, in bytes; larger closes with 1009
+    /// (at least 1,024).
+    #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024, value_parser = frame_bytes)]
     pub max_frame_bytes: usize,
     /// Seconds of silence after which the server pings a client (one that sends frames is not
-    /// pinged).
-    #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = 10)]
+    /// pinged; at least 1).
+    #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = 10, value_parser = positive::<u64>)]
     pub heartbeat_secs: u64,
-    /// Seconds of silence (no frame, no pong) after which a client is dropped.
-    #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = 30)]
+    /// Seconds of silence (no frame, no pong) after which a client is dropped, at the next
+    /// heartbeat (at least 1).
+    #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = 30, value_parser = positive::<u64>)]
     pub client_timeout_secs: u64,
-    /// Frames queued for one client before it counts as not reading and is dropped.
-    #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = 256)]
+    /// Frames queued for one client before it counts as not reading and is dropped (at least 1).
+    #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = 256, value_parser = positive::<usize>)]
     pub outbox_frames: usize,
     /// Client frames allowed per second per connection, sustained; past it: error `rate_limited`.
-    #[arg(long, env = "PAIRCHAT_RATE_PER_SEC", default_value_t = 5.0)]
+    #[arg(long, env = "PAIRCHAT_RATE_PER_SEC", default_value_t = 5.0, value_parser = positive::<f64>)]
     pub rate_per_sec: f64,
-    /// Client frames allowed at once per connection (the token bucket's size).
-    #[arg(long, env = "PAIRCHAT_RATE_BURST", default_value_t = 10)]
+    /// Client frames allowed at once per connection (the token bucket's size; at least 1).
+    #[arg(long, env = "PAIRCHAT_RATE_BURST", default_value_t = 10, value_parser = positive::<u32>)]
     pub rate_burst: u32,
-    /// Concurrent WebSocket connections per client address; past it the upgrade answers 429.
-    #[arg(long, env = "PAIRCHAT_MAX_CONNS_PER_IP", default_value_t = 32)]
+    /// Concurrent WebSocket connections per client address (an IPv6 address counts by its
+    /// /64); past it the upgrade answers 429.
+    #[arg(long, env = "PAIRCHAT_MAX_CONNS_PER_IP", default_value_t = DEFAULT_MAX_CONNS_PER_IP, value_parser = positive::<usize>)]
     pub max_conns_per_ip: usize,
-    /// Take the client address from the last X-Forwarded-For entry (only behind a proxy you
-    /// trust to set it).
-    #[arg(long, env = "PAIRCHAT_TRUST_FORWARDED_FOR")]
+    /// Concurrent WebSocket connections in all; past it the upgrade answers 503 (0: what the
+    /// open-files limit leaves room for).
+    #[arg(long, env = "PAIRCHAT_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// New WebSocket connections per second from one address, in bursts of up to 3× as many;
+    /// past it the upgrade answers 429.
+    #[arg(long, env = "PAIRCHAT_CONNECTS_PER_SEC_PER_IP", default_value_t = DEFAULT_CONNECTS_PER_SEC_PER_IP, value_parser = positive::<f64>)]
+    pub connects_per_sec_per_ip: f64,
+    /// Take the client address from the last X-Forwarded-For entry, when the peer is one of
+    /// --trusted-proxies (only behind a proxy you trust to set it). true/false, yes/no, 1/0.
+    #[arg(long, env = "PAIRCHAT_TRUST_FORWARDED_FOR", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub trust_forwarded_for: bool,
+    /// Proxies (comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128) whose X-Forwarded-For counts
+    /// with --trust-forwarded-for (default: loopback, 127.0.0.0/8 and ::1).
+    #[arg(long, env = "PAIRCHAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
+    pub trusted_proxies: Vec<IpNet>,
     /// Other sites allowed to embed the chat, comma-separated origins
     /// (e.g. https://example.com,https://blog.example.com). The server's own origin is always
     /// allowed; browsers on any other origin are refused (403).
     #[arg(long, env = "PAIRCHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// The origin visitors reach the chat at (e.g. https://chat.example.com): required behind
+    /// a TLS proxy. Without it the server's own origin is http:// and the request's Host.
+    #[arg(long, env = "PAIRCHAT_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
     /// Folder of the static assets (JS, CSS) served under /assets.
     #[arg(long, env = "PAIRCHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
     pub assets_dir: PathBuf,
-    /// Seconds during which two visitors who just talked are not paired again while someone
-    /// else could be (after it, two who are alone together may meet again).
+    /// Seconds during which two visitors who just talked are not paired with each other again,
+    /// even when nobody else is waiting.
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = 15)]
     pub rematch_cooldown_secs: u64,
-    /// Seconds shutdown waits for connections to close before exiting anyway.
-    #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3)]
+    /// Seconds shutdown waits for connections to close before exiting anyway (at least 1).
+    #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3, value_parser = positive::<u64>)]
     pub shutdown_timeout_secs: u64,
+    /// The file holding the secret key of the visitor hash (32 hex digits), created on first
+    /// start. Servers that share a database should share it.
+    #[arg(long, env = "PAIRCHAT_SECRET_KEY_FILE", default_value = DEFAULT_SECRET_KEY_FILE)]
+    pub secret_key_file: PathBuf,
+    /// Serve even though another live server uses the database (its rows are cleared).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A number of at least 1 (or above 0).
+fn positive<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let value: T = text.trim().parse().map_err(|e: T::Err| e.to_string())?;
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err("must be above 0".into())
+    }
+}
+
+/// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
+const MIN_FRAME_BYTES: usize = 1_024;
+
+fn frame_bytes(text: &str) -> Result<usize, String> {
+    let value: usize = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if value >= MIN_FRAME_BYTES {
+        Ok(value)
+    } else {
+        Err(format!("must be at least {MIN_FRAME_BYTES}"))
+    }
+}
+
+fn cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR block"))
 }
 
 impl ServeArgs {
@@ -110,21 +186,27 @@ impl ServeArgs {
             bind: self.bind.clone(),
             database_url: self.db.database_url.clone(),
             workers: self.workers,
-            db_pool_size: self.db_pool_size.max(1),
+            db_pool_size: self.db_pool_size,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
-            max_conns_per_ip: self.max_conns_per_ip.max(1),
+            max_conns_per_ip: self.max_conns_per_ip,
+            max_connections: self.max_connections,
+            connects_per_sec_per_ip: self.connects_per_sec_per_ip,
             trust_forwarded_for: self.trust_forwarded_for,
+            trusted_proxies: self.trusted_proxies.clone(),
             rematch_cooldown: Duration::from_secs(self.rematch_cooldown_secs),
             allowed_origins: self.allowed_origins.clone(),
+            public_origin: self.public_origin.clone(),
             assets_dir: self.assets_dir.clone(),
+            secret_key_file: Some(self.secret_key_file.clone()),
+            force: self.force,
             session: SessionConfig {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,
-                heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
-                client_timeout: Duration::from_secs(self.client_timeout_secs.max(1)),
-                outbox_capacity: self.outbox_frames.max(1),
-                rate_per_sec: self.rate_per_sec.max(0.0),
-                rate_burst: self.rate_burst.max(1),
+                heartbeat: Duration::from_secs(self.heartbeat_secs),
+                client_timeout: Duration::from_secs(self.client_timeout_secs),
+                outbox_capacity: self.outbox_frames,
+                rate_per_sec: self.rate_per_sec,
+                rate_burst: self.rate_burst,
             },
         }
     }
@@ -136,15 +218,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => serve(cli.serve.settings()),
         Some(Command::Serve(args)) => serve(args.settings()),
         Some(Command::Migrate(args)) => {
+            db::check_connect(&args.database_url)?;
             let pool = db::build_pool(&args.database_url, 1)?;
             let applied = db::run_migrations(&mut *db::get(&pool)?)?;
             tracing::info!(applied, "database schema is up to date");
             Ok(())
         }
         Some(Command::Reset(args)) => {
-            let pool = db::build_pool(&args.database_url, 1)?;
+            let url = &args.db.database_url;
+            db::check_connect(url)?;
+            let pool = db::build_pool(url, 1)?;
             let mut conn = db::get(&pool)?;
             db::run_migrations(&mut conn)?;
+            // Held while the tables are emptied, so no server starts on them meanwhile.
+            let _lease = ServerLease::take(url, args.force)?;
             let removed = queries::clear_all(&mut conn).context("cannot empty the chat tables")?;
             tracing::info!(removed, "chat tables emptied");
             Ok(())

@@ -4,5 +4,6 @@ pub mod config;
 pub mod db;
 pub mod memory;
 pub mod routes;
+pub mod secret;
 pub mod startup;
 pub mod telemetry;

@@ -1,5 +1,7 @@
-//! Builds the application: pool, migrations, start-up clearing, hub, HTTP server. Binds before
-//! it returns, so `port()` is known (tests bind port 0).
+//! Builds the application: pool, migrations, the listening socket, the database lease,
+//! start-up clearing, hub, HTTP server. Binds before it clears anything (a second server on a
+//! taken port fails without touching the live one's rows), and returns bound, so `port()` is
+//! known (tests bind port 0).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -13,22 +15,29 @@ use anyhow::Context;
 
 use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
-use crate::chat::limits::ConnsPerIp;
+use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
-use crate::config::Settings;
-use crate::db::{self, queries, DbPool};
+use crate::config::{Settings, CONNECT_BURST_SECONDS};
+use crate::db::{self, lease::ServerLease, queries, DbPool};
+
 use crate::routes::assets::ASSET_MAX_AGE_SECS;
+use crate::routes::client::Forwarding;
 use crate::routes::{self, security::OriginPolicy};
+use crate::secret::SecretKey;
 
 /// What every request handler shares.
 pub struct AppState {
     pub hub: HubHandle,
-    pub pool: DbPool,
+    /// For health checks alone: one connection with a short wait, never queued behind the
+    /// matchmaker.
+    pub health_pool: DbPool,
     pub session: Arc<SessionConfig>,
     pub conns_per_ip: Arc<ConnsPerIp>,
-    pub trust_forwarded_for: bool,
+    pub connect_rate: ConnectRate,
+    pub forwarding: Forwarding,
     pub origins: OriginPolicy,
     pub assets_dir: PathBuf,
+    pub secret: SecretKey,
 }
 
 pub struct Application {
@@ -36,31 +45,79 @@ pub struct Application {
     server: Server,
     hub: HubHandle,
     settings: Settings,
+    /// Held while the server runs: no other server clears these tables meanwhile.
+    _lease: ServerLease,
 }
+
+/// Files the assets folder must hold for the page and the widget to work.
+const REQUIRED_ASSETS: [&str; 2] = ["embed.js", "js/chat.js"];
+/// Open files kept free for the listener, the database and logs when `--max-connections` is
+/// left to the open-files limit.
+const SPARE_FILES: u64 = 64;
+/// `--max-connections` where the open-files limit cannot be read.
+const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
 
 impl Application {
     /// Prepares the database and binds; the server runs once `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Everything that can be refused is checked before anything is touched.
+        let origins =
+            OriginPolicy::new(&settings.allowed_origins, settings.public_origin.as_deref())
+                .map_err(anyhow::Error::msg)?;
+        check_assets(&settings.assets_dir)?;
+        let secret = match &settings.secret_key_file {
+            Some(path) => SecretKey::load_or_create(path)?,
+            None => SecretKey::random()?,
+        };
         let pool = db::build_pool(&settings.database_url, settings.db_pool_size)?;
+        let health_pool = db::build_health_pool(&settings.database_url)?;
         let prep_pool = pool.clone();
-        let removed = tokio::task::spawn_blocking(move || prepare_database(&prep_pool))
-            .await
-            .context("database preparation panicked")??;
-        tracing::info!(removed, "cleared stale chat rows");
+        let url = settings.database_url.clone();
+        tokio::task::spawn_blocking(move || {
+            db::check_connect(&url)?;
+            db::run_migrations(&mut *db::get(&prep_pool)?).context("cannot migrate the database")
+        })
+        .await
+        .context("database preparation panicked")??;
 
         let listener = listen(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
 
+        let prep_pool = pool.clone();
+        let url = settings.database_url.clone();
+        let force = settings.force;
+        let (lease, removed) = tokio::task::spawn_blocking(move || {
+            let lease = ServerLease::take(&url, force)?;
+            let removed = queries::clear_all(&mut *db::get(&prep_pool)?)
+                .context("cannot clear stale chat rows")?;
+            anyhow::Ok((lease, removed))
+        })
+        .await
+        .context("database preparation panicked")??;
+        tracing::info!(removed, "cleared stale chat rows");
+
         let hub = hub::spawn(pool.clone(), ConnIds::new(), settings.rematch_cooldown);
+        let max_connections = match settings.max_connections {
+            0 => open_files_room(),
+            n => n,
+        };
+        let connect_rate = settings.connects_per_sec_per_ip;
         let state = web::Data::new(AppState {
             hub: hub.clone(),
-            pool,
+            health_pool,
             session: Arc::new(settings.session.clone()),
-            conns_per_ip: ConnsPerIp::new(settings.max_conns_per_ip),
-            trust_forwarded_for: settings.trust_forwarded_for,
-            origins: OriginPolicy::new(&settings.allowed_origins),
+            conns_per_ip: ConnsPerIp::new(settings.max_conns_per_ip, max_connections),
+            connect_rate: ConnectRate::new(
+                connect_rate,
+                (connect_rate * CONNECT_BURST_SECONDS)
+                    .ceil()
+                    .min(f64::from(u32::MAX)) as u32,
+            ),
+            forwarding: Forwarding::new(settings.trust_forwarded_for, &settings.trusted_proxies),
+            origins,
             assets_dir: settings.assets_dir.clone(),
+            secret,
         });
         let assets_dir = settings.assets_dir.clone();
         let mut server = HttpServer::new(move || {
@@ -106,6 +163,7 @@ impl Application {
             server,
             hub,
             settings,
+            _lease: lease,
         })
     }
 
@@ -181,10 +239,36 @@ fn listen(bind: &str) -> anyhow::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn prepare_database(pool: &DbPool) -> anyhow::Result<usize> {
-    let mut conn = db::get(pool)?;
-    db::run_migrations(&mut conn).context("cannot migrate the database")?;
-    queries::clear_all(&mut conn).context("cannot clear stale chat rows")
+/// Refuses to start with an assets folder that lacks the page's script: every page would load
+/// without its chat.
+fn check_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+    for file in REQUIRED_ASSETS {
+        let path = dir.join(file);
+        anyhow::ensure!(
+            path.is_file(),
+            "the assets folder {} has no {file}: point --assets-dir at the assets/ folder of \
+             the source tree",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Connections the open-files limit leaves room for (one file each).
+fn open_files_room() -> usize {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            let room = limit.rlim_cur.saturating_sub(SPARE_FILES).max(1);
+            return usize::try_from(room).unwrap_or(usize::MAX);
+        }
+    }
+    FALLBACK_MAX_CONNECTIONS
 }
 
 async fn wait_for_signal() {

@@ -1,10 +1,16 @@
-//! Logging through `tracing`; the level comes from `RUST_LOG` (default `info`).
-//! Message text is never logged, at any level.
+//! Logging through `tracing`; the level comes from `RUST_LOG` (default `info`, with actix-http's
+//! per-connection complaints off). Message text is never logged, at any level.
 
 use tracing_subscriber::EnvFilter;
 
+/// actix-http logs a client's malformed request or unfinished WebSocket fragment as an ERROR,
+/// one line per connection: any client could flood the log with them. They say nothing about
+/// the server, so they are off unless `RUST_LOG` asks for them.
+pub const DEFAULT_FILTER: &str = "info,actix_http::h1=off,actix_http::ws=off";
+
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // A second call (tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,49 +1,68 @@
 // pairchat client: builds the chat DOM (render) and drives it over one WebSocket (mount).
 // Shared by the page "/", the iframe page "/widget" (both via page.js) and embed.js (Shadow DOM).
 //
-// mount({ wsUrl, root, container?, keyTarget? }) → controller
+// mount({ wsUrl, root, container?, keyTarget?, theme? }) → controller
 //   root       Document, ShadowRoot or Element; all lookups are made inside it.
 //   container  where the chat DOM is appended (default: root's [data-pairchat-mount], else root
 //              itself, or document.body for a Document).
 //   keyTarget  where Esc is listened for (default: root — the whole document on the page, only
 //              the widget's own shadow root in an embed so the host page's Esc is left alone).
+//   theme      'light' or 'dark' to override the visitor's colour-scheme setting (else auto).
 //
 // Test hooks (all inside the chat root; select with [data-test="NAME"]):
-//   pairchat            the chat root; data-state="idle|connecting|waiting|chat|closed",
-//                       data-sending="true" while a message waits for its receipt
-//   online              online counter wrapper (hidden until the server has sent a count)
+//   pairchat            the chat root; data-state="idle|connecting|waiting|retrying|chat|closed",
+//                       data-sending="true" while a message waits for its receipt,
+//                       data-attention="true" while something new waits for a visitor whose
+//                       focus is elsewhere (shown as the badge), data-theme="light|dark" if set
+//   online              online counter wrapper (hidden until a count is known, and offline)
 //   online-count        the number alone
+//   badge               "New chat" / "New message" badge in the bar (with data-attention)
 //   view-idle           idle view: welcome, how it works, "Chat history is not saved"
 //   notice              idle view notice (e.g. could not connect); hidden when empty
 //   start               "Start a chat" button
 //   view-connecting     "Connecting to server…";  cancel-connecting  its Cancel button
 //   view-waiting        "Waiting for a stranger…"; cancel             its Cancel button
-//   transcript          scroll box around the message list (visible in chat and closed)
-//   messages            the message list, <ol role="log">
-//   message             one message <li>, data-from="me|guest"; inside it:
+//     waiting-text        the line that takes focus;  waited       how long, e.g. "0:07"
+//     alone               "You're the only one here right now — still looking" (else hidden)
+//   view-retrying       the server is away or cannot pair: retry-reason why, retry-countdown
+//                       "Reconnecting… (retrying in N s)", retry-now, cancel-retrying
+//   transcript          scroll box around the message list (visible in chat and closed, and
+//                       while a previous chat's transcript is kept until the next one starts)
+//   new-below           "New message ↓" pill, shown when a message arrives while scrolled up
+//   messages            the message list, <div role="log">
+//   message             one message, data-from="me|guest", data-status="pending|
+//                       delivered|failed" for your own; inside it:
 //     message-label       "You" / "Stranger"
 //     message-time        local time (<time datetime=ISO>)
-//     message-text        the text (textContent; line breaks kept by CSS)
-//   system-line         a system <li>, data-kind="found|left|disconnected|server|lost|error"
+//     message-status      "Sending…" / "Not delivered" for your own messages
+//     message-text        the text (text nodes, and <a> for http(s) links; dir="auto")
+//   system-line         a system line, data-kind="found|left|disconnected|server|lost|error"
 //   view-chat           composer view (visible only in chat)
 //   typing              "Stranger is typing…" (hidden unless the partner is typing)
-//   input               the message <textarea>
+//   input               the message <textarea> (grows with its text)
+//   counter             characters used / allowed, shown near the limit; data-over="true" past it
 //   send                Send button ("Sending…" and disabled while a message waits for receipt)
-//   end                 End conversation button (text "Really?" and data-confirm="true" after
-//                       a first Esc)
-//   view-closed         "This conversation is over";  start-over  its button
+//   end                 End button, left of the box: a first click, tap or Esc makes it "Really?"
+//                       (data-confirm="true"), the second ends the chat
+//   view-closed         "This conversation is over";  start-over  its "New chat" button
 //   status              visually hidden role=status announcer for screen readers
 
 import { createMachine } from './state.js';
 import {
+  charCount,
   closeNotice,
   composerKeyAction,
   escapeAction,
   formatTime,
-  idleNotice,
+  formatWaited,
   isBlank,
+  linkParts,
+  onlineUrlFor,
   parseFrame,
   newVisitorToken,
+  retryDelaySecs,
+  retryReason,
+  themeOf,
   withVisitor,
 } from './util.js';
 
@@ -66,13 +85,21 @@ function visitorToken() {
 }
 
 const TYPING_IDLE_MS = 1500;
+/** Typing frames go out at most this often; changes in between are coalesced into one. */
+const TYPING_GAP_MS = 1000;
 const CONNECT_TIMEOUT_MS = 15000;
+/** How often the idle page asks GET /online for a fresh count. */
+const ONLINE_POLL_MS = 5000;
 const BLINK_MS = 1000;
 const BLINK_TITLE = '*** New message ***';
-const END_LABEL = 'End conversation';
+/** The server's default --max-message-chars; the counter shows from COUNTER_FROM of it. */
+const MAX_MESSAGE_CHARS = 2000;
+const COUNTER_FROM = 0.8;
+const END_LABEL = 'End';
 const CONFIRM_LABEL = 'Really?';
 const SEND_LABEL = 'Send';
 const SENDING_LABEL = 'Sending…';
+const LINK_REL = 'noopener noreferrer nofollow ugc';
 
 /** Builds an element: h(doc, 'p', { class: 'x', 'data-test': 'y' }, 'text', child, …). */
 function h(doc, tag, attrs = {}, ...children) {
@@ -97,14 +124,18 @@ function h(doc, tag, attrs = {}, ...children) {
 export function render(doc) {
   const x = (tag, attrs, ...children) => h(doc, tag, attrs, ...children);
   const spinner = () => x('span', { class: 'pc-spinner', 'aria-hidden': 'true' });
+  // Keyboard hints are for keyboards: hidden on touch screens.
+  const keys = (...children) => x('span', { class: 'pc-keys' }, ...children);
 
   return x(
     'div',
-    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle' },
+    // lang: the chat's own words are English, whatever the host page's language.
+    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle', lang: 'en' },
     x(
       'div',
       { class: 'pc-bar' },
       x('span', { class: 'pc-brand' }, 'pairchat'),
+      x('span', { class: 'pc-badge', 'data-test': 'badge', hidden: true }),
       x(
         'span',
         { class: 'pc-online', 'data-test': 'online', hidden: true },
@@ -129,15 +160,18 @@ export function render(doc) {
       x(
         'ol',
         { class: 'pc-steps' },
-        x('li', {}, 'Press ', x('strong', {}, 'Start a chat'), ' (or Esc).'),
+        x('li', {}, 'Press ', x('strong', {}, 'Start a chat'), keys(' (or Esc)'), '.'),
         x('li', {}, 'Wait a moment while we find a stranger.'),
         x(
           'li',
           {},
-          'Say hi. Enter sends, Shift+Enter starts a new line. ',
+          'Say hi. ',
+          keys('Enter sends, Shift+Enter starts a new line. '),
           'Press ',
-          x('strong', {}, 'End conversation'),
-          ' (or Esc twice) when you are done.',
+          x('strong', {}, 'End'),
+          ' twice',
+          keys(' (or Esc twice)'),
+          ' when you are done.',
         ),
       ),
       x(
@@ -147,64 +181,100 @@ export function render(doc) {
         ' Messages are gone when the conversation ends. Be kind, and keep personal details to yourself.',
       ),
       x('p', { class: 'pc-notice', 'data-test': 'notice', hidden: true }),
-      x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start' }, 'Start a chat'),
+      // Sticky at the bottom of the idle view, so a short widget never hides it below the fold.
+      x(
+        'div',
+        { class: 'pc-idle-actions' },
+        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start' }, 'Start a chat'),
+      ),
     ),
 
     x(
       'section',
       { class: 'pc-view pc-center', 'data-test': 'view-connecting', 'aria-label': 'Connecting', hidden: true },
-      x('p', { class: 'pc-wait' }, spinner(), 'Connecting to server…'),
+      x('p', { class: 'pc-wait', tabindex: '-1', 'data-test': 'connecting-text' }, spinner(), 'Connecting to server…'),
       x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-connecting' }, 'Cancel'),
     ),
 
     x(
       'section',
       { class: 'pc-view pc-center', 'data-test': 'view-waiting', 'aria-label': 'Waiting', hidden: true },
-      x('p', { class: 'pc-wait' }, spinner(), 'Waiting for a stranger…'),
+      x(
+        'p',
+        { class: 'pc-wait', tabindex: '-1', 'data-test': 'waiting-text' },
+        spinner(),
+        'Waiting for a stranger… ',
+        x('span', { class: 'pc-waited', 'data-test': 'waited' }, '0:00'),
+      ),
+      x('p', { class: 'pc-alone', 'data-test': 'alone', hidden: true }, "You're the only one here right now — still looking."),
       x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel' }, 'Cancel'),
+    ),
+
+    x(
+      'section',
+      { class: 'pc-view pc-center', 'data-test': 'view-retrying', 'aria-label': 'Reconnecting', hidden: true },
+      x(
+        'p',
+        { class: 'pc-retry', tabindex: '-1', 'data-test': 'retry-text' },
+        x('span', { class: 'pc-retry-reason', 'data-test': 'retry-reason' }),
+        ' ',
+        x('span', { 'data-test': 'retry-countdown' }),
+      ),
+      x(
+        'div',
+        { class: 'pc-row' },
+        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'retry-now' }, 'Try now'),
+        x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-retrying' }, 'Cancel'),
+      ),
     ),
 
     x(
       'div',
       { class: 'pc-transcript', 'data-test': 'transcript', hidden: true },
-      x('ol', {
+      // A div, not a list: role=log replaces a list's role, and axe wants list items in lists.
+      x('div', {
         class: 'pc-messages',
         'data-test': 'messages',
         role: 'log',
         'aria-live': 'polite',
         'aria-label': 'Conversation',
       }),
+      x('button', { type: 'button', class: 'pc-btn pc-pill', 'data-test': 'new-below', hidden: true }, 'New message ↓'),
     ),
 
     x(
       'section',
       { class: 'pc-view pc-chat', 'data-test': 'view-chat', 'aria-label': 'Your message', hidden: true },
+      // Always takes its line (only its text is hidden), so it never shrinks the transcript.
       x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
       x(
         'form',
         { class: 'pc-composer', 'data-test': 'composer' },
-        x('textarea', {
-          class: 'pc-input',
-          'data-test': 'input',
-          rows: '2',
-          'aria-label': 'Message',
-          placeholder: 'Type a message — Enter sends, Shift+Enter for a new line',
-          autocomplete: 'off',
-        }),
+        x('button', { type: 'button', class: 'pc-btn pc-danger pc-end', 'data-test': 'end' }, END_LABEL),
         x(
           'div',
-          { class: 'pc-actions' },
-          x('button', { type: 'submit', class: 'pc-btn pc-primary', 'data-test': 'send' }, SEND_LABEL),
-          x('button', { type: 'button', class: 'pc-btn pc-danger', 'data-test': 'end' }, END_LABEL),
+          { class: 'pc-field' },
+          x('textarea', {
+            class: 'pc-input',
+            'data-test': 'input',
+            rows: '1',
+            'aria-label': 'Message',
+            'aria-describedby': 'pc-counter',
+            placeholder: 'Type a message',
+            autocomplete: 'off',
+            enterkeyhint: 'send',
+          }),
+          x('span', { class: 'pc-counter', id: 'pc-counter', 'data-test': 'counter', 'aria-live': 'polite', hidden: true }),
         ),
+        x('button', { type: 'submit', class: 'pc-btn pc-primary pc-send', 'data-test': 'send' }, SEND_LABEL),
       ),
     ),
 
     x(
       'section',
       { class: 'pc-view pc-closed', 'data-test': 'view-closed', 'aria-label': 'Conversation over', hidden: true },
-      x('p', { class: 'pc-over', tabindex: '-1', 'data-test': 'closed-text' }, 'This conversation is over.'),
-      x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, 'Start over'),
+      x('p', { class: 'pc-over', 'data-test': 'closed-text' }, 'This conversation is over.'),
+      x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, 'New chat'),
     ),
   );
 }
@@ -213,6 +283,7 @@ const VIEW_OF_STATE = {
   idle: 'view-idle',
   connecting: 'view-connecting',
   waiting: 'view-waiting',
+  retrying: 'view-retrying',
   chat: 'view-chat',
   closed: 'view-closed',
 };
@@ -220,7 +291,7 @@ const VIEW_OF_STATE = {
 /**
  * Renders the chat into `root` and runs it.
  * @param {{ wsUrl: string, root: Document | ShadowRoot | Element, container?: Element,
- *           keyTarget?: EventTarget, WebSocket?: typeof WebSocket }} options
+ *           keyTarget?: EventTarget, theme?: string, WebSocket?: typeof WebSocket }} options
  */
 export function mount(options) {
   const { wsUrl, root } = options;
@@ -234,38 +305,63 @@ export function mount(options) {
     root.querySelector('[data-pairchat-mount]') ??
     (isDocument ? root.body : root);
   const keyTarget = options.keyTarget ?? root;
+  const onlineUrl = onlineUrlFor(wsUrl);
 
   const el = render(doc);
+  const theme = themeOf(options.theme);
+  if (theme) el.dataset.theme = theme;
   container.append(el);
   const $ = (name) => el.querySelector(`[data-test="${name}"]`);
   const ui = {
     online: $('online'),
     onlineCount: $('online-count'),
+    badge: $('badge'),
     status: $('status'),
     notice: $('notice'),
     start: $('start'),
+    connectingText: $('connecting-text'),
     cancelConnecting: $('cancel-connecting'),
+    waitingText: $('waiting-text'),
+    waited: $('waited'),
+    alone: $('alone'),
     cancel: $('cancel'),
+    retryText: $('retry-text'),
+    retryReason: $('retry-reason'),
+    retryCountdown: $('retry-countdown'),
+    retryNow: $('retry-now'),
+    cancelRetrying: $('cancel-retrying'),
     transcript: $('transcript'),
     messages: $('messages'),
+    newBelow: $('new-below'),
     typing: $('typing'),
     composer: $('composer'),
     input: $('input'),
+    counter: $('counter'),
     send: $('send'),
     end: $('end'),
-    closedText: $('closed-text'),
     startOver: $('start-over'),
   };
 
   /** The live connection: { ws, everOpened } or null. */
   let conn = null;
-  /** Text of the message sent and not yet receipted, or null. */
+  /** The element of the message sent and not yet receipted, with its text, or null. */
   let pending = null;
+  /** What the partner was last told about our typing, when, and a coalesced change to send. */
   let typingSent = false;
+  let typingSentAt = -Infinity;
+  let typingFlushTimer = null;
   let typingTimer = null;
   let confirming = false;
   let blinkTimer = null;
   let titleBeforeBlink = '';
+  let onlineCount = null;
+  let onlineTimer = null;
+  let waitingSince = 0;
+  let waitedTimer = null;
+  let retryAttempt = 0;
+  let retryAt = 0;
+  let retryTimer = null;
+  let destroyed = false;
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
@@ -276,25 +372,38 @@ export function mount(options) {
 
   // ---- view updates ----------------------------------------------------------------------
 
+  /** Whether the visitor's focus is in the chat (or, on the chat's own page, nowhere else). */
   function focusIsOurs() {
     const active = doc.activeElement;
-    if (!active || active === doc.body || active === doc.documentElement) return true;
-    if (el.contains(active)) return true;
+    if (isDocument && (!active || active === doc.body || active === doc.documentElement)) return true;
+    if (active && el.contains(active)) return true;
     // In a shadow root the document only sees the host element.
     return !isDocument && root.activeElement != null && el.contains(root.activeElement);
+  }
+
+  function focus(target) {
+    // In an embed the host page must not scroll under the visitor.
+    target.focus({ preventScroll: !isDocument });
   }
 
   function onStateChange(to) {
     const hadFocus = focusIsOurs();
     el.dataset.state = to;
     for (const [state, view] of Object.entries(VIEW_OF_STATE)) $(view).hidden = state !== to;
-    ui.transcript.hidden = !(to === 'chat' || to === 'closed');
+    showTranscript();
     if (to !== 'chat') {
       setTyping(false);
       resetConfirm();
-      clearPending(false);
-      stopTypingTimer();
+      failPending();
+      stopTypingTimers();
+      ui.newBelow.hidden = true;
     }
+    if (to !== 'retrying') stopRetryTimer();
+    if (to === 'waiting') startWaitedTimer();
+    else stopWaitedTimer();
+    if (to === 'idle' || to === 'closed') pollOnline();
+    else stopOnlinePoll();
+    if (to === 'retrying') setOnline(null);
     announce(
       {
         connecting: 'Connecting to server…',
@@ -302,17 +411,26 @@ export function mount(options) {
         closed: 'This conversation is over.',
       }[to] ?? '',
     );
+    // Never a button that the next Enter would press by mistake (Cancel after Start).
     const target = {
       idle: ui.start,
-      connecting: ui.cancelConnecting,
-      waiting: ui.cancel,
+      connecting: ui.connectingText,
+      waiting: ui.waitingText,
+      retrying: ui.retryText,
       chat: ui.input,
-      closed: ui.closedText,
+      closed: ui.startOver,
     }[to];
-    // A chat start always takes focus to the message box; other changes only keep focus that
-    // already was in the widget (never pull it away from the host page).
-    if (target && (to === 'chat' || hadFocus)) target.focus();
+    // Focus only moves when it is already in the chat: never away from the host page.
+    if (target && hadFocus) focus(target);
+    else if (to === 'chat' && !hadFocus) flagAttention('New chat');
     if (to === 'chat') scrollToEnd();
+  }
+
+  function showTranscript() {
+    const s = machine.state;
+    const kept = ui.messages.childElementCount > 0 && s !== 'idle';
+    ui.transcript.hidden = !(s === 'chat' || s === 'closed' || kept);
+    el.toggleAttribute('data-kept', kept && s !== 'chat' && s !== 'closed');
   }
 
   function announce(text) {
@@ -324,6 +442,104 @@ export function mount(options) {
     ui.notice.hidden = !text;
   }
 
+  /** Shows the online count, or hides it (`null`: unknown, e.g. while offline). */
+  function setOnline(count) {
+    onlineCount = count;
+    if (count !== null) ui.onlineCount.textContent = String(count);
+    ui.online.hidden = count === null;
+    updateAlone();
+  }
+
+  // ---- the online count while idle --------------------------------------------------------
+
+  function stopOnlinePoll() {
+    if (onlineTimer !== null) win.clearTimeout(onlineTimer);
+    onlineTimer = null;
+  }
+
+  function pollOnline() {
+    stopOnlinePoll();
+    const asked = machine.state;
+    const again = () => {
+      if (machine.state === asked && !destroyed) onlineTimer = win.setTimeout(pollOnline, ONLINE_POLL_MS);
+    };
+    win
+      .fetch(onlineUrl, { cache: 'no-store', credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+      .then((body) => {
+        if (machine.state !== asked || !Number.isFinite(body?.online)) return;
+        setOnline(Math.max(0, Math.floor(body.online)));
+      })
+      .catch(() => {
+        if (machine.state === asked) setOnline(null); // the server is away: no stale count
+      })
+      .finally(again);
+  }
+
+  // ---- waiting -----------------------------------------------------------------------------
+
+  function renderWaited() {
+    ui.waited.textContent = formatWaited(Date.now() - waitingSince);
+  }
+
+  function startWaitedTimer() {
+    stopWaitedTimer();
+    renderWaited();
+    updateAlone();
+    waitedTimer = win.setInterval(renderWaited, 1000);
+  }
+
+  function stopWaitedTimer() {
+    if (waitedTimer !== null) win.clearInterval(waitedTimer);
+    waitedTimer = null;
+  }
+
+  function updateAlone() {
+    ui.alone.hidden = !(machine.state === 'waiting' && onlineCount !== null && onlineCount <= 1);
+  }
+
+  // ---- retrying ----------------------------------------------------------------------------
+
+  function stopRetryTimer() {
+    if (retryTimer !== null) win.clearInterval(retryTimer);
+    retryTimer = null;
+  }
+
+  function renderRetry() {
+    const secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
+    ui.retryCountdown.textContent = `Reconnecting… (retrying in ${secs} s)`;
+  }
+
+  /** The visitor still wants a chat and the server cannot give one now: try again later. */
+  function scheduleRetry(reason) {
+    const delay = retryDelaySecs(retryAttempt) * 1000;
+    retryAttempt += 1;
+    retryAt = Date.now() + delay;
+    ui.retryReason.textContent = reason;
+    if (machine.state !== 'retrying') machine.send('fail');
+    stopRetryTimer();
+    renderRetry();
+    announce(`${reason} ${ui.retryCountdown.textContent}`);
+    retryTimer = win.setInterval(() => {
+      if (Date.now() >= retryAt) retryNow();
+      else renderRetry();
+    }, 250);
+  }
+
+  function retryNow() {
+    stopRetryTimer();
+    if (machine.state !== 'retrying') return;
+    // After "unavailable" the socket is still open and back to idle: ask on it again.
+    if (conn && conn.ws.readyState === 1) {
+      sendFrame({ type: 'request' });
+      machine.send('request');
+    } else {
+      connect();
+    }
+  }
+
+  // ---- the transcript ------------------------------------------------------------------------
+
   function nearBottom() {
     const t = ui.transcript;
     return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
@@ -331,42 +547,78 @@ export function mount(options) {
 
   function scrollToEnd() {
     ui.transcript.scrollTop = ui.transcript.scrollHeight;
+    ui.newBelow.hidden = true;
   }
 
-  function append(item) {
-    const stick = nearBottom();
+  /**
+   * Adds an item. A visitor reading at the bottom follows the conversation, but a long message
+   * is shown from its start (sender and all); one who scrolled up stays put and gets the pill.
+   */
+  function append(item, { force = false } = {}) {
+    const stick = force || nearBottom();
     ui.messages.append(item);
-    if (stick) scrollToEnd();
+    showTranscript();
+    if (!stick) {
+      if (item.dataset.from === 'guest') ui.newBelow.hidden = false;
+      return;
+    }
+    const t = ui.transcript;
+    // A message taller than the view is shown from its start (its sender and first line).
+    const top = item.getBoundingClientRect().top - t.getBoundingClientRect().top + t.scrollTop - 8;
+    if (item.offsetHeight > t.clientHeight - 16) t.scrollTop = top;
+    else scrollToEnd();
+    ui.newBelow.hidden = true;
   }
 
-  function addMessage(from, text) {
+  /** The message text as DOM nodes: text, and http(s) links as <a> (never parsed as HTML). */
+  function messageText(text) {
+    // Written by a person in any language and direction: lang unknown, direction from the text.
+    const div = h(doc, 'div', { class: 'pc-text', 'data-test': 'message-text', dir: 'auto', lang: '' });
+    for (const part of linkParts(String(text))) {
+      if (!part.href) {
+        div.append(doc.createTextNode(part.text));
+        continue;
+      }
+      div.append(h(doc, 'a', { href: part.href, rel: LINK_REL, target: '_blank', class: 'pc-link' }, part.text));
+    }
+    return div;
+  }
+
+  function addMessage(from, text, status) {
     const now = new Date();
     const mine = from === 'me';
-    append(
+    const li = h(
+      doc,
+      'div',
+      {
+        class: `pc-msg ${mine ? 'pc-me' : 'pc-guest'}`,
+        'data-test': 'message',
+        'data-from': mine ? 'me' : 'guest',
+        'data-status': mine ? status : null,
+      },
       h(
         doc,
-        'li',
-        { class: `pc-msg ${mine ? 'pc-me' : 'pc-guest'}`, 'data-test': 'message', 'data-from': mine ? 'me' : 'guest' },
-        h(
-          doc,
-          'div',
-          { class: 'pc-meta' },
-          h(doc, 'span', { class: 'pc-label', 'data-test': 'message-label' }, mine ? 'You' : 'Stranger'),
-          ' ',
-          h(doc, 'time', { class: 'pc-time', 'data-test': 'message-time', datetime: now.toISOString() }, formatTime(now)),
-        ),
-        // textContent via a text node: the message is never parsed as HTML.
-        h(doc, 'div', { class: 'pc-text', 'data-test': 'message-text' }, String(text)),
+        'div',
+        { class: 'pc-meta' },
+        h(doc, 'span', { class: 'pc-label', 'data-test': 'message-label' }, mine ? 'You' : 'Stranger'),
+        ' ',
+        h(doc, 'time', { class: 'pc-time', 'data-test': 'message-time', datetime: now.toISOString() }, formatTime(now)),
+        mine ? h(doc, 'span', { class: 'pc-status', 'data-test': 'message-status' }, status === 'pending' ? SENDING_LABEL : '') : null,
       ),
+      messageText(text),
     );
+    append(li, { force: mine });
+    return li;
   }
 
   function addSystem(kind, text) {
-    append(h(doc, 'li', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
+    append(h(doc, 'div', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
   }
 
   function setTyping(on) {
+    const stick = nearBottom();
     ui.typing.hidden = !on;
+    if (stick) scrollToEnd();
   }
 
   function setSending(on) {
@@ -376,8 +628,34 @@ export function mount(options) {
     else delete el.dataset.sending;
   }
 
-  function clearPending(restore) {
-    if (pending !== null && restore && ui.input.value === '') ui.input.value = pending;
+  function setStatus(li, status, label) {
+    li.dataset.status = status;
+    const s = li.querySelector('[data-test=message-status]');
+    if (s) s.textContent = label;
+  }
+
+  /** The server receipted our message: it is delivered. */
+  function delivered() {
+    if (pending) setStatus(pending.li, 'delivered', '');
+    pending = null;
+    setSending(false);
+  }
+
+  /** The server refused our message: it goes back in the box (if empty) and leaves the log. */
+  function refusePending() {
+    if (!pending) return;
+    if (ui.input.value === '') {
+      ui.input.value = pending.text;
+      onComposerChange();
+    }
+    pending.li.remove();
+    pending = null;
+    setSending(false);
+  }
+
+  /** The chat ended with a message unreceipted: say so on it. */
+  function failPending() {
+    if (pending) setStatus(pending.li, 'failed', 'Not delivered');
     pending = null;
     setSending(false);
   }
@@ -395,13 +673,26 @@ export function mount(options) {
     ui.end.dataset.confirm = 'true';
   }
 
-  // ---- title blinking -------------------------------------------------------------------
+  // ---- attention: title blinking, the badge, the iframe's parent -----------------------
 
   function pageHasAttention() {
     return doc.visibilityState === 'visible' && doc.hasFocus();
   }
 
-  function callAttention() {
+  /** Marks the widget until the visitor comes back to it (focus elsewhere on the page). */
+  function flagAttention(text) {
+    ui.badge.textContent = text;
+    ui.badge.hidden = false;
+    el.dataset.attention = 'true';
+  }
+
+  function clearAttention() {
+    ui.badge.hidden = true;
+    delete el.dataset.attention;
+  }
+
+  function callAttention(text) {
+    if (!focusIsOurs()) flagAttention(text);
     if (pageHasAttention()) return;
     if (win.parent && win.parent !== win) {
       // In the iframe widget our own title is not shown: tell the embedding page (no content).
@@ -432,6 +723,8 @@ export function mount(options) {
   listen(doc, 'visibilitychange', () => {
     if (pageHasAttention()) stopBlinking();
   });
+  listen(el, 'focusin', clearAttention);
+  listen(el, 'pointerdown', clearAttention);
 
   // ---- connection -----------------------------------------------------------------------
 
@@ -442,13 +735,19 @@ export function mount(options) {
   }
 
   function start() {
-    if (!machine.can('open')) {
+    if (!machine.can('open') || machine.state === 'retrying') {
       console.warn(`pairchat: cannot start a chat in state "${machine.state}"`);
       return;
     }
-    ui.messages.replaceChildren();
     setNotice('');
     stopBlinking();
+    retryAttempt = 0;
+    waitingSince = Date.now();
+    connect();
+  }
+
+  /** Opens a socket and asks for a partner once it is open (from idle, closed or retrying). */
+  function connect() {
     machine.send('open');
     const c = { ws: null, everOpened: false };
     conn = c;
@@ -486,36 +785,40 @@ export function mount(options) {
     win.setTimeout(() => {
       if (conn === c && !c.everOpened) {
         console.warn('pairchat: no connection after', CONNECT_TIMEOUT_MS, 'ms');
-        finish({ code: 1006, reason: '', byUs: true, everOpened: false, timedOut: true });
+        finish({ code: 1006, reason: '', byUs: false, everOpened: false, timedOut: true });
       }
     }, CONNECT_TIMEOUT_MS);
   }
 
-  /** Ends the current connection (ours or theirs) and moves to idle or closed. */
+  /**
+   * The current connection ended (ours or theirs). A chat moves to closed; a visitor who asked
+   * for a chat and did not cancel retries by itself; otherwise back to idle.
+   */
   function finish({ code, reason, byUs, everOpened, timedOut = false }) {
     const c = conn;
     conn = null;
-    if (c && c.ws && byUs) {
+    // Ours, or one that never answered: never left open behind us.
+    if (c && c.ws && c.ws.readyState < 2) {
       try {
         c.ws.close(1000);
       } catch {
         /* already closing */
       }
     }
-    stopTypingTimer();
+    stopTypingTimers();
     typingSent = false;
     const state = machine.state;
     if (state === 'chat') {
       const n = closeNotice({ code, reason, byUs });
       addSystem(n.kind, n.text);
-    } else if (state === 'connecting' || state === 'waiting') {
-      setNotice(
-        timedOut
-          ? 'The server did not answer. Please try again.'
-          : idleNotice({ code, byUs, everOpened: everOpened ?? c?.everOpened ?? false }),
-      );
+      machine.send('close');
+    } else if (!byUs && (state === 'connecting' || state === 'waiting')) {
+      scheduleRetry(retryReason({ code, everOpened: everOpened ?? c?.everOpened ?? false, timedOut }));
+    } else if (!byUs && state === 'retrying') {
+      // The socket kept open after "unavailable" went away: the retry opens a new one.
+    } else {
+      machine.send('close');
     }
-    machine.send('close');
   }
 
   function endChat() {
@@ -524,7 +827,7 @@ export function mount(options) {
   }
 
   function cancel() {
-    if (machine.state !== 'connecting' && machine.state !== 'waiting') return;
+    if (!['connecting', 'waiting', 'retrying'].includes(machine.state)) return;
     finish({ code: 1000, reason: '', byUs: true });
   }
 
@@ -536,12 +839,21 @@ export function mount(options) {
     }
     switch (f.type) {
       case 'waiting':
-        break; // we are already in "waiting" once the request is sent
+        retryAttempt = 0; // the server is back and pairing works
+        break;
       case 'response':
-        if (machine.send('response')) {
-          addSystem('found', 'Stranger found — say hi!');
-          callAttention();
+        if (machine.state !== 'waiting') {
+          console.warn(`pairchat: ignored response in state "${machine.state}"`);
+          break;
         }
+        retryAttempt = 0;
+        // A new chat: the last one's transcript and any half-typed draft go.
+        ui.messages.replaceChildren();
+        ui.input.value = '';
+        onComposerChange();
+        machine.send('response');
+        addSystem('found', 'Stranger found — say hi!');
+        callAttention('New chat');
         break;
       case 'message': {
         if (machine.state !== 'chat' || typeof f.message !== 'string') {
@@ -549,12 +861,12 @@ export function mount(options) {
           break;
         }
         if (f.from === 'me') {
-          addMessage('me', f.message);
-          clearPending(false);
+          if (pending) delivered();
+          else addMessage('me', f.message, 'delivered');
         } else {
           setTyping(false);
           addMessage('guest', f.message);
-          callAttention();
+          callAttention('New message');
         }
         break;
       }
@@ -562,19 +874,21 @@ export function mount(options) {
         if (machine.state === 'chat') setTyping(f.typing === true);
         break;
       case 'online':
-        if (Number.isFinite(f.count) && f.count >= 0) {
-          ui.onlineCount.textContent = String(Math.floor(f.count));
-          ui.online.hidden = false;
-        }
+        if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
         break;
       case 'error': {
         const text = typeof f.detail === 'string' && f.detail ? f.detail : `Error: ${f.error}`;
         console.warn('pairchat: server error', f.error, f.detail);
         if (machine.state === 'chat') {
-          clearPending(true);
+          refusePending();
           addSystem('error', text);
-        } else {
+        } else if (f.error === 'unavailable' && (machine.state === 'waiting' || machine.state === 'connecting')) {
+          // The server put us back to idle: say so where the visitor looks, and ask again later.
+          scheduleRetry(text);
+        } else if (machine.state === 'idle' || machine.state === 'closed') {
           setNotice(text);
+        } else {
+          ui.retryReason.textContent = text;
         }
         break;
       }
@@ -585,39 +899,88 @@ export function mount(options) {
 
   // ---- composing ------------------------------------------------------------------------
 
-  function stopTypingTimer() {
+  function stopTypingTimers() {
     if (typingTimer !== null) win.clearTimeout(typingTimer);
+    if (typingFlushTimer !== null) win.clearTimeout(typingFlushTimer);
     typingTimer = null;
+    typingFlushTimer = null;
   }
 
-  function typingOff() {
-    stopTypingTimer();
-    if (typingSent) sendFrame({ type: 'typing', typing: false });
-    typingSent = false;
+  /**
+   * Tells the partner whether we are typing, at most once per TYPING_GAP_MS: a change within
+   * the gap is sent when it ends, and only if it is still a change. Typing frames are cheap
+   * hints; they must never use up the budget that messages need.
+   */
+  function setTypingState(on) {
+    if (typingFlushTimer !== null) win.clearTimeout(typingFlushTimer);
+    typingFlushTimer = null;
+    const flush = () => {
+      typingFlushTimer = null;
+      if (machine.state !== 'chat' || on === typingSent) return;
+      if (sendFrame({ type: 'typing', typing: on })) {
+        typingSent = on;
+        typingSentAt = Date.now();
+      }
+    };
+    if (on === typingSent) return;
+    const wait = typingSentAt + TYPING_GAP_MS - Date.now();
+    if (wait <= 0) flush();
+    else typingFlushTimer = win.setTimeout(flush, wait);
   }
 
   function onInput() {
+    onComposerChange();
     if (machine.state !== 'chat') return;
     if (isBlank(ui.input.value)) {
-      typingOff();
+      if (typingTimer !== null) win.clearTimeout(typingTimer);
+      typingTimer = null;
+      setTypingState(false);
       return;
     }
-    if (!typingSent) typingSent = sendFrame({ type: 'typing', typing: true });
-    stopTypingTimer();
-    typingTimer = win.setTimeout(typingOff, TYPING_IDLE_MS);
+    setTypingState(true);
+    if (typingTimer !== null) win.clearTimeout(typingTimer);
+    typingTimer = win.setTimeout(() => setTypingState(false), TYPING_IDLE_MS);
+  }
+
+  /** Grows the box with its text (up to the CSS max-height) and updates the counter. */
+  function onComposerChange() {
+    const input = ui.input;
+    input.style.height = 'auto';
+    input.style.height = `${input.scrollHeight + (input.offsetHeight - input.clientHeight)}px`;
+    const used = charCount(input.value);
+    const over = used > MAX_MESSAGE_CHARS;
+    ui.counter.hidden = used < MAX_MESSAGE_CHARS * COUNTER_FROM;
+    ui.counter.textContent = `${used.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()}`;
+    ui.counter.toggleAttribute('data-over', over);
+    if (over) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
   }
 
   function sendMessage() {
     if (machine.state !== 'chat' || pending !== null) return;
     const text = ui.input.value;
-    if (isBlank(text)) return;
-    typingOff();
+    if (isBlank(text) || charCount(text) > MAX_MESSAGE_CHARS) return;
     if (!sendFrame({ type: 'message', message: text })) return;
-    pending = text;
+    // The partner's page clears "typing" when the message arrives: no typing frame needed.
+    if (typingTimer !== null) win.clearTimeout(typingTimer);
+    typingTimer = null;
+    if (typingFlushTimer !== null) win.clearTimeout(typingFlushTimer);
+    typingFlushTimer = null;
+    typingSent = false;
+    // Shown at once, as pending, until the server's receipt.
+    pending = { text, li: addMessage('me', text, 'pending') };
     ui.input.value = '';
+    onComposerChange();
     setSending(true);
     resetConfirm();
     ui.input.focus();
+  }
+
+  /** End, like Esc: the first press asks "Really?", the second ends. */
+  function onEnd() {
+    if (machine.state !== 'chat') return;
+    if (confirming) endChat();
+    else askConfirm();
   }
 
   // ---- wiring ---------------------------------------------------------------------------
@@ -626,7 +989,16 @@ export function mount(options) {
   listen(ui.startOver, 'click', start);
   listen(ui.cancel, 'click', cancel);
   listen(ui.cancelConnecting, 'click', cancel);
-  listen(ui.end, 'click', endChat);
+  listen(ui.cancelRetrying, 'click', cancel);
+  listen(ui.retryNow, 'click', retryNow);
+  listen(ui.end, 'click', onEnd);
+  listen(ui.newBelow, 'click', () => {
+    scrollToEnd();
+    ui.input.focus();
+  });
+  listen(ui.transcript, 'scroll', () => {
+    if (nearBottom()) ui.newBelow.hidden = true;
+  });
   listen(ui.composer, 'submit', (ev) => {
     ev.preventDefault();
     sendMessage();
@@ -652,6 +1024,7 @@ export function mount(options) {
     else if (action === 'cancel') cancel();
     else if (action === 'start') start();
   });
+  pollOnline();
 
   return {
     /** The current state name. */
@@ -664,11 +1037,15 @@ export function mount(options) {
     end: endChat,
     /** Closes the socket, removes listeners and the chat DOM. */
     destroy() {
+      destroyed = true;
       const c = conn;
       conn = null;
       if (c?.ws) c.ws.close(1000);
-      stopTypingTimer();
+      stopTypingTimers();
       stopBlinking();
+      stopOnlinePoll();
+      stopWaitedTimer();
+      stopRetryTimer();
       for (const undo of cleanups.splice(0)) undo();
       el.remove();
     },

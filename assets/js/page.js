@@ -1,9 +1,12 @@
 // Entry point of the pages served by pairchat itself: "/" and "/widget".
 // Mounts the chat into the element marked [data-pairchat-mount] and talks to ws(s)://<this host>/ws.
+// `?theme=light|dark` (for the iframe widget) overrides the visitor's colour-scheme setting.
 import { mount } from './chat.js';
-import { wsUrlFor } from './util.js';
+import { themeOf, wsUrlFor } from './util.js';
 
-const controller = mount({ wsUrl: wsUrlFor(window.location.href), root: document });
+const theme = themeOf(new URLSearchParams(window.location.search).get('theme'));
+if (theme) document.documentElement.dataset.theme = theme;
+const controller = mount({ wsUrl: wsUrlFor(window.location.href), root: document, theme });
 document.documentElement.classList.add('pc-js');
 // For debugging from the console only; tests should use the data-test hooks.
 window.pairchat = controller;

@@ -1,29 +1,35 @@
 // The client state machine of pairchat: one table, no DOM, no I/O.
 //
 //   idle ──open──▶ connecting ──request──▶ waiting ──response──▶ chat
-//    ▲                 │                      │                   │
-//    └─────close───────┴──────────close───────┘                 close
-//                                                                 ▼
-//   connecting ◀──────────────────open───────────────────────── closed
+//    ▲                 │  │                 │  │                  │
+//    └─────close───────┘  └──fail──┐ ┌─fail─┘  └─close─▶ idle    close
+//    ▲                             ▼ ▼                            ▼
+//    └────────close─────────── retrying                         closed
+//                              │      │                           │
+//            connecting ◀─open─┘      └─request─▶ waiting         │
+//   connecting ◀──────────────────open────────────────────────────┘
 //
-// "open"     the visitor asked for a chat; a new WebSocket is being opened.
+// "open"     the visitor asked for a chat (or a retry is due); a new WebSocket is being opened.
 // "request"  the socket is open and {"type":"request"} has been sent.
 // "response" the server paired us ({"type":"response"}).
+// "fail"     the visitor still wants a chat but the server could not be reached or could not
+//            pair (error "unavailable"): a retry is scheduled, with backoff.
 // "close"    the socket closed (either side) or the visitor cancelled/ended.
 //
 // An event that does not fit the current state is ignored and logged with console.warn.
 
 /** Every state the client can be in. */
-export const STATES = Object.freeze(['idle', 'connecting', 'waiting', 'chat', 'closed']);
+export const STATES = Object.freeze(['idle', 'connecting', 'waiting', 'retrying', 'chat', 'closed']);
 
 /** Every event the machine understands. */
-export const EVENTS = Object.freeze(['open', 'request', 'response', 'close']);
+export const EVENTS = Object.freeze(['open', 'request', 'response', 'fail', 'close']);
 
 /** The whole transition table: TRANSITIONS[state][event] is the next state. */
 export const TRANSITIONS = Object.freeze({
   idle: Object.freeze({ open: 'connecting' }),
-  connecting: Object.freeze({ request: 'waiting', close: 'idle' }),
-  waiting: Object.freeze({ response: 'chat', close: 'idle' }),
+  connecting: Object.freeze({ request: 'waiting', fail: 'retrying', close: 'idle' }),
+  waiting: Object.freeze({ response: 'chat', fail: 'retrying', close: 'idle' }),
+  retrying: Object.freeze({ open: 'connecting', request: 'waiting', close: 'idle' }),
   chat: Object.freeze({ close: 'closed' }),
   closed: Object.freeze({ open: 'connecting' }),
 });

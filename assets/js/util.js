@@ -28,6 +28,7 @@ export function escapeAction(state, confirming) {
       return confirming ? 'end' : 'confirm';
     case 'connecting':
     case 'waiting':
+    case 'retrying':
       return 'cancel';
     case 'idle':
     case 'closed':
@@ -50,15 +51,75 @@ export function closeNotice({ code, reason, byUs }) {
     return { kind: 'server', text: 'The server closed the connection (it is restarting). Please start over.' };
   }
   if (code === 1000) return { kind: 'disconnected', text: 'Stranger has disconnected.' };
-  return { kind: 'lost', text: 'The connection to the server was lost.' };
+  return {
+    kind: 'lost',
+    text: 'The connection to the server was lost. Press New chat to reconnect; it keeps trying until the server is back.',
+  };
 }
 
-/** The notice shown in the idle view after a connection that never reached a chat closed. */
-export function idleNotice({ code, byUs, everOpened }) {
-  if (byUs) return '';
-  if (!everOpened) return 'Could not connect to the server. Please try again.';
-  if (code === 1001) return 'The server is restarting. Please try again in a moment.';
-  return 'The connection to the server was closed. Please try again.';
+/** Why a visitor who asked for a chat is retrying, after a connection that never reached a chat closed. */
+export function retryReason({ code, everOpened, timedOut = false }) {
+  if (timedOut) return 'The server did not answer.';
+  if (!everOpened) return 'Could not connect to the server.';
+  if (code === 1001) return 'The server is restarting.';
+  return 'The connection to the server was lost.';
+}
+
+/** Seconds to wait before retry number `attempt` (0-based): 1, 2, 4, 8, then every 10. */
+export function retryDelaySecs(attempt) {
+  return Math.min(10, 2 ** Math.max(0, Math.min(attempt, 4)));
+}
+
+/** How long someone has waited, e.g. "0:07", "12:30", "1:02:03". */
+export function formatWaited(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const p = (n) => String(n).padStart(2, '0');
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  return h > 0 ? `${h}:${p(m)}:${p(s)}` : `${m}:${p(s)}`;
+}
+
+/** The characters of a message as the server counts them (Unicode scalar values). */
+export function charCount(text) {
+  let n = 0;
+  for (const _ of String(text)) n += 1;
+  return n;
+}
+
+const LINK_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const TRAILING_PUNCTUATION = /[.,;:!?'"\]}>»”’]$/;
+
+/**
+ * A message's text cut into plain runs and http(s) links, for building DOM nodes (never HTML):
+ * `[{ text }, { text, href }, …]`. Punctuation that ends a sentence is not part of a link, nor
+ * is a closing parenthesis without its opening one.
+ * @param {string} text
+ */
+export function linkParts(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of String(text).matchAll(LINK_RE)) {
+    let url = match[0];
+    for (;;) {
+      if (TRAILING_PUNCTUATION.test(url)) url = url.slice(0, -1);
+      else if (url.endsWith(')') && url.split('(').length < url.split(')').length) url = url.slice(0, -1);
+      else break;
+    }
+    let href = null;
+    try {
+      const u = new URL(url);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch {
+      /* not a URL after all: left as text */
+    }
+    if (!href) continue;
+    if (match.index > last) parts.push({ text: text.slice(last, match.index) });
+    parts.push({ text: url, href });
+    last = match.index + url.length;
+  }
+  if (last < text.length || parts.length === 0) parts.push({ text: text.slice(last) });
+  return parts;
 }
 
 /**
@@ -70,6 +131,19 @@ export function wsUrlFor(url) {
   const u = new URL(String(url));
   const scheme = u.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${u.host}/ws`;
+}
+
+/** The online-count endpoint of the server that `wsUrl` (ws(s)://host/ws) belongs to. */
+export function onlineUrlFor(wsUrl) {
+  const u = new URL(String(wsUrl));
+  const scheme = u.protocol === 'wss:' ? 'https:' : 'http:';
+  return `${scheme}//${u.host}/online`;
+}
+
+/** The theme a site owner asked for: 'light', 'dark', or null for the visitor's own setting. */
+export function themeOf(value) {
+  const v = String(value ?? '').trim().toLowerCase();
+  return v === 'light' || v === 'dark' ? v : null;
 }
 
 /**

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ids::{ConnId, ConnIds};
+use super::ids::{self, ConnId, ConnIds};
 use super::matchmaker::{Ask, Decision, Matchmaker, Op, Outcome, SubmitError};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
@@ -167,7 +167,7 @@ enum State {
     Idle,
     /// Asked for a partner; the matchmaker has not answered yet.
     Requested,
-    /// Told to wait. `rematch_at`: when to stop avoiding the stranger just left.
+    /// Told to wait. `rematch_at`: when to stop avoiding the stranger just left (and itself).
     Waiting {
         rematch_at: Option<Instant>,
     },
@@ -409,6 +409,7 @@ impl Hub {
             conn: id,
             visitor: conn.visitor,
             avoid,
+            avoid_self: ids::is_named_visitor(conn.visitor),
         };
         self.submit(Op::Request(ask));
     }
@@ -461,7 +462,17 @@ impl Hub {
         };
         match outcome {
             Outcome::Waiting => {
-                let rematch_at = self.avoiding(id).map(|(_, until)| until);
+                // A named visitor (the page's token) also waits apart from its own other tabs,
+                // for as long as it would keep apart from a stranger just left.
+                let named = self
+                    .conns
+                    .get(&id)
+                    .map(|c| ids::is_named_visitor(c.visitor));
+                let rematch_at = self.avoiding(id).map(|(_, until)| until).or_else(|| {
+                    named
+                        .filter(|named| *named)
+                        .map(|_| Instant::now() + self.rematch_cooldown)
+                });
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if conn.state == State::Requested {
                         conn.state = State::Waiting { rematch_at };
@@ -563,6 +574,7 @@ impl Hub {
                         conn: *id,
                         visitor: conn.visitor,
                         avoid: None,
+                        avoid_self: false,
                     })
                 }
                 _ => None,

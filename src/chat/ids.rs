@@ -47,6 +47,22 @@ impl Default for ConnIds {
     }
 }
 
+/// A visitor key's lowest bit says where it came from: set for the page's own token (one
+/// browser), clear for the client's address (many people behind one NAT). Only a named visitor
+/// is kept apart from itself, so that two tabs of one browser are not paired with each other.
+pub fn named_visitor(hash: i64) -> i64 {
+    hash | 1
+}
+
+/// A visitor key made from an address (never `i64::MIN`, which means "nobody").
+pub fn address_visitor(hash: i64) -> i64 {
+    (hash & !1).max(i64::MIN + 2)
+}
+
+pub fn is_named_visitor(visitor: i64) -> bool {
+    visitor & 1 == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +75,15 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.0 > 0 && b.0 > 0);
         assert_eq!(a.0 >> 32, b.0 >> 32);
+    }
+
+    #[test]
+    fn a_visitor_key_says_whether_it_came_from_a_token() {
+        for hash in [0, 1, -1, 42, i64::MAX, i64::MIN, i64::MIN + 1] {
+            assert!(is_named_visitor(named_visitor(hash)));
+            let by_address = address_visitor(hash);
+            assert!(!is_named_visitor(by_address));
+            assert_ne!(by_address, i64::MIN, "i64::MIN means nobody");
+        }
     }
 }

@@ -30,6 +30,21 @@ pub struct Ask {
     pub visitor: i64,
     /// A visitor not to be paired with (the one just left), if any.
     pub avoid: Option<i64>,
+    /// Not to be paired with its own visitor either (another tab of the same browser).
+    pub avoid_self: bool,
+}
+
+impl Ask {
+    /// The visitors this request skips.
+    fn avoided(&self) -> Vec<i64> {
+        let me = self.avoid_self.then_some(self.visitor);
+        let avoided: Vec<i64> = self.avoid.into_iter().chain(me).collect();
+        if avoided.is_empty() {
+            vec![queries::NO_VISITOR]
+        } else {
+            avoided
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,12 +219,14 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
             match *op {
                 Op::Request(ask) => {
                     let rid = ask.conn;
-                    let outcome = match queries::request(conn, rid.0, ask.visitor, ask.avoid)? {
-                        queries::Requested::Paired { partner } => Outcome::Paired {
-                            partner: ConnId(partner),
-                        },
-                        queries::Requested::Waiting => Outcome::Waiting,
-                    };
+                    let avoided = ask.avoided();
+                    let outcome =
+                        match queries::request_avoiding(conn, rid.0, ask.visitor, &avoided)? {
+                            queries::Requested::Paired { partner } => Outcome::Paired {
+                                partner: ConnId(partner),
+                            },
+                            queries::Requested::Waiting => Outcome::Waiting,
+                        };
                     decisions.push(Decision { conn: rid, outcome });
                 }
                 Op::Leave(rid) => {

@@ -15,11 +15,12 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
+use super::frame_limit::Violation;
 use super::hub::{
     Command, Departure, HubHandle, Kick, Outbound, OutboxSender, PartnerLink, Route, TrySendError,
 };
 use super::ids::ConnId;
-use super::limits::{IpSlot, TokenBucket};
+use super::limits::{IpSlot, Tokens};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
 /// Limits and timings of one connection.
@@ -64,6 +65,8 @@ enum End {
     Gone,
     TimedOut,
     Protocol(ProtocolError),
+    /// A frame header broke a limit (see `frame_limit`): refused before its payload was read.
+    Limit(Violation),
     PartnerGone(Departure),
     Kicked(Kick),
     /// Kept sending past the rate limit after being told to slow down.
@@ -80,8 +83,20 @@ enum Write {
     Pong(actix_web::web::Bytes),
 }
 
-/// Frames refused in a row for the rate limit before the client is closed with 1008.
+/// Frames refused in a row for a rate limit before the client is closed with 1008: the 21st
+/// refused frame closes.
 const FLOOD_STRIKES: u32 = 20;
+/// Typing frames allowed per chat frame of the budget: a page sends typing on and off around
+/// each message.
+const TYPING_PER_MESSAGE: f64 = 2.0;
+/// Pings and pongs a client may send per second, sustained, and at once. A browser answers
+/// our pings (one per heartbeat at most) and never pings itself.
+const CONTROL_PER_SEC: f64 = 2.0;
+const CONTROL_BURST: u32 = 10;
+
+fn typing_burst(config: &SessionConfig) -> u32 {
+    config.rate_burst.saturating_mul(TYPING_PER_MESSAGE as u32)
+}
 
 enum Conversation {
     Idle,
@@ -97,8 +112,16 @@ struct Conn {
     conversation: Conversation,
     /// The hub's order to end; fused so it may be awaited again after firing.
     kicked: Fuse<oneshot::Receiver<Kick>>,
-    bucket: TokenBucket,
-    /// Frames refused in a row for the rate limit.
+    /// When the connection began: the rate budgets count from it.
+    born: std::time::Instant,
+    /// Chat frames (messages, requests, anything not typing).
+    chat_tokens: Tokens,
+    /// Typing frames, apart: a visitor's typing on/off must never use up the budget of its
+    /// messages. Over it, typing frames are dropped without a word.
+    typing_tokens: Tokens,
+    /// Pings and pongs from the client: each ping costs a write. Over it, they are dropped.
+    control_tokens: Tokens,
+    /// Frames refused in a row for a rate limit.
     strikes: u32,
 }
 
@@ -136,11 +159,9 @@ impl Live {
             .max_frame_size(config.max_frame_bytes)
             .aggregate_continuations()
             .max_continuation_size(config.max_frame_bytes);
-        let bucket = TokenBucket::new(
-            config.rate_per_sec,
-            config.rate_burst,
-            std::time::Instant::now(),
-        );
+        let chat_tokens = Tokens::full(config.rate_burst);
+        let typing_tokens = Tokens::full(typing_burst(&config));
+        let control_tokens = Tokens::full(CONTROL_BURST);
         Live {
             conn: Conn {
                 id,
@@ -149,7 +170,10 @@ impl Live {
                 config,
                 conversation: Conversation::Idle,
                 kicked: kicked.fuse(),
-                bucket,
+                born: std::time::Instant::now(),
+                chat_tokens,
+                typing_tokens,
+                control_tokens,
                 strikes: 0,
             },
             stream,
@@ -210,9 +234,15 @@ impl Live {
             inbox,
             ..
         } = self;
-        let mut last_heard = Instant::now();
+        let start = Instant::now();
+        // Any frame, pongs included, shows the client is alive (the timeout)...
+        let mut last_heard = start;
+        // ...but only what it says of itself, or our own ping, restarts the wait for the next
+        // ping: a pong answering a ping must not push the next ping a whole period away, or
+        // an idle client would be pinged every other period.
+        let mut last_busy = start;
         let period = conn.config.heartbeat;
-        let mut heartbeat = interval_at(Instant::now() + period, period);
+        let mut heartbeat = interval_at(start + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -221,6 +251,9 @@ impl Live {
                     last_heard = Instant::now();
                     match frame {
                         Ok(frame) => {
+                            if !matches!(frame, AggregatedMessage::Pong(_)) {
+                                last_busy = last_heard;
+                            }
                             let written = match conn.on_client_frame(frame) {
                                 Ok(Some(reply)) => conn.write(reply).await,
                                 Ok(None) => Ok(()),
@@ -230,8 +263,7 @@ impl Live {
                                 return end;
                             }
                         }
-                        Err(ProtocolError::Io(e)) if !is_size_or_encoding(&e) => return End::Gone,
-                        Err(e) => return End::Protocol(e),
+                        Err(e) => return ended_by(e),
                     }
                 }
                 out = inbox.next() => {
@@ -248,16 +280,18 @@ impl Live {
                     conn.open_route(inbox);
                 }
                 why = &mut conn.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
-                _ = heartbeat.tick() => {
-                    let silent = last_heard.elapsed();
-                    if silent > conn.config.client_timeout {
+                tick = heartbeat.tick() => {
+                    if tick.saturating_duration_since(last_heard) > conn.config.client_timeout {
                         return End::TimedOut;
                     }
-                    // A client heard from within the last period is alive: only the silent
-                    // are pinged, so a busy connection carries no pings (nor their pongs).
-                    if silent < period {
+                    // A client busy within the last period is alive: only the silent are
+                    // pinged, so a busy connection carries no pings (nor their pongs). Ticks
+                    // are compared by their scheduled instants, so an idle client is due at
+                    // every tick, never skipped for being a few microseconds short.
+                    if tick.saturating_duration_since(last_busy) < period {
                         continue;
                     }
+                    last_busy = tick;
                     if let Err(end) = conn.write(Write::Ping).await {
                         return end;
                     }
@@ -271,6 +305,14 @@ impl Live {
 /// the one write is awaited in the main loop, so no nest of async calls, each holding a write
 /// future, inflates every session task (it is allocated once per connection and lives as long).
 type Reply = Result<Option<Write>, End>;
+
+/// The rate budgets of a connection.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    Chat,
+    Typing,
+    Control,
+}
 
 fn say(frame: String) -> Reply {
     Ok(Some(Write::Text(frame)))
@@ -289,37 +331,29 @@ fn unavailable() -> Reply {
 
 impl Conn {
     fn on_client_frame(&mut self, frame: AggregatedMessage) -> Reply {
-        let counted = matches!(
-            frame,
-            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)
-        );
-        if counted {
-            if let Some(refused) = self.over_rate() {
-                return refused;
-            }
-        }
         match frame {
             AggregatedMessage::Text(text) => self.on_text(&text),
-            AggregatedMessage::Binary(_) => refuse(
-                "binary_not_supported",
-                "Only JSON text frames are accepted.",
-            ),
-            AggregatedMessage::Ping(payload) => Ok(Some(Write::Pong(payload))),
-            AggregatedMessage::Pong(_) => Ok(None),
+            AggregatedMessage::Binary(_) => self.over_rate().unwrap_or_else(|| {
+                refuse(
+                    "binary_not_supported",
+                    "Only JSON text frames are accepted.",
+                )
+            }),
+            AggregatedMessage::Ping(payload) => match self.over_budget(Budget::Control) {
+                Some(end) => end,
+                None => Ok(Some(Write::Pong(payload))),
+            },
+            AggregatedMessage::Pong(_) => self.over_budget(Budget::Control).unwrap_or(Ok(None)),
             AggregatedMessage::Close(_) => Err(End::ClientClosed),
         }
     }
 
-    /// `None` for a frame within the rate limit; otherwise the refusal, or the end of a client
-    /// that keeps on flooding.
+    /// `None` for a chat frame within the rate limit; otherwise the refusal, or the end of a
+    /// client that keeps on flooding.
     fn over_rate(&mut self) -> Option<Reply> {
-        if self.bucket.try_take(std::time::Instant::now()) {
-            self.strikes = 0;
-            return None;
-        }
-        self.strikes += 1;
-        if self.strikes > FLOOD_STRIKES {
-            return Some(Err(End::Flooding));
+        let refused = self.over_budget(Budget::Chat)?;
+        if refused.is_err() {
+            return Some(refused);
         }
         let rate = self.config.rate_per_sec;
         Some(refuse(
@@ -328,8 +362,48 @@ impl Conn {
         ))
     }
 
+    /// `None` when `budget` has a token for one more frame; otherwise `Ok(None)` (drop the
+    /// frame) or the end of a client that has been refused too often in a row.
+    fn over_budget(&mut self, budget: Budget) -> Option<Reply> {
+        let config = &self.config;
+        let (tokens, per_sec, burst) = match budget {
+            Budget::Chat => (
+                &mut self.chat_tokens,
+                config.rate_per_sec,
+                config.rate_burst,
+            ),
+            Budget::Typing => (
+                &mut self.typing_tokens,
+                config.rate_per_sec * TYPING_PER_MESSAGE,
+                typing_burst(config),
+            ),
+            Budget::Control => (&mut self.control_tokens, CONTROL_PER_SEC, CONTROL_BURST),
+        };
+        // Truncated on purpose: the buckets' clock wraps every 49 days and they allow for it.
+        let now_ms = self.born.elapsed().as_millis() as u32;
+        if tokens.try_take(now_ms, per_sec, burst) {
+            self.strikes = 0;
+            return None;
+        }
+        self.strikes += 1;
+        if self.strikes > FLOOD_STRIKES {
+            return Some(Err(End::Flooding));
+        }
+        Some(Ok(None))
+    }
+
     fn on_text(&mut self, text: &str) -> Reply {
-        let frame = match parse_client_frame(text) {
+        let frame = parse_client_frame(text);
+        // Typing frames are counted apart, so they never crowd out a message; anything else
+        // (a broken frame too) is counted as a chat frame.
+        if let Ok(ClientFrame::Typing(_)) = frame {
+            if let Some(dropped) = self.over_budget(Budget::Typing) {
+                return dropped;
+            }
+        } else if let Some(refused) = self.over_rate() {
+            return refused;
+        }
+        let frame = match frame {
             Ok(frame) => frame,
             Err(e) => return refuse(e.code(), e.to_string()),
         };
@@ -476,13 +550,25 @@ impl Conn {
     }
 }
 
-/// actix-ws reports bad UTF-8 (InvalidData) and an oversized fragmented message (Other) as I/O
-/// errors, like a broken connection; only the first two deserve a close frame.
-fn is_size_or_encoding(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other
-    )
+/// Why the stream of client frames failed. actix-ws reports bad UTF-8 (InvalidData), an
+/// oversized fragmented message (Other, with its own text), our frame limit (a wrapped
+/// `Violation`) and a broken connection (a wrapped `PayloadError`) all as I/O errors; only a
+/// broken connection deserves no close frame.
+fn ended_by(e: ProtocolError) -> End {
+    let ProtocolError::Io(io) = &e else {
+        return End::Protocol(e);
+    };
+    if let Some(violation) = Violation::of(io) {
+        return End::Limit(violation);
+    }
+    let broken = io
+        .get_ref()
+        .is_some_and(|inner| inner.is::<actix_web::error::PayloadError>());
+    if broken {
+        End::Gone
+    } else {
+        End::Protocol(e)
+    }
 }
 
 fn close_reason(end: &End) -> Option<CloseReason> {
@@ -495,6 +581,9 @@ fn close_reason(end: &End) -> Option<CloseReason> {
             (CloseCode::Invalid, "invalid UTF-8")
         }
         End::Protocol(ProtocolError::Io(_)) => (CloseCode::Size, "message too large"),
+        End::Limit(Violation::FrameTooLarge) => (CloseCode::Size, "frame too large"),
+        End::Limit(Violation::MessageTooLarge) => (CloseCode::Size, "message too large"),
+        End::Limit(Violation::ReservedBits) => (CloseCode::Protocol, "protocol error"),
         End::Protocol(_) => (CloseCode::Protocol, "protocol error"),
         End::PartnerGone(Departure::Left) => (CloseCode::Normal, "partner left"),
         End::PartnerGone(Departure::Lost) => (CloseCode::Normal, "partner lost"),

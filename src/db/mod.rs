@@ -2,6 +2,7 @@
 //! an r2d2 pool, the embedded per-backend migrations, and the plain queries in `queries`.
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
+pub mod lease;
 pub mod queries;
 pub mod schema;
 
@@ -15,6 +16,29 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 #[cfg(feature = "mysql")]
 use diesel::mysql::MysqlConnection;
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redacted("mysql://app:S3cretPass@db.example:3306/chat"),
+            "mysql://app:***@db.example:3306/chat"
+        );
+        assert_eq!(
+            redacted("mysql://app:p%40ss@db/chat"),
+            "mysql://app:***@db/chat"
+        );
+        assert_eq!(
+            redacted("mysql://root@127.0.0.1/x"),
+            "mysql://root@127.0.0.1/x"
+        );
+        assert_eq!(redacted("sqlite://pairchat.db"), "sqlite://pairchat.db");
+        assert_eq!(redacted("mysql://a:b:c@h/d?x=@"), "mysql://a:***@h/d?x=@");
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 #[cfg(feature = "mysql")]
@@ -51,19 +75,40 @@ pub fn backend_of(url: &str) -> anyhow::Result<Backend> {
             Ok(Backend::Mysql)
         } else {
             anyhow::bail!(
-                "{url:?} needs MySQL support: rebuild with `--features mysql` \
-                 (Debian package default-libmysqlclient-dev)"
+                "{:?} needs MySQL support: rebuild with `--features mysql` \
+                 (Debian package default-libmysqlclient-dev)",
+                redacted(url)
             )
         }
     } else if url.starts_with("sqlite://") || !url.contains("://") {
         Ok(Backend::Sqlite)
     } else {
-        anyhow::bail!("unsupported database URL {url:?}: use sqlite://FILE or mysql://USER@HOST/DB")
+        anyhow::bail!(
+            "unsupported database URL {:?}: use sqlite://FILE or mysql://USER@HOST/DB",
+            redacted(url)
+        )
+    }
+}
+
+/// A database URL fit for a log line or an error: any password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 
 /// `sqlite://pairchat.db` → `pairchat.db`; a bare path is taken as it is.
-fn sqlite_path(url: &str) -> &str {
+pub(crate) fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").unwrap_or(url)
 }
 
@@ -103,6 +148,25 @@ pub fn build_pool(url: &str, max_size: u32) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
+/// How long a health check waits for its connection (or a reconnect).
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A pool of one connection for health checks alone, so that a check is never queued behind
+/// the matchmaker and answers 503 within a second of the database going quiet.
+pub fn build_health_pool(url: &str) -> anyhow::Result<DbPool> {
+    let backend = backend_of(url)?;
+    let conn_url = match backend {
+        Backend::Sqlite => sqlite_path(url).to_owned(),
+        Backend::Mysql => url.to_owned(),
+    };
+    Ok(Pool::builder()
+        .max_size(1)
+        .min_idle(Some(0))
+        .connection_timeout(HEALTH_TIMEOUT)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build_unchecked(ConnectionManager::<DbConn>::new(conn_url)))
+}
+
 /// Runs the embedded migrations for the connection's backend; returns how many were applied.
 pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
     let applied = match conn {
@@ -117,6 +181,27 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
             .len(),
     };
     Ok(applied)
+}
+
+/// Connects once, straight to the backend, so that start-up reports why a database cannot be
+/// reached (SQLite's or MySQL's own reason, the URL without its password) at once: the pool
+/// would wait its timeout and then say only "invalid connection url".
+pub fn check_connect(url: &str) -> anyhow::Result<()> {
+    use diesel::Connection;
+    match backend_of(url)? {
+        Backend::Sqlite => {
+            let path = sqlite_path(url);
+            SqliteConnection::establish(path)
+                .map(drop)
+                .with_context(|| format!("cannot open the SQLite database {path:?}"))
+        }
+        #[cfg(feature = "mysql")]
+        Backend::Mysql => MysqlConnection::establish(url)
+            .map(drop)
+            .with_context(|| format!("cannot connect to {}", redacted(url))),
+        #[cfg(not(feature = "mysql"))]
+        Backend::Mysql => unreachable!("backend_of refuses mysql:// without the mysql feature"),
+    }
 }
 
 /// Gets a connection, with the error an operator can act on.

@@ -36,16 +36,20 @@ pub fn write_transaction<T>(
 /// A visitor value no connection has, for "avoid nobody".
 pub const NO_VISITOR: i64 = i64::MIN;
 
-/// The oldest waiting chat that `rid` may join, skipping one whose member is visitor `avoid`;
+/// The oldest waiting chat that `rid` may join, skipping those whose member is in `avoid`;
 /// locked against other processes on MySQL (`SKIP LOCKED`, so concurrent matchmakers each take
 /// a different one).
 /// Returns `(chat id, the rid waiting in it)`.
-fn find_waiting_chat(conn: &mut DbConn, rid: i64, avoid: i64) -> QueryResult<Option<(i64, i64)>> {
+fn find_waiting_chat(
+    conn: &mut DbConn,
+    rid: i64,
+    avoid: &[i64],
+) -> QueryResult<Option<(i64, i64)>> {
     let query = chat::table
         .inner_join(chat_user::table)
         .filter(chat::is_completed.eq(false))
         .filter(chat::id.ne(rid))
-        .filter(chat_user::visitor.ne(avoid))
+        .filter(chat_user::visitor.ne_all(avoid))
         .order(chat::id)
         .select((chat::id, chat_user::rid));
     match conn {
@@ -76,7 +80,16 @@ pub fn request(
     visitor: i64,
     avoid: Option<i64>,
 ) -> QueryResult<Requested> {
-    let avoid = avoid.unwrap_or(NO_VISITOR);
+    request_avoiding(conn, rid, visitor, &[avoid.unwrap_or(NO_VISITOR)])
+}
+
+/// `request`, skipping every visitor in `avoid` (the one just left, the visitor itself).
+pub fn request_avoiding(
+    conn: &mut DbConn,
+    rid: i64,
+    visitor: i64,
+    avoid: &[i64],
+) -> QueryResult<Requested> {
     // One round trip finds the chat and who waits in it: on MySQL each statement is one, and
     // they bound how fast the matchmaker goes. (A waiting chat with nobody in it cannot exist:
     // the member rows go with the chat, by the foreign key's ON DELETE CASCADE.)
@@ -107,7 +120,8 @@ pub fn request(
     Ok(Requested::Waiting)
 }
 
-/// Gives a visitor who waits because it avoided someone another chance, with nobody avoided:
+/// Gives a visitor who waits because it avoided someone (or itself) another chance, with nobody
+/// avoided:
 /// if `rid` still waits alone and another chat waits, `rid` leaves its own chat and joins that
 /// one. Returns `Waiting` when nothing changed (no other chat, or `rid` is no longer waiting).
 pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Requested> {
@@ -121,7 +135,7 @@ pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Request
     if !still_waiting {
         return Ok(Requested::Waiting);
     }
-    if find_waiting_chat(conn, rid, NO_VISITOR)?.is_none() {
+    if find_waiting_chat(conn, rid, &[NO_VISITOR])?.is_none() {
         return Ok(Requested::Waiting);
     }
     leave(conn, rid)?;

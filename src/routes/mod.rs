@@ -1,7 +1,9 @@
 //! HTTP routes: thin handlers over the chat and the database, plus the static assets.
 
 pub mod assets;
+pub mod client;
 mod health;
+mod online;
 mod page;
 pub mod security;
 mod ws;
@@ -13,6 +15,7 @@ pub use assets::assets_service;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::upgrade))
         .route("/healthz", web::get().to(health::healthz))
+        .route("/online", web::get().to(online::online))
         .route("/", web::get().to(page::index))
         .route("/widget", web::get().to(page::widget))
         .route("/embed.js", web::get().to(assets::embed_js));

@@ -1,12 +1,18 @@
-//! `GET /ws`: checks the per-address connection cap, upgrades to a WebSocket and hands it to its
-//! own session task.
+//! `GET /ws`: checks the origin, the connection caps and the connection rate, upgrades to a
+//! WebSocket and hands it to its own session task.
 
-use std::net::IpAddr;
+use std::pin::Pin;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
+use actix_web::{dev, web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::Stream;
 use serde_json::json;
 
+use crate::chat::frame_limit::FrameLimit;
+use crate::chat::limits::Refused;
 use crate::chat::session;
+use crate::routes::client::visitor_key;
 use crate::startup::AppState;
 
 pub async fn upgrade(
@@ -15,24 +21,53 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     if !state.origins.allows_upgrade(&req) {
-        return Ok(HttpResponse::Forbidden().json(json!({
-            "error": "origin_not_allowed",
-            "detail": "This site is not allowed to use the chat."
-        })));
+        return Ok(refusal(
+            HttpResponse::Forbidden(),
+            "origin_not_allowed",
+            "This site is not allowed to use the chat.",
+        ));
     }
-    let Some(ip) = client_ip(&req, state.trust_forwarded_for) else {
-        return Ok(HttpResponse::BadRequest().json(json!({
-            "error": "bad_request",
-            "detail": "The client address could not be determined."
-        })));
+    let Some(ip) = state
+        .forwarding
+        .client_ip(req.peer_addr().map(|a| a.ip()), req.headers())
+    else {
+        return Ok(refusal(
+            HttpResponse::BadRequest(),
+            "bad_request",
+            "The client address could not be determined.",
+        ));
     };
-    let Some(slot) = state.conns_per_ip.try_acquire(ip) else {
-        return Ok(HttpResponse::TooManyRequests().json(json!({
-            "error": "too_many_connections",
-            "detail": "Too many open connections from your address; close one and try again."
-        })));
+    if !state.connect_rate.allow(ip, std::time::Instant::now()) {
+        return Ok(refusal(
+            HttpResponse::TooManyRequests(),
+            "too_many_connects",
+            "Too many new connections from your address; wait a moment and try again.",
+        ));
+    }
+    let slot = match state.conns_per_ip.try_acquire(ip) {
+        Ok(slot) => slot,
+        Err(Refused::AddressFull) => {
+            return Ok(refusal(
+                HttpResponse::TooManyRequests(),
+                "too_many_connections",
+                "Too many open connections from your address; close one and try again.",
+            ))
+        }
+        Err(Refused::ServerFull) => {
+            return Ok(refusal(
+                HttpResponse::ServiceUnavailable(),
+                "server_full",
+                "The server is full right now; please try again shortly.",
+            ))
+        }
     };
-    let visitor = visitor_key(&req, ip);
+    let visitor = visitor_key(&req, ip, &state.secret);
+    // The request body is read through `FrameLimit`, which cuts an oversized frame at its
+    // header instead of letting actix-ws buffer it whole.
+    let limited = FrameLimit::new(body.into_inner(), state.session.max_frame_bytes);
+    let boxed: PayloadStream = Box::pin(limited);
+    let mut payload = dev::Payload::from(boxed);
+    let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
     let live = session::Live::new(hub, state.session.clone(), visitor, ws, stream, slot);
@@ -41,52 +76,10 @@ pub async fn upgrade(
     Ok(response)
 }
 
-/// Longest visitor token accepted in `?visitor=`.
-const MAX_VISITOR_TOKEN: usize = 64;
+/// What `dev::Payload` wraps a stream of its own as (actix-http's `BoxedPayloadStream`).
+type PayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
-/// Who the visitor is, across its connections: the page's own random token (`?visitor=`, kept
-/// in the browser's session storage) when it sends one, else its address. Only a hash is kept.
-fn visitor_key(req: &HttpRequest, ip: IpAddr) -> i64 {
-    let token = req.query_string().split('&').find_map(|pair| {
-        let value = pair.strip_prefix("visitor=")?;
-        let valid = !value.is_empty()
-            && value.len() <= MAX_VISITOR_TOKEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        valid.then_some(value)
-    });
-    match token {
-        Some(token) => stable_hash(b"token:", token.as_bytes()),
-        None => stable_hash(b"ip:", ip.to_string().as_bytes()),
-    }
-}
-
-/// FNV-1a: the same in every server process, so processes sharing a database agree.
-fn stable_hash(prefix: &[u8], value: &[u8]) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in prefix.iter().chain(value) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    // i64::MIN means "nobody" to the matchmaker.
-    (hash as i64).max(i64::MIN + 1)
-}
-
-/// The peer's address, or behind a trusted proxy the last X-Forwarded-For entry (the one the
-/// proxy itself appended; earlier entries are whatever the client claimed).
-fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-            .last();
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    req.peer_addr().map(|a| a.ip())
+/// An upgrade refused before it began, with a JSON body saying why.
+fn refusal(mut status: actix_web::HttpResponseBuilder, error: &str, detail: &str) -> HttpResponse {
+    status.json(json!({ "error": error, "detail": detail }))
 }

@@ -18,10 +18,10 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// One browser test at a time: Chromium is heavy on two cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Whether the browser tests can run; prints why not, or fails when they are required.
-fn browser_or_skip(test: &str) -> bool {
+pub(crate) fn browser_or_skip(test: &str) -> bool {
     let present =
         std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     available_or_skip(
@@ -32,14 +32,14 @@ fn browser_or_skip(test: &str) -> bool {
     )
 }
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     _profiles: tempfile::TempDir,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -63,11 +63,32 @@ impl Driver {
     }
 
     /// A fresh browser with a profile of its own: a separate visitor.
-    async fn browser(&self, width: u32, height: u32) -> Browser {
+    pub(crate) async fn browser(&self, width: u32, height: u32) -> Browser {
         self.browser_with(width, height, &[]).await
     }
 
-    async fn browser_with(&self, width: u32, height: u32, extra: &[&str]) -> Browser {
+    pub(crate) async fn browser_with(&self, width: u32, height: u32, extra: &[&str]) -> Browser {
+        self.browser_with_options(width, height, extra, json!({}))
+            .await
+    }
+
+    /// A phone: a touch screen (no hover, coarse pointer) of this size.
+    pub(crate) async fn phone(&self, width: u32, height: u32) -> Browser {
+        let emulation = json!({"mobileEmulation": {"deviceMetrics": {
+            "width": width, "height": height, "pixelRatio": 3.0, "touch": true, "mobile": true
+        }}});
+        self.browser_with_options(width, height, &[], emulation)
+            .await
+    }
+
+    /// `options` are merged into `goog:chromeOptions`.
+    pub(crate) async fn browser_with_options(
+        &self,
+        width: u32,
+        height: u32,
+        extra: &[&str],
+        options: Value,
+    ) -> Browser {
         let profile = tempfile::Builder::new()
             .tempdir_in(self._profiles.path())
             .expect("profile")
@@ -88,6 +109,11 @@ impl Driver {
         let mut caps = caps;
         if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
             args.extend(extra.iter().map(|a| json!(a)));
+        }
+        if let (Some(chrome), Value::Object(more)) =
+            (caps["goog:chromeOptions"].as_object_mut(), options)
+        {
+            chrome.extend(more);
         }
         let caps = match caps {
             Value::Object(map) => map,
@@ -110,15 +136,15 @@ impl Drop for Driver {
 
 /// Runs `script` (a function body) with `root` bound to the chat's root node: the document on
 /// the page, the widget's shadow root in an embed.
-async fn js(b: &Browser, root: &str, script: &str) -> Value {
+pub(crate) async fn js(b: &Browser, root: &str, script: &str) -> Value {
     let body = format!("const root = {root}; {script}");
     b.execute(&body, vec![]).await.expect("script runs")
 }
 
-const PAGE: &str = "document";
-const EMBED: &str = "document.querySelector('#pairchat').shadowRoot";
+pub(crate) const PAGE: &str = "document";
+pub(crate) const EMBED: &str = "document.querySelector('#pairchat').shadowRoot";
 
-async fn state(b: &Browser, root: &str) -> String {
+pub(crate) async fn state(b: &Browser, root: &str) -> String {
     js(
         b,
         root,
@@ -130,8 +156,12 @@ async fn state(b: &Browser, root: &str) -> String {
     .to_owned()
 }
 
-async fn wait_state(b: &Browser, root: &str, want: &str) {
-    let deadline = Instant::now() + PATIENCE;
+pub(crate) async fn wait_state(b: &Browser, root: &str, want: &str) {
+    wait_state_within(b, root, want, PATIENCE).await;
+}
+
+pub(crate) async fn wait_state_within(b: &Browser, root: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         let now = state(b, root).await;
         if now == want {
@@ -146,7 +176,7 @@ async fn wait_state(b: &Browser, root: &str, want: &str) {
 }
 
 /// Clicks the element with this test hook (a real DOM click, inside shadow roots too).
-async fn click(b: &Browser, root: &str, hook: &str) {
+pub(crate) async fn click(b: &Browser, root: &str, hook: &str) {
     let clicked = js(
         b,
         root,
@@ -157,7 +187,7 @@ async fn click(b: &Browser, root: &str, hook: &str) {
 }
 
 /// `(label, text)` of every message shown.
-async fn messages(b: &Browser, root: &str) -> Vec<(String, String)> {
+pub(crate) async fn messages(b: &Browser, root: &str) -> Vec<(String, String)> {
     let v = js(
         b,
         root,
@@ -169,7 +199,7 @@ async fn messages(b: &Browser, root: &str) -> Vec<(String, String)> {
     serde_json::from_value(v).unwrap_or_default()
 }
 
-async fn wait_messages(b: &Browser, root: &str, count: usize) -> Vec<(String, String)> {
+pub(crate) async fn wait_messages(b: &Browser, root: &str, count: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let shown = messages(b, root).await;
@@ -184,7 +214,7 @@ async fn wait_messages(b: &Browser, root: &str, count: usize) -> Vec<(String, St
     }
 }
 
-async fn system_lines(b: &Browser, root: &str) -> Vec<String> {
+pub(crate) async fn system_lines(b: &Browser, root: &str) -> Vec<String> {
     let v = js(
         b,
         root,
@@ -194,7 +224,7 @@ async fn system_lines(b: &Browser, root: &str) -> Vec<String> {
     serde_json::from_value(v).unwrap_or_default()
 }
 
-async fn visible(b: &Browser, root: &str, hook: &str) -> bool {
+pub(crate) async fn visible(b: &Browser, root: &str, hook: &str) -> bool {
     js(
         b,
         root,
@@ -207,8 +237,55 @@ async fn visible(b: &Browser, root: &str, hook: &str) -> bool {
         == json!(true)
 }
 
+/// Makes the page keep a copy of every frame it sends on its WebSockets (`sent_frames`).
+pub(crate) async fn record_sent(b: &Browser) {
+    js(
+        b,
+        PAGE,
+        "if (!window.__sent) { window.__sent = []; const send = WebSocket.prototype.send; \
+         WebSocket.prototype.send = function (data) { window.__sent.push({ at: Date.now(), data: String(data) }); \
+         return send.call(this, data); }; } return true;",
+    )
+    .await;
+}
+
+/// The frames the page has sent since `record_sent`, parsed.
+pub(crate) async fn sent_frames(b: &Browser) -> Vec<Value> {
+    timed_sent_frames(b)
+        .await
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// The frames the page has sent since `record_sent`, each with when (ms, the page's clock).
+pub(crate) async fn timed_sent_frames(b: &Browser) -> Vec<(i64, Value)> {
+    let v = js(
+        b,
+        PAGE,
+        "return (window.__sent || []).map(s => [s.at, s.data]);",
+    )
+    .await;
+    let sent: Vec<(i64, String)> = serde_json::from_value(v).unwrap_or_default();
+    sent.into_iter()
+        .filter_map(|(at, t)| Some((at, serde_json::from_str(&t).ok()?)))
+        .collect()
+}
+
+/// Polls `check` (a script returning true when done) until it holds or `PATIENCE` runs out.
+pub(crate) async fn wait_js(b: &Browser, root: &str, what: &str, check: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if js(b, root, check).await == json!(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Types into the page's textarea with real key events.
-async fn type_keys(b: &Browser, text: &str) {
+pub(crate) async fn type_keys(b: &Browser, text: &str) {
     let input = b
         .find(Locator::Css("[data-test=input]"))
         .await
@@ -253,7 +330,8 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     let _turn = ONE_AT_A_TIME.lock().await;
     // Each browser is its own visitor (its own session token): after a chat the two are kept
     // apart while anyone else waits, for a cooldown kept short here.
-    let app = spawn_app_with(|s| s.rematch_cooldown = Duration::from_secs(4)).await;
+    const COOLDOWN: Duration = Duration::from_secs(8);
+    let app = spawn_app_with(|s| s.rematch_cooldown = COOLDOWN).await;
     let driver = Driver::start();
     let page = format!("http://{}/", app.address);
     let alice = driver.browser(1024, 800).await;
@@ -360,8 +438,15 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     let shot = alice.screenshot().await.expect("screenshot");
     std::fs::write(screenshot_dir().join("chat.png"), shot).expect("save screenshot");
 
-    // End conversation: both chats close, each with its own line.
+    // End, like Esc, asks first ("Really?"), then ends: both chats close, each with its line.
     click(&alice, PAGE, "end").await;
+    assert_eq!(
+        state(&alice, PAGE).await,
+        "chat",
+        "one click on End ended the chat"
+    );
+    click(&alice, PAGE, "end").await;
+    let ended = Instant::now();
     wait_state(&alice, PAGE, "closed").await;
     wait_state(&bob, PAGE, "closed").await;
     assert!(system_lines(&alice, PAGE)
@@ -378,9 +463,20 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
     click(&alice, PAGE, "start-over").await;
     wait_state(&alice, PAGE, "waiting").await;
     click(&bob, PAGE, "start-over").await;
-    // Not straight back together: both wait first (the page sent its visitor token).
+    // Not straight back together: both wait first (the page sent its visitor token). The
+    // server's own record says so, once everything both asked for has been decided.
     wait_state(&bob, PAGE, "waiting").await;
-    assert_eq!(state(&alice, PAGE).await, "waiting");
+    app.hub.flush(2).await.expect("hub answers");
+    let stats = app.stats().await;
+    if ended.elapsed() < COOLDOWN {
+        assert_eq!(
+            (stats.waiting, stats.chatting),
+            (2, 0),
+            "paired straight back"
+        );
+    } else {
+        eprintln!("the machine was too slow to see the cooldown at work ({stats:?})");
+    }
     wait_state(&bob, PAGE, "chat").await;
     wait_state(&alice, PAGE, "chat").await;
 
@@ -403,13 +499,13 @@ async fn two_visitors_meet_talk_safely_and_start_over_in_real_browsers() {
 
 /// Another site, as far as the browser knows: one HTML page at `/` on a port of its own. The
 /// page is set after the site starts, since it names the chat server, whose list names the site.
-struct HostSite {
-    origin: String,
+pub(crate) struct HostSite {
+    pub(crate) origin: String,
     page: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl HostSite {
-    fn start() -> HostSite {
+    pub(crate) fn start() -> HostSite {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind host site");
         let origin = format!("http://{}", listener.local_addr().expect("addr"));
         let page = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -432,14 +528,14 @@ impl HostSite {
         HostSite { origin, page }
     }
 
-    fn serve(&self, html: String) {
+    pub(crate) fn serve(&self, html: String) {
         if let Ok(mut page) = self.page.lock() {
             *page = html;
         }
     }
 }
 
-fn embedding_page(app: &TestApp) -> String {
+pub(crate) fn embedding_page(app: &TestApp) -> String {
     format!(
         r##"<!doctype html><html><head><style>
             /* A hostile host stylesheet: it must not reach into the widget. */
@@ -498,6 +594,7 @@ async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
     wait_state(&embedded, EMBED, "waiting").await;
     page_visitor_greets(&direct, &app, &embedded, EMBED, "hello, embedded one").await;
     click(&embedded, EMBED, "end").await;
+    click(&embedded, EMBED, "end").await;
     wait_state(&direct, PAGE, "closed").await;
 
     // The same page on a site that is not listed gets no chat.
@@ -507,19 +604,21 @@ async fn the_widget_works_on_a_listed_site_and_is_refused_on_any_other() {
         .goto(&format!("{unlisted_site}/"))
         .await
         .expect("host page");
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let started = js(
+    // What the visitor sees: the widget says it could not be loaded, and there is no chat.
+    wait_js(
         &refused,
         EMBED,
-        "const b = root && root.querySelector('[data-test=start]'); if (b) b.click(); return !!b;",
+        "the widget's refusal",
+        "return !!root && root.textContent.includes('The chat could not be loaded');",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let now = state(&refused, EMBED).await;
-    assert!(
-        now != "waiting" && now != "chat",
-        "an unlisted site got a chat (state {now:?}, start {started})"
-    );
+    let start_button = js(
+        &refused,
+        EMBED,
+        "return !!root.querySelector('[data-test=start]');",
+    )
+    .await;
+    assert_eq!(start_button, json!(false), "an unlisted site got a chat");
     assert_eq!(
         app.stats().await.connections,
         before,
@@ -636,12 +735,14 @@ async fn text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work() {
         "the message list is an ARIA live region"
     );
 
-    // An empty message is not sent; Ctrl+Enter sends like Enter.
+    // An empty message is not sent (the page sends no frame for it); Ctrl+Enter sends.
+    record_sent(&light).await;
     type_keys(&light, &format!("   {}", Key::Enter)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    type_keys(&light, &format!("{}{}", Key::Shift, Key::Enter)).await;
+    type_keys(&light, &format!("{}", Key::Enter)).await;
     assert!(
         messages(&light, PAGE).await.is_empty(),
-        "a blank message was sent"
+        "a blank message was shown"
     );
     js(
         &light,
@@ -669,21 +770,25 @@ async fn text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work() {
         "document.hasFocus = () => true; window.dispatchEvent(new Event('focus'));",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(
-        js(&light, PAGE, "return document.title;").await,
-        title,
-        "blinking stops with focus"
-    );
+    // Blinking stops with focus: the title is back.
+    let deadline = Instant::now() + PATIENCE;
+    while js(&light, PAGE, "return document.title;").await != title {
+        assert!(
+            Instant::now() < deadline,
+            "blinking did not stop with focus"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let shown = wait_messages(&light, PAGE, 2).await;
     assert_eq!(shown[0], ("You".to_owned(), "ctrl".to_owned()), "{shown:?}");
     wait_messages(&dark, PAGE, 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        messages(&light, PAGE).await.len(),
-        2,
-        "the blank message was sent"
-    );
+    let said: Vec<Value> = sent_frames(&light)
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["message"].clone())
+        .collect();
+    assert_eq!(said, vec![json!("ctrl")], "the page sent a blank message");
 
     for (name, b) in [("light", &light), ("dark", &dark)] {
         let ratios: Vec<(String, f64)> =
@@ -730,7 +835,7 @@ async fn text_meets_wcag_aa_contrast_in_light_and_dark_and_keys_work() {
 }
 
 /// Presses a key with the focus wherever it is (the page, not an input).
-async fn type_body_key(b: &Browser, key: Key) {
+pub(crate) async fn type_body_key(b: &Browser, key: Key) {
     b.find(Locator::Css("body"))
         .await
         .expect("body")

@@ -33,7 +33,19 @@ struct Setting {
     value: &'static str,
     /// Other flags the check needs, in groups, given as flags in every variant.
     with: &'static [&'static [&'static str]],
-    check: Check,
+    /// Whether a live server holds the database before this one starts.
+    on_a_live_database: bool,
+    expect: Expect,
+}
+
+/// What a setting comes to.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// The server starts, and this check sees the setting's effect.
+    Serves(Check),
+    /// The server refuses to start, saying this. For a setting with no effect a client could
+    /// see: the refusal of a value out of range shows that the flag reaches the settings.
+    Refused(&'static str),
 }
 
 const SETTINGS: &[Setting] = &[
@@ -58,12 +70,13 @@ const SETTINGS: &[Setting] = &[
         &[],
         runs_that_many_workers,
     ),
-    row(
+    // Only the matchmaker (one thread) draws on the pool since /healthz has a connection of its
+    // own: no size shows from outside.
+    refused(
         "--db-pool-size",
         "PAIRCHAT_DB_POOL_SIZE",
-        "1",
-        &[],
-        has_one_database_connection,
+        "0",
+        "db-pool-size",
     ),
     row(
         "--max-message-chars",
@@ -156,6 +169,43 @@ const SETTINGS: &[Setting] = &[
         STUCK_CONNECTION_FLAGS,
         waits_that_long_for_a_stuck_connection,
     ),
+    row(
+        "--max-connections",
+        "PAIRCHAT_MAX_CONNECTIONS",
+        "2",
+        &[],
+        answers_a_third_503,
+    ),
+    row(
+        "--connects-per-sec-per-ip",
+        "PAIRCHAT_CONNECTS_PER_SEC_PER_IP",
+        "1",
+        &[],
+        refuses_a_fourth_connect_at_once,
+    ),
+    row(
+        "--trusted-proxies",
+        "PAIRCHAT_TRUSTED_PROXIES",
+        "10.9.9.9,192.0.2.0/24",
+        &[&["--trust-forwarded-for", "--max-conns-per-ip", "1"]],
+        ignores_forwarded_for_from_loopback,
+    ),
+    row(
+        "--public-origin",
+        "PAIRCHAT_PUBLIC_ORIGIN",
+        "https://chat.example",
+        &[],
+        sends_hsts,
+    ),
+    row(
+        "--secret-key-file",
+        "PAIRCHAT_SECRET_KEY_FILE",
+        "{dir}/my.key",
+        &[],
+        creates_that_key_file,
+    ),
+    // No variable: given only on the command line.
+    on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
 ];
 
 const fn row(
@@ -170,7 +220,33 @@ const fn row(
         env,
         value,
         with,
-        check,
+        on_a_live_database: false,
+        expect: Expect::Serves(check),
+    }
+}
+
+/// A row whose value the server refuses, saying `why`.
+const fn refused(
+    flag: &'static str,
+    env: &'static str,
+    value: &'static str,
+    why: &'static str,
+) -> Setting {
+    Setting {
+        flag,
+        env,
+        value,
+        with: &[],
+        on_a_live_database: false,
+        expect: Expect::Refused(why),
+    }
+}
+
+/// A row started on a database a live server holds.
+const fn on_a_live_database(setting: Setting) -> Setting {
+    Setting {
+        on_a_live_database: true,
+        ..setting
     }
 }
 
@@ -190,16 +266,97 @@ struct Running {
     server: Server,
     db_url: String,
     dir: PathBuf,
+    /// The live server holding the database, for `on_a_live_database` rows.
+    _holder: Option<Server>,
     _dir: tempfile::TempDir,
 }
 
 /// A file the `--assets-dir` check looks for.
 const ASSET_MARKER: &str = "// assets from the folder named on the command line\n";
 
+/// The command for `setting` given `via`, in a fresh folder with its own database.
+struct Prepared {
+    cmd: std::process::Command,
+    address: String,
+    db_url: String,
+    path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
 fn start(setting: &Setting, via: Via) -> Running {
+    let Prepared {
+        cmd,
+        address,
+        db_url,
+        path,
+        dir,
+    } = prepare(setting, via);
+    let holder = setting.on_a_live_database.then(|| {
+        let mut cmd = pairchat();
+        cmd.current_dir(&path);
+        let address = free_address();
+        cmd.args(["serve", "--bind", &address, "--database-url", &db_url]);
+        Server::spawn(cmd, address)
+    });
+    Running {
+        server: Server::spawn(cmd, address),
+        db_url,
+        dir: path,
+        _holder: holder,
+        _dir: dir,
+    }
+}
+
+/// Runs `cmd`; whether it failed within `PATIENCE` (a server that starts is killed then), and
+/// its stderr.
+fn exits_within(mut cmd: std::process::Command) -> (bool, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + PATIENCE;
+    let failed = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break !status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    (failed, err)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(from).expect("assets") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn prepare(setting: &Setting, via: Via) -> Prepared {
     let dir = tempfile::tempdir().expect("temporary folder");
     let path = dir.path().to_path_buf();
-    std::fs::create_dir_all(path.join("assets/js")).expect("assets folder");
+    // A copy of the source tree's assets (the server checks the folder has them), with a
+    // chat.js of its own.
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"),
+        &path.join("assets"),
+    );
     std::fs::write(path.join("assets/js/chat.js"), ASSET_MARKER).expect("asset");
     // The flags' own database is always a SQLite file: they are about the command line.
     let db_url = format!("sqlite://{}", path.join("flags.db").display());
@@ -243,11 +400,12 @@ fn start(setting: &Setting, via: Via) -> Running {
             cmd.env(setting.env, value);
         }
     }
-    Running {
-        server: Server::spawn(cmd, address),
+    Prepared {
+        cmd,
+        address,
         db_url,
-        dir: path,
-        _dir: dir,
+        path,
+        dir,
     }
 }
 
@@ -259,12 +417,33 @@ async fn every_serve_setting_works_as_a_flag_without_the_subcommand_and_as_a_var
         if only.as_deref().is_some_and(|only| only != setting.flag) {
             continue;
         }
-        let variants = [Via::Serve, Via::NoSubcommand, Via::Env].map(|via| async move {
-            let mut running = tokio::task::spawn_blocking(move || start(setting, via))
-                .await
-                .expect("start");
+        let mut ways = vec![Via::Serve, Via::NoSubcommand];
+        if !setting.env.is_empty() {
+            ways.push(Via::Env);
+        }
+        let variants = ways.into_iter().map(|via| async move {
             eprintln!("checking {} via {via:?}", setting.flag);
-            (setting.check)(&mut running).await;
+            match setting.expect {
+                Expect::Serves(check) => {
+                    let mut running = tokio::task::spawn_blocking(move || start(setting, via))
+                        .await
+                        .expect("start");
+                    check(&mut running).await;
+                }
+                Expect::Refused(why) => {
+                    let Prepared { cmd, dir, .. } = prepare(setting, via);
+                    let (refused, err) = tokio::task::spawn_blocking(move || exits_within(cmd))
+                        .await
+                        .expect("runs");
+                    assert!(refused, "{} {via:?} was accepted", setting.flag);
+                    assert!(
+                        err.contains(why),
+                        "{} {via:?}: no {why:?} in {err}",
+                        setting.flag
+                    );
+                    drop(dir);
+                }
+            }
         });
         join_all(variants).await;
     }
@@ -475,37 +654,6 @@ fn worker_threads(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// With one pooled connection, a matchmaker stuck on a locked database holds it, and the
-/// health check finds none (503); with two or more it would answer 200.
-fn has_one_database_connection(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
-    Box::pin(async move {
-        let path = r.dir.join("flags.db");
-        let (locked_tx, locked) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let holder = std::thread::spawn(move || {
-            use diesel::connection::SimpleConnection;
-            use diesel::Connection;
-            let mut conn = diesel::sqlite::SqliteConnection::establish(&path.display().to_string())
-                .expect("own connection");
-            conn.batch_execute("BEGIN IMMEDIATE").expect("write lock");
-            locked_tx.send(()).expect("tell");
-            let _ = released.recv_timeout(PATIENCE * 3);
-            conn.batch_execute("COMMIT").expect("unlock");
-        });
-        locked.recv().expect("locked");
-        // The matchmaker takes the one connection and waits on the lock.
-        let mut c = Client::connect(&r.server.ws_url()).await;
-        c.request().await;
-        let address = r.server.address.parse().expect("address");
-        wait_for("/healthz to find no free connection", || async {
-            http_get(address, "/healthz").await.0 == 503
-        })
-        .await;
-        release.send(()).expect("release");
-        holder.join().expect("holder");
-    })
-}
-
 fn refuses_six_characters(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let url = r.server.ws_url();
@@ -704,6 +852,89 @@ fn waits_that_long_for_a_stuck_connection(
     })
 }
 
+fn answers_a_third_503(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let _a = Client::connect(&url).await;
+        let _b = Client::connect(&url).await;
+        assert_eq!(upgrade_status(&url).await, Some(503));
+    })
+}
+
+/// The status a refused upgrade is answered with; `None` when it is let in.
+async fn upgrade_status(url: &str) -> Option<u16> {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Some(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// One a second, in bursts of three: a fourth at once is refused (the default, 10 a second,
+/// takes 30 at once).
+fn refuses_a_fourth_connect_at_once(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            open.push(Client::connect(&url).await);
+        }
+        assert_eq!(upgrade_status(&url).await, Some(429));
+    })
+}
+
+/// Loopback is not in the list, so the test's own X-Forwarded-For is not believed: both
+/// connections count as 127.0.0.1, and the second is over the cap of one.
+fn ignores_forwarded_for_from_loopback(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let _a = connect_as(&url, "10.0.0.1").await.expect("first");
+        assert_eq!(connect_as(&url, "10.0.0.2").await.err(), Some(429));
+    })
+}
+
+fn sends_hsts(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let address = r.server.address.parse().expect("address");
+        let (status, head) = crate::health::http_head(address, "/", "").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("strict-transport-security:"), "{head}");
+    })
+}
+
+fn creates_that_key_file(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let key = std::fs::read_to_string(r.dir.join("my.key")).expect("the key file");
+        assert_eq!(key.trim().len(), 32, "32 hex digits: {key:?}");
+    })
+}
+
+/// Connects, waiting out refusals for the connect rate; a refusal for anything else is
+/// returned as its error code.
+async fn connect_paced(
+    url: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => return Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default());
+                let code: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let code = code["error"].as_str().unwrap_or_default().to_owned();
+                if code != "too_many_connects" || Instant::now() > deadline {
+                    return Err(code);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// The README's default for `flag`, as a number.
 fn readme_default(flag: &str) -> usize {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
@@ -784,22 +1015,21 @@ async fn with_no_settings_the_server_keeps_the_readme_defaults() {
     );
     drop(c);
 
-    // --max-conns-per-ip: that many at once, not one more (once the closed ones have given
-    // their slots back).
+    // --max-conns-per-ip: that many at once, not one more. Connections are opened no faster
+    // than --connects-per-sec-per-ip lets them (a refusal for the rate is tried again).
     let cap = readme_default("--max-conns-per-ip");
     drop(a);
+    drop(b);
+    // The closed ones may take a moment to give their slots back.
     wait_for("exactly the cap to be let in", || async {
         let mut open = Vec::new();
         for _ in 0..cap {
-            match tokio_tungstenite::connect_async(url.as_str()).await {
+            match connect_paced(&url).await {
                 Ok(ws) => open.push(ws),
                 Err(_) => return false,
             }
         }
-        matches!(
-            tokio_tungstenite::connect_async(url.as_str()).await,
-            Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status().as_u16() == 429
-        )
+        connect_paced(&url).await.err().as_deref() == Some("too_many_connections")
     })
     .await;
 

@@ -9,7 +9,7 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
 }
 
 /// A GET with extra header lines: `(status, lower-cased head, body)`.
-async fn http_request(
+pub async fn http_request(
     address: std::net::SocketAddr,
     path: &str,
     extra: &str,
@@ -53,7 +53,7 @@ async fn the_home_page_is_served() {
     assert!(body.contains("pairchat"));
 }
 
-async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
+pub async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
     let (status, head, _) = http_request(address, path, extra).await;
     (status, head)
 }

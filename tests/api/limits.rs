@@ -321,47 +321,6 @@ async fn the_twenty_first_refused_frame_in_a_row_closes_with_1008() {
     assert_eq!((closed.0, closed.1.as_str()), (1008, "rate limit exceeded"));
 }
 
-/// A WebSocket client on a bare TCP socket, which answers nothing by itself (tungstenite
-/// answers pings as it reads, so it cannot play a client that has gone deaf).
-struct RawClient {
-    tcp: tokio::net::TcpStream,
-}
-
-impl RawClient {
-    async fn connect(address: std::net::SocketAddr) -> RawClient {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        tcp.write_all(request.as_bytes()).await.expect("handshake");
-        // Byte by byte up to the end of the response head, so no frame is read with it.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.expect("response head"));
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
-        RawClient { tcp }
-    }
-
-    /// The next server frame: `(opcode, payload)`. Server frames are never masked.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
-        use tokio::io::AsyncReadExt;
-        let first = self.tcp.read_u8().await.expect("frame");
-        let len = match self.tcp.read_u8().await.expect("length") & 0x7f {
-            126 => u64::from(self.tcp.read_u16().await.expect("length")),
-            127 => self.tcp.read_u64().await.expect("length"),
-            n => u64::from(n),
-        };
-        let mut payload = vec![0; usize::try_from(len).expect("frame length")];
-        self.tcp.read_exact(&mut payload).await.expect("payload");
-        (first & 0x0f, payload)
-    }
-}
-
 #[actix_rt::test]
 async fn a_client_that_answers_no_ping_is_told_no_heartbeat_with_1008() {
     let app = spawn_app_with(|s| {
@@ -369,11 +328,12 @@ async fn a_client_that_answers_no_ping_is_told_no_heartbeat_with_1008() {
         s.session.client_timeout = Duration::from_millis(500);
     })
     .await;
-    let mut deaf = RawClient::connect(app.address).await;
+    // By hand: tungstenite answers pings by itself as it reads.
+    let mut deaf = crate::hardening::RawWs::open(app.address).await;
     let mut pings = 0;
     let (code, reason) = tokio::time::timeout(PATIENCE, async {
         loop {
-            match deaf.frame().await {
+            match deaf.next_frame().await.expect("a frame or the close") {
                 (0x9, _) => pings += 1,
                 (0x8, payload) => {
                     let code = u16::from_be_bytes([payload[0], payload[1]]);

@@ -2,9 +2,12 @@
 //! MariaDB when `TEST_MYSQL_URL` is set and the `mysql` feature is on), real WebSocket clients.
 
 mod browser;
+mod browser_ui;
 mod cli;
+mod daemon;
 mod errors;
 mod flags;
+mod hardening;
 mod health;
 mod helpers;
 mod limits;

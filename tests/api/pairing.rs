@@ -429,3 +429,23 @@ async fn a_partner_whose_connection_breaks_without_a_close_is_lost() {
     }
     app.wait_until_empty().await;
 }
+
+#[actix_rt::test]
+async fn two_tabs_of_one_visitor_wait_apart_while_others_come_and_meet_after_the_cooldown() {
+    let app = spawn_app_with(|s| s.rematch_cooldown = std::time::Duration::from_secs(2)).await;
+    // One browser's two tabs: the same page token.
+    let mut tab1 = visitor(&app, "one-browser", "waiting").await;
+    let mut tab2 = visitor(&app, "one-browser", "waiting").await;
+    // Someone else comes: paired with the tab that waited longest, not the two tabs together.
+    let mut carol = visitor(&app, "carol", "response").await;
+    tab1.expect_type("response").await;
+    carol.say("hi").await;
+    assert_eq!(tab1.recv().await["message"], "hi");
+    // Nobody else comes for the cooldown: the other tab is then paired with a third one.
+    let mut tab3 = visitor(&app, "one-browser", "waiting").await;
+    tab2.expect_type("response").await;
+    tab3.expect_type("response").await;
+    app.assert_row_invariants().await;
+    // Visitors known only by their address (many people behind one NAT) are never kept apart.
+    let (_a, _b) = app.pair().await;
+}

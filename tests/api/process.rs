@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::PATIENCE;
 
 /// The binary, with none of the test's own settings (`PAIRCHAT_*`, `DATABASE_URL`,
-/// `RUST_LOG`) leaking into what it is told.
+/// `RUST_LOG`) leaking into what it is told, and its key file out of the source tree.
 pub fn pairchat() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
     for (var, _) in std::env::vars_os() {
@@ -19,6 +19,9 @@ pub fn pairchat() -> Command {
             cmd.env_remove(&var);
         }
     }
+    // Not the default ./pairchat.key: that would land in the source tree.
+    let key = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-tests.key");
+    cmd.env("PAIRCHAT_SECRET_KEY_FILE", key);
     cmd
 }
 

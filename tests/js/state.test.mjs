@@ -20,6 +20,11 @@ const ALLOWED = [
   ['connecting', 'close', 'idle'],
   ['waiting', 'close', 'idle'],
   ['chat', 'close', 'closed'],
+  ['connecting', 'fail', 'retrying'],
+  ['waiting', 'fail', 'retrying'],
+  ['retrying', 'open', 'connecting'],
+  ['retrying', 'request', 'waiting'],
+  ['retrying', 'close', 'idle'],
 ];
 
 const allowed = (state, event) => ALLOWED.find(([s, e]) => s === state && e === event);
@@ -39,8 +44,8 @@ function machineIn(state) {
 test('starts idle and knows its states and events', () => {
   assert.equal(INITIAL_STATE, 'idle');
   assert.equal(createMachine({ warn() {} }).state, 'idle');
-  assert.deepEqual([...STATES].sort(), ['chat', 'closed', 'connecting', 'idle', 'waiting']);
-  assert.deepEqual([...EVENTS].sort(), ['close', 'open', 'request', 'response']);
+  assert.deepEqual([...STATES].sort(), ['chat', 'closed', 'connecting', 'idle', 'retrying', 'waiting']);
+  assert.deepEqual([...EVENTS].sort(), ['close', 'fail', 'open', 'request', 'response']);
 });
 
 test('the table holds exactly the allowed transitions', () => {
@@ -126,4 +131,19 @@ test('a whole visit: two conversations, a cancelled wait and a failed connection
   // A late server frame after the end changes nothing.
   assert.equal(m.send('response'), false);
   assert.equal(m.state, 'idle');
+});
+
+test('a server that goes away: the visitor who still wants a chat retries until it is back', () => {
+  const { m, warnings, changes } = machineIn('idle');
+  // Cannot connect, retries, connects; waits, loses the server, retries; pairing unavailable
+  // on an open socket, asks again on it; paired; then a retry cancelled.
+  const walk = ['open', 'fail', 'open', 'request', 'fail', 'open', 'request', 'fail', 'request', 'response', 'close', 'open', 'fail', 'close'];
+  for (const event of walk) assert.equal(m.send(event), true, event);
+  assert.deepEqual(
+    changes.map(([, , to]) => to),
+    ['connecting', 'retrying', 'connecting', 'waiting', 'retrying', 'connecting', 'waiting', 'retrying', 'waiting', 'chat', 'closed', 'connecting', 'retrying', 'idle'],
+  );
+  assert.deepEqual(warnings, []);
+  // A chat is never "retried": a lost chat ends.
+  assert.equal(nextState('chat', 'fail'), null);
 });

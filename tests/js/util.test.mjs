@@ -3,15 +3,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  charCount,
   closeNotice,
   composerKeyAction,
   escapeAction,
   formatTime,
-  idleNotice,
+  formatWaited,
   isBlank,
+  linkParts,
+  onlineUrlFor,
   originOf,
   parseFrame,
   newVisitorToken,
+  retryDelaySecs,
+  retryReason,
+  themeOf,
   withVisitor,
   wsUrlFor,
 } from '../../assets/js/util.js';
@@ -40,6 +46,7 @@ test('Esc: confirm then end in chat, start in idle/closed, cancel while waiting'
   assert.equal(escapeAction('closed', false), 'start');
   assert.equal(escapeAction('waiting', false), 'cancel');
   assert.equal(escapeAction('connecting', false), 'cancel');
+  assert.equal(escapeAction('retrying', false), 'cancel');
   assert.equal(escapeAction('elsewhere', false), null);
 });
 
@@ -53,9 +60,52 @@ test('close notices', () => {
   }
   assert.equal(closeNotice({ code: 1001, reason: '', byUs: false }).kind, 'server');
   assert.equal(closeNotice({ code: 1006, reason: '', byUs: false }).kind, 'lost');
-  assert.equal(idleNotice({ byUs: true }), '');
-  assert.match(idleNotice({ byUs: false, everOpened: false }), /Could not connect/);
-  assert.match(idleNotice({ byUs: false, everOpened: true, code: 1001 }), /restarting/);
+  assert.match(closeNotice({ code: 1006, reason: '', byUs: false }).text, /New chat/);
+  assert.match(retryReason({ everOpened: false }), /Could not connect/);
+  assert.match(retryReason({ everOpened: true, code: 1001 }), /restarting/);
+  assert.match(retryReason({ everOpened: true, code: 1006 }), /lost/);
+  assert.match(retryReason({ everOpened: false, timedOut: true }), /did not answer/);
+});
+
+test('retries back off to every 10 s', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 50].map(retryDelaySecs), [1, 2, 4, 8, 10, 10, 10]);
+});
+
+test('waiting times and message lengths', () => {
+  assert.equal(formatWaited(0), '0:00');
+  assert.equal(formatWaited(7_900), '0:07');
+  assert.equal(formatWaited(75_000), '1:15');
+  assert.equal(formatWaited(3_723_000), '1:02:03');
+  assert.equal(charCount('héllo'), 5);
+  assert.equal(charCount('😀😀'), 2, 'counted as the server counts: scalar values, not UTF-16 units');
+});
+
+test('links: http and https only, sentence punctuation left out, everything else text', () => {
+  assert.deepEqual(linkParts('no links here'), [{ text: 'no links here' }]);
+  assert.deepEqual(linkParts('see https://example.com/a?b=1&c=2.'), [
+    { text: 'see ' },
+    { text: 'https://example.com/a?b=1&c=2', href: 'https://example.com/a?b=1&c=2' },
+    { text: '.' },
+  ]);
+  assert.deepEqual(linkParts('(http://x.example/wiki/A_(b)) ok'), [
+    { text: '(' },
+    { text: 'http://x.example/wiki/A_(b)', href: 'http://x.example/wiki/A_(b)' },
+    { text: ') ok' },
+  ]);
+  for (const text of ['javascript:alert(1)', 'ftp://x.example/f', 'data:text/html,<b>x</b>', '<a href="https://x">x</a>y']) {
+    const parts = linkParts(text);
+    assert.ok(parts.every((p) => !p.href || p.href.startsWith('https://x')), text);
+    assert.equal(parts.map((p) => p.text).join(''), text, 'no text is lost');
+  }
+  assert.deepEqual(linkParts(''), [{ text: '' }]);
+});
+
+test('the online endpoint and the theme option', () => {
+  assert.equal(onlineUrlFor('wss://chat.example/ws'), 'https://chat.example/online');
+  assert.equal(onlineUrlFor('ws://127.0.0.1:8080/ws'), 'http://127.0.0.1:8080/online');
+  assert.equal(themeOf('Dark'), 'dark');
+  assert.equal(themeOf('light'), 'light');
+  for (const other of ['auto', '', null, undefined, 'purple']) assert.equal(themeOf(other), null);
 });
 
 test('WebSocket URL from a page or script URL', () => {

@@ -1,0 +1,20 @@
+//! `GET /online`: how many are connected, `{"online": N}`, for the idle page to show before it
+//! opens a WebSocket. Never cached; CORS as for the assets, so an embed on a listed site can ask.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+pub async fn online(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(stats) = state.hub.stats().await else {
+        return HttpResponse::ServiceUnavailable().finish(); // the server is stopping
+    };
+    let mut response = HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(json!({ "online": stats.connections }));
+    state
+        .origins
+        .add_cors_headers(req.headers(), response.headers_mut());
+    response
+}
