@@ -102,7 +102,7 @@ const SETTINGS: &[Setting] = &[
     row(
         "--client-timeout-secs",
         "PAIRCHAT_CLIENT_TIMEOUT_SECS",
-        "2",
+        "3",
         &[&["--heartbeat-secs", "1"]],
         drops_a_client_that_does_not_answer,
     ),
@@ -695,8 +695,9 @@ fn pings_a_silent_client_soon(r: &mut Running) -> Pin<Box<dyn Future<Output = ()
 fn drops_a_client_that_does_not_answer(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let url = r.server.ws_url();
-        // `silent` is never read again, so it never answers a ping; the default (30 s) would
-        // keep it past PATIENCE.
+        // `silent` is never read again, so it never answers a ping: dropped after 3 s, at the
+        // next tick; the default (30 s) would keep it past PATIENCE. `b` reads, and has 3 s
+        // to answer each ping even on a loaded machine.
         let mut silent = Client::arrive(&url, "waiting").await;
         let mut b = Client::arrive(&url, "response").await;
         silent.expect_type("response").await;

@@ -83,7 +83,12 @@ impl Server {
             reader: Some(reader),
         };
         let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(&server.address).is_err() {
+        // Its own log line, not just a listener on the port: between `free_address` and the
+        // bind another process may take the port, and a connect would then reach that one.
+        let serving = format!("address={}", server.address);
+        while !server.log_so_far().contains(&serving)
+            || std::net::TcpStream::connect(&server.address).is_err()
+        {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!(
                     "server exited ({status}) before listening on {}:\n{}",
