@@ -2,81 +2,23 @@
 //! server or `reset`, passwords and client junk kept out of the log, and the memory a client
 //! streaming an oversized frame can cost.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
 use crate::hardening::{client_header, RawWs};
 use crate::helpers::{Client, TestDb, PATIENCE};
-use crate::process::{free_address, pairchat};
+use crate::process::{free_address, pairchat, Server};
 
 /// A running `pairchat serve`, killed when dropped.
-pub struct ServerProcess {
-    pub child: Child,
-    pub address: String,
-}
-
-impl ServerProcess {
-    /// Starts `serve` on `address` with `extra` flags and waits until it listens.
-    pub fn start(db_url: &str, address: &str, extra: &[&str]) -> ServerProcess {
-        let child = pairchat()
-            .args(["serve", "--bind", address, "--database-url", db_url])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("server starts");
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(address).is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ServerProcess {
-            child,
-            address: address.to_owned(),
-        }
-    }
-
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.address)
-    }
-
-    /// Resident memory, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    /// SIGTERM, then everything it logged.
-    pub fn stop_and_log(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut log = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut log);
-        }
-        log
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 /// Runs the binary to its end: `(success, stderr)`.
@@ -96,7 +38,7 @@ async fn run(args: &[&str]) -> (bool, String) {
 #[actix_rt::test]
 async fn a_second_server_on_a_live_database_clears_nothing_and_is_refused() {
     let db = TestDb::new();
-    let live = ServerProcess::start(&db.url, &free_address(), &[]);
+    let live = Server::start(&db.url);
     let mut waiting = Client::arrive(&live.ws_url(), "waiting").await;
 
     // Same port: it cannot listen, and fails before touching the rows.
@@ -139,7 +81,7 @@ async fn a_second_server_on_a_live_database_clears_nothing_and_is_refused() {
 #[actix_rt::test]
 async fn after_the_live_server_dies_its_database_is_free_at_once() {
     let db = TestDb::new();
-    let live = ServerProcess::start(&db.url, &free_address(), &[]);
+    let live = Server::start(&db.url);
     drop(live); // SIGKILL: the lease goes with the process
     let (ok, log) = run(&["reset", "--database-url", &db.url]).await;
     assert!(ok, "{log}");
@@ -173,7 +115,11 @@ async fn a_database_password_never_reaches_the_log() {
 #[actix_rt::test]
 async fn client_junk_writes_no_error_lines_at_the_default_level() {
     let db = TestDb::new();
-    let server = ServerProcess::start(&db.url, &free_address(), &[]);
+    let address = free_address();
+    let mut cmd = pairchat();
+    cmd.args(["serve", "--bind", &address, "--database-url", &db.url])
+        .env("RUST_LOG", pairchat::telemetry::DEFAULT_FILTER);
+    let mut server = Server::spawn(cmd, address);
     let address: std::net::SocketAddr = server.address.parse().expect("address");
     // A request line with a character no URI may hold.
     let mut s = tokio::net::TcpStream::connect(address)
@@ -196,7 +142,8 @@ async fn client_junk_writes_no_error_lines_at_the_default_level() {
     bytes.extend_from_slice(b"cd");
     raw.stream.write_all(&bytes).await.expect("fragments");
     let _ = raw.expect_close().await;
-    let log = tokio::task::spawn_blocking(move || server.stop_and_log())
+    server.terminate();
+    let (_, log) = tokio::task::spawn_blocking(move || server.wait(PATIENCE))
         .await
         .expect("log");
     assert!(log.contains("pairchat is serving"), "{log}");
@@ -206,9 +153,9 @@ async fn client_junk_writes_no_error_lines_at_the_default_level() {
 #[actix_rt::test]
 async fn streaming_an_oversized_frame_costs_the_server_no_memory() {
     let db = TestDb::new();
-    let server = ServerProcess::start(&db.url, &free_address(), &[]);
+    let server = Server::start(&db.url);
     let address: std::net::SocketAddr = server.address.parse().expect("address");
-    let before = server.rss_kib();
+    let before = rss_kib(server.pid());
     let mut raw = RawWs::open(address).await;
     raw.stream
         .write_all(&client_header(0x81, 1 << 30))
@@ -226,7 +173,7 @@ async fn streaming_an_oversized_frame_costs_the_server_no_memory() {
         }
     };
     let _ = tokio::time::timeout(PATIENCE, streaming).await;
-    let after = server.rss_kib();
+    let after = rss_kib(server.pid());
     assert!(
         after < before + 16 * 1024,
         "RSS grew from {before} KiB to {after} KiB"

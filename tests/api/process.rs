@@ -52,11 +52,13 @@ impl Server {
         Server::spawn(cmd, address)
     }
 
-    /// Starts `cmd` (which must make the server listen on `address`) with the log at info,
-    /// and waits until it accepts connections.
+    /// Starts `cmd` (which must make the server listen on `address`) with the log at info
+    /// (unless `cmd` sets `RUST_LOG` itself), and waits until it accepts connections.
     pub fn spawn(mut cmd: Command, address: String) -> Server {
+        if !cmd.get_envs().any(|(name, _)| name == "RUST_LOG") {
+            cmd.env("RUST_LOG", "info");
+        }
         let mut child = cmd
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
