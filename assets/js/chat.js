@@ -92,8 +92,9 @@ const CONNECT_TIMEOUT_MS = 15000;
 const ONLINE_POLL_MS = 5000;
 const BLINK_MS = 1000;
 const BLINK_TITLE = '*** New message ***';
-/** The server's default --max-message-chars; the counter shows from COUNTER_FROM of it. */
-const MAX_MESSAGE_CHARS = 2000;
+/** The server's default --max-message-chars, until GET /online says the server's own; the
+ * counter shows from COUNTER_FROM of it. */
+const DEFAULT_MAX_MESSAGE_CHARS = 2000;
 const COUNTER_FROM = 0.8;
 const END_LABEL = 'End';
 const CONFIRM_LABEL = 'Really?';
@@ -356,6 +357,8 @@ export function mount(options) {
   let titleBeforeBlink = '';
   let onlineCount = null;
   let onlineTimer = null;
+  /** The longest message the server takes, in characters (from GET /online). */
+  let maxChars = DEFAULT_MAX_MESSAGE_CHARS;
   let waitingSince = 0;
   let waitedTimer = null;
   let retryAttempt = 0;
@@ -467,6 +470,9 @@ export function mount(options) {
       .fetch(onlineUrl, { cache: 'no-store', credentials: 'omit' })
       .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
       .then((body) => {
+        if (Number.isInteger(body?.max_message_chars) && body.max_message_chars > 0) {
+          maxChars = body.max_message_chars;
+        }
         if (machine.state !== asked || !Number.isFinite(body?.online)) return;
         setOnline(Math.max(0, Math.floor(body.online)));
       })
@@ -948,9 +954,9 @@ export function mount(options) {
     input.style.height = 'auto';
     input.style.height = `${input.scrollHeight + (input.offsetHeight - input.clientHeight)}px`;
     const used = charCount(input.value);
-    const over = used > MAX_MESSAGE_CHARS;
-    ui.counter.hidden = used < MAX_MESSAGE_CHARS * COUNTER_FROM;
-    ui.counter.textContent = `${used.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()}`;
+    const over = used > maxChars;
+    ui.counter.hidden = used < maxChars * COUNTER_FROM;
+    ui.counter.textContent = `${used.toLocaleString()} / ${maxChars.toLocaleString()}`;
     ui.counter.toggleAttribute('data-over', over);
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
@@ -959,7 +965,7 @@ export function mount(options) {
   function sendMessage() {
     if (machine.state !== 'chat' || pending !== null) return;
     const text = ui.input.value;
-    if (isBlank(text) || charCount(text) > MAX_MESSAGE_CHARS) return;
+    if (isBlank(text) || charCount(text) > maxChars) return;
     if (!sendFrame({ type: 'message', message: text })) return;
     // The partner's page clears "typing" when the message arrives: no typing frame needed.
     if (typingTimer !== null) win.clearTimeout(typingTimer);
