@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use pairchat::chat::hub::{self, Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
-use pairchat::chat::ids::{ConnId, ConnIds};
+use pairchat::chat::hub::{self, HubHandle, Kick};
+use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
+use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, PartnerLink};
 use pairchat::db::{self, queries, DbPool};
 use proptest::prelude::*;
 use tokio::sync::oneshot;
@@ -48,7 +49,7 @@ enum Seen {
 
 struct Visitor {
     id: ConnId,
-    outbox: hub::OutboxReceiver,
+    outbox: OutboxReceiver,
     _kicked: oneshot::Receiver<Kick>,
     seen: Seen,
     /// Messages sent to the current partner, and received from it.
@@ -88,15 +89,15 @@ impl World {
         match *step {
             Step::Arrive => {
                 let id = self.ids.next();
-                let (tx, outbox) = hub::outbox(OUTBOX);
+                let (tx, outbox) = link::outbox(OUTBOX);
                 let (kick, kicked) = oneshot::channel();
-                let connect = Command::Connect {
-                    id,
-                    visitor: id.0,
-                    outbox: tx,
-                    kick,
+                // Each its own visitor; every other one known by a page token.
+                let visitor = if id.rid() & 1 == 1 {
+                    VisitorKey::named(id.rid())
+                } else {
+                    VisitorKey::address(id.rid())
                 };
-                self.hub.send(connect).await.expect("hub");
+                self.hub.connect(id, visitor, tx, kick).await.expect("hub");
                 self.visitors.push(Visitor {
                     id,
                     outbox,
@@ -111,16 +112,16 @@ impl World {
                 if matches!(self.visitors[i].seen, Seen::Idle) {
                     self.visitors[i].seen = Seen::Asked;
                     let id = self.visitors[i].id;
-                    self.hub.send(Command::Request { id }).await.expect("hub");
+                    self.hub.request(id).expect("hub");
                 }
             }
             Step::Say(i) => {
                 let Some(i) = self.pick(i) else { return };
                 let v = &mut self.visitors[i];
                 if let Seen::Chatting(partner) = &v.seen {
-                    let text = format!("{}:{}", v.id.0, v.sent + 1);
-                    // A session relays exactly like this: straight into the partner's outbox.
-                    if partner.outbox.try_send(Outbound::Frame(text)).is_ok() {
+                    let text = format!("{}:{}", v.id.rid(), v.sent + 1);
+                    // A session relays exactly like this: over its partner link.
+                    if partner.deliver(text) == Delivery::Delivered {
                         v.sent += 1;
                     }
                 }
@@ -132,10 +133,7 @@ impl World {
                     _ => Departure::Lost,
                 };
                 let v = self.visitors.swap_remove(i);
-                self.hub
-                    .send(Command::Leave { id: v.id, how })
-                    .await
-                    .expect("hub");
+                self.hub.leave(v.id, how).await.expect("hub");
             }
             Step::Crash => {
                 // What was committed stays; every connection dies with the process.
@@ -194,6 +192,8 @@ impl World {
                 any = true;
                 match out {
                     Outbound::Frame(f) if f.contains(r#""online""#) => {}
+                    // The request could not be served (database unreachable): idle again.
+                    Outbound::Frame(f) if f.contains(r#""unavailable""#) => v.seen = Seen::Idle,
                     Outbound::Frame(f) if f.contains(r#""waiting""#) => {
                         assert!(matches!(v.seen, Seen::Asked), "waiting while {:?}", v.seen);
                         v.seen = Seen::Waiting;
@@ -203,7 +203,8 @@ impl World {
                             panic!("a message {f} outside a chat");
                         };
                         let (from, n) = f.split_once(':').expect("model message");
-                        assert_eq!(from, partner.id.0.to_string(), "a message from a stranger");
+                        let partner = partner.partner().rid();
+                        assert_eq!(from, partner.to_string(), "a message from a stranger");
                         assert_eq!(n, (v.received + 1).to_string(), "out of order or twice");
                         v.received += 1;
                     }
@@ -213,7 +214,7 @@ impl World {
                             "paired while {:?}",
                             v.seen
                         );
-                        assert_ne!(link.id, v.id, "paired with themselves");
+                        assert_ne!(link.partner(), v.id, "paired with themselves");
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
                         v.received = 0;
@@ -222,20 +223,13 @@ impl World {
                         ended.push(i);
                         break;
                     }
-                    Outbound::Unavailable => v.seen = Seen::Idle,
                 }
             }
         }
         // A session whose partner left closes its socket, and so leaves too.
         for i in ended.into_iter().rev() {
             let v = self.visitors.swap_remove(i);
-            self.hub
-                .send(Command::Leave {
-                    id: v.id,
-                    how: Departure::Left,
-                })
-                .await
-                .expect("hub");
+            self.hub.leave(v.id, Departure::Left).await.expect("hub");
         }
         any
     }
@@ -264,28 +258,29 @@ impl World {
         let mut waiting = 0;
         for v in &self.visitors {
             match &v.seen {
-                Seen::Idle => assert!(!chat_of.contains_key(&v.id.0), "idle but in a chat"),
+                Seen::Idle => assert!(!chat_of.contains_key(&v.id.rid()), "idle but in a chat"),
                 Seen::Asked => panic!("a request never answered"),
                 Seen::Waiting => {
                     waiting += 1;
                     assert_eq!(
-                        chat_of.get(&v.id.0).map(|c| c.0),
+                        chat_of.get(&v.id.rid()).map(|c| c.0),
                         Some(false),
                         "waits without a row"
                     );
                 }
                 Seen::Chatting(partner) => {
-                    let (completed, members) = chat_of.get(&v.id.0).expect("chatting without rows");
+                    let (completed, members) =
+                        chat_of.get(&v.id.rid()).expect("chatting without rows");
                     assert!(
-                        *completed && members.contains(&partner.id.0),
+                        *completed && members.contains(&partner.partner().rid()),
                         "rows disagree"
                     );
                     let p = self
                         .visitors
                         .iter()
-                        .find(|p| p.id == partner.id)
+                        .find(|p| p.id == partner.partner())
                         .expect("partner is connected");
-                    assert!(matches!(&p.seen, Seen::Chatting(back) if back.id == v.id));
+                    assert!(matches!(&p.seen, Seen::Chatting(back) if back.partner() == v.id));
                     assert_eq!(p.received, v.sent, "every message reached the partner once");
                 }
             }
