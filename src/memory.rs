@@ -1,6 +1,6 @@
 //! Giving memory back. glibc's allocator keeps what thousands of departed connections freed in
-//! its per-thread arenas, so the process stays at its peak size after the crowd leaves (measured
-//! by the soak: 11 MiB → 72 MiB → 69 MiB after everyone left). When the number of connections
+//! its per-thread arenas, so the process stays near its peak size after the crowd leaves (the
+//! soak's RSS figures, before and after this, are in BENCHMARKS.md). When the number of connections
 //! has fallen well below its peak, `malloc_trim` returns the free pages. A small task of its
 //! own watches the hub's connection count for it.
 

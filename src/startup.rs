@@ -62,6 +62,7 @@ impl Application {
     /// Prepares the database and binds; the server runs once `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Everything that can be refused is checked before anything is touched.
+        settings.validate()?;
         let origins =
             OriginPolicy::new(&settings.allowed_origins, settings.public_origin.as_deref())
                 .map_err(anyhow::Error::msg)?;

@@ -22,7 +22,7 @@ use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
-/// Limits and timings of one connection.
+/// Limits and timings of one connection (defaults and rules: `config`).
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Largest frame (or reassembled fragmented message) accepted; larger closes with 1009.
@@ -39,20 +39,6 @@ pub struct SessionConfig {
     pub rate_per_sec: f64,
     /// Client frames allowed at once (token bucket size).
     pub rate_burst: u32,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            max_frame_bytes: 64 * 1024,
-            max_message_chars: 2_000,
-            heartbeat: Duration::from_secs(10),
-            client_timeout: Duration::from_secs(30),
-            outbox_capacity: 256,
-            rate_per_sec: 5.0,
-            rate_burst: 10,
-        }
-    }
 }
 
 /// Why a session ended.
