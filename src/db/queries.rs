@@ -180,7 +180,7 @@ pub fn chats(conn: &mut DbConn) -> QueryResult<Vec<(i64, bool, Vec<i64>)>> {
         .select((chat::id, chat::is_completed))
         .load(conn)?;
     let members: Vec<(i64, i64)> = chat_user::table
-        .order(chat_user::id)
+        .order(chat_user::rid)
         .select((chat_user::chat_id, chat_user::rid))
         .load(conn)?;
     Ok(rows
