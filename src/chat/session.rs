@@ -111,7 +111,7 @@ struct Client {
 /// moved them into locals would keep room for both copies for as long as it runs, in every
 /// connection's task.
 pub struct Live {
-    conn: Client,
+    client: Client,
     stream: AggregatedMessageStream,
     /// The outbox, read through one receiving future for the session's life: a fresh
     /// `recv_async` in every turn of the loop would register (allocate) and remove a wait hook
@@ -144,7 +144,7 @@ impl Live {
         let typing_tokens = Tokens::full(typing_burst(&config));
         let control_tokens = Tokens::full(CONTROL_BURST);
         Live {
-            conn: Client {
+            client: Client {
                 id,
                 ws,
                 hub,
@@ -172,19 +172,19 @@ impl Live {
 pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
     // `live` is captured as it is and used in place, never moved into locals (see `Live`).
     async move {
-        let id = live.conn.id;
+        let id = live.client.id;
         let Some((visitor, outbox, kick)) = live.hello.take() else {
             return;
         };
         if live
-            .conn
+            .client
             .hub
             .connect(id, visitor, outbox, kick)
             .await
             .is_err()
         {
             let why = close_reason(&End::Kicked(Kick::Shutdown));
-            let _ = live.conn.ws.clone().close(why).await;
+            let _ = live.client.ws.clone().close(why).await;
             return;
         }
         tracing::debug!(conn = %id, "connected");
@@ -194,12 +194,12 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             End::ClientClosed => Departure::Left,
             _ => Departure::Lost,
         };
-        let conn = &mut live.conn;
+        let client = &mut live.client;
         // If the hub is gone the server is stopping and the rows are cleared at the next start.
-        let _ = conn.hub.leave(id, how).await;
+        let _ = client.hub.leave(id, how).await;
         if !matches!(end, End::Gone) {
             // A client that does not read may never take the close frame either.
-            let close = conn.ws.clone().close(close_reason(&end));
+            let close = client.ws.clone().close(close_reason(&end));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
         }
     }
@@ -210,7 +210,7 @@ impl Live {
     /// ends the session.
     async fn converse(&mut self) -> End {
         let Live {
-            conn,
+            client,
             stream,
             inbox,
             ..
@@ -222,7 +222,7 @@ impl Live {
         // ping: a pong answering a ping must not push the next ping a whole period away, or
         // an idle client would be pinged every other period.
         let mut last_busy = start;
-        let period = conn.config.heartbeat;
+        let period = client.config.heartbeat;
         let mut heartbeat = interval_at(start + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -235,8 +235,8 @@ impl Live {
                             if !matches!(frame, AggregatedMessage::Pong(_)) {
                                 last_busy = last_heard;
                             }
-                            let written = match conn.on_client_frame(frame) {
-                                Ok(Some(reply)) => conn.write(reply).await,
+                            let written = match client.on_client_frame(frame) {
+                                Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
                             };
@@ -250,21 +250,21 @@ impl Live {
                 out = inbox.next() => {
                     // The hub holds a sender for as long as we are connected.
                     let Some(out) = out else { return End::Kicked(Kick::Shutdown) };
-                    let written = match conn.on_outbound(out) {
-                        Ok(Some(reply)) => conn.write(reply).await,
+                    let written = match client.on_outbound(out) {
+                        Ok(Some(reply)) => client.write(reply).await,
                         Ok(None) => Ok(()),
                         Err(end) => Err(end),
                     };
                     if let Err(end) = written {
                         return end;
                     }
-                    if let Some(partner) = &conn.partner {
-                        partner.open(&conn.ws, inbox);
+                    if let Some(partner) = &client.partner {
+                        partner.open(&client.ws, inbox);
                     }
                 }
-                why = &mut conn.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
+                why = &mut client.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
                 tick = heartbeat.tick() => {
-                    if tick.saturating_duration_since(last_heard) > conn.config.client_timeout {
+                    if tick.saturating_duration_since(last_heard) > client.config.client_timeout {
                         return End::TimedOut;
                     }
                     // A client busy within the last period is alive: only the silent are
@@ -275,7 +275,7 @@ impl Live {
                         continue;
                     }
                     last_busy = tick;
-                    if let Err(end) = conn.write(Write::Ping).await {
+                    if let Err(end) = client.write(Write::Ping).await {
                         return end;
                     }
                 }
