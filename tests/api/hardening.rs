@@ -503,3 +503,37 @@ async fn a_quiet_wait_keeps_its_ping_cadence_when_pongs_come_back_at_once() {
     // Eight periods hold eight ticks; one pinged every other tick would get four.
     assert!(pings >= 6, "{pings} pings in eight periods");
 }
+
+#[actix_rt::test]
+async fn health_checks_answer_while_the_matchmaker_holds_the_whole_pool() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let db = TestDb::new();
+    let Some(path) = db.url.strip_prefix("sqlite://").map(str::to_owned) else {
+        // The lock below is SQLite's; the MariaDB pass runs the same server code.
+        return;
+    };
+    let app = crate::helpers::spawn_app_on(db, |s| s.db_pool_size = 1).await;
+    // Another writer holds SQLite's write lock: the matchmaker's one pooled connection waits
+    // on it (busy_timeout) as soon as someone asks for a partner.
+    let mut holder = diesel::sqlite::SqliteConnection::establish(&path).expect("open");
+    holder.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let mut asking = app.client().await;
+    asking.request().await;
+    crate::helpers::wait_for("the matchmaker to be busy", || async {
+        app.stats().await.waiting == 1
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = crate::health::http_request(app.address, "/healthz", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"database":"ok","status":"ok"}"#)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.batch_execute("ROLLBACK").expect("unlock");
+}
