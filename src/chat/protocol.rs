@@ -13,7 +13,9 @@ pub enum ClientFrame<'a> {
     Typing(bool),
 }
 
-/// Why a client frame was refused. `code()` goes to the client as the error code.
+/// Why a client frame was refused. `code()` goes to the client as the error code: `bad_json`
+/// for text that is not JSON or not an object, `bad_frame` for a well-formed object whose fields
+/// are missing or of the wrong type, `unknown_type` for a `type` we do not speak.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("the frame is not a JSON object: {0}")]
@@ -22,6 +24,8 @@ pub enum FrameError {
     UnknownType(String),
     #[error("{0}")]
     BadField(&'static str),
+    #[error("a field is of the wrong type: {0}")]
+    WrongFieldType(String),
 }
 
 impl FrameError {
@@ -29,7 +33,7 @@ impl FrameError {
         match self {
             FrameError::BadJson(_) => "bad_json",
             FrameError::UnknownType(_) => "unknown_type",
-            FrameError::BadField(_) => "bad_frame",
+            FrameError::BadField(_) | FrameError::WrongFieldType(_) => "bad_frame",
         }
     }
 }
@@ -53,9 +57,17 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
     if !text.trim_start().starts_with('{') {
         return Err(FrameError::BadJson("expected a JSON object".into()));
     }
+    // serde's messages say where and what, never anything of ours.
     let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| {
-        // serde's message says where and what, never anything of ours.
-        FrameError::BadJson(e.to_string())
+        // A data error is well-formed JSON of the wrong shape, unless the text breaks off or
+        // goes wrong after the field that did not fit (serde stops at the first error).
+        let well_formed = e.classify() == serde_json::error::Category::Data
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        if well_formed {
+            FrameError::WrongFieldType(e.to_string())
+        } else {
+            FrameError::BadJson(e.to_string())
+        }
     })?;
     let kind = raw
         .kind
@@ -159,12 +171,18 @@ mod tests {
         let code = |t: &str| parse_client_frame(t).map(|_| ()).unwrap_err().code();
         assert_eq!(code("not json"), "bad_json");
         assert_eq!(code("[1,2]"), "bad_json");
-        assert_eq!(code(r#"{"type":7}"#), "bad_json");
+        assert_eq!(code(r#"{"type":"request""#), "bad_json");
+        assert_eq!(code(r#"{"type":7}"#), "bad_frame");
+        // A field of the wrong type followed by broken JSON is still not JSON.
+        assert_eq!(code(r#"{"type":7,"#), "bad_json");
+        assert_eq!(code(r#"{"type":"message","message":5 x"#), "bad_json");
         assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
         assert_eq!(code(r#"{"message":"x"}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"message"}"#), "bad_frame");
-        assert_eq!(code(r#"{"type":"message","message":5}"#), "bad_json");
-        assert_eq!(code(r#"{"type":"typing","typing":"yes"}"#), "bad_json");
+        assert_eq!(code(r#"{"type":"message","message":5}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"message","message":null}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"typing","typing":"yes"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"typing"}"#), "bad_frame");
     }
 
     #[test]

@@ -1,24 +1,12 @@
 //! The `pairchat` binary as an admin runs it: help, migrate, reset, start-up clearing, and a
 //! graceful stop on SIGTERM.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pairchat::db::{self, queries};
 
 use crate::helpers::{Client, TestDb, PATIENCE};
-
-fn pairchat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
-    // The test's environment must not leak into what the binary is told.
-    for var in ["DATABASE_URL", "PAIRCHAT_BIND", "RUST_LOG"] {
-        cmd.env_remove(var);
-    }
-    // Not the default ./pairchat.key: that would land in the source tree.
-    let key = concat!(env!("CARGO_TARGET_TMPDIR"), "/cli-tests.key");
-    cmd.env("PAIRCHAT_SECRET_KEY_FILE", key);
-    cmd
-}
+use crate::process::{pairchat, Server};
 
 fn rows(url: &str) -> Vec<(i64, bool, Vec<i64>)> {
     let pool = db::build_pool(url, 1).expect("pool");
@@ -98,69 +86,6 @@ fn a_bad_database_url_is_refused_with_a_clear_message() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
-}
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    /// Starts `pairchat serve` on a free port and waits until it accepts connections.
-    fn start(url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let child = pairchat()
-            .args(["serve", "--bind", &address, "--database-url", url])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("server starts");
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, address }
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// Waits for exit; returns (success, stderr).
-    fn wait(mut self, within: Duration) -> (bool, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let mut err = String::new();
-                if let Some(mut stderr) = self.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = stderr.read_to_string(&mut err);
-                }
-                return (status.success(), err);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("server did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 #[actix_rt::test]
@@ -272,4 +197,90 @@ fn a_local_port(c: &Client) -> u16 {
         }
         _ => 0,
     }
+}
+
+/// A connection the server cannot finish: its client reads nothing while 128 KiB
+/// messages pile up for it, until it is dropped as not reading; what is still queued for it
+/// cannot be written. The server must be started with room for such messages and a small
+/// outbox (`STUCK_CONNECTION_FLAGS`). Returns the stuck client, to be dropped to free it.
+pub async fn a_stuck_connection(server: &Server) -> Client {
+    let url = server.ws_url();
+    let stuck = Client::arrive(&url, "waiting").await;
+    let mut flooder = Client::arrive(&url, "response").await;
+    let (_, closed) = flooder
+        .say_until_closed(&"x".repeat(128 * 1024), 1_000)
+        .await;
+    assert_eq!(closed.reason, "partner lost");
+    stuck
+}
+
+/// Room for 128 KiB messages as fast as a client can send them.
+pub const BIG_MESSAGES: &[&str] = &[
+    "--max-message-chars",
+    "1000000",
+    "--max-frame-bytes",
+    "4000000",
+    "--rate-per-sec",
+    "1000000",
+    "--rate-burst",
+    "1000000",
+];
+
+/// What `a_stuck_connection` needs of the server (groups of flags).
+pub const STUCK_CONNECTION_FLAGS: &[&[&str]] = &[BIG_MESSAGES, &["--outbox-frames", "2"]];
+
+#[actix_rt::test]
+async fn after_sigterm_or_sigint_new_connections_are_refused_while_shutdown_finishes() {
+    let checks = ["TERM", "INT"].map(|signal| async move {
+        let db = TestDb::new();
+        let address = crate::process::free_address();
+        let mut cmd = pairchat();
+        cmd.args(["serve", "--bind", &address, "--database-url", &db.url])
+            .args(["--shutdown-timeout-secs", "8"]);
+        for group in STUCK_CONNECTION_FLAGS {
+            cmd.args(*group);
+        }
+        let mut server = Server::spawn(cmd, address);
+        // The stuck connection keeps the process up for its shutdown timeout (8 s): time to try.
+        let _stuck = a_stuck_connection(&server).await;
+        let mut watcher = Client::connect(&server.ws_url()).await;
+        assert_eq!(watcher.recv_any().await["type"], "online");
+
+        server.signal(signal);
+        let closed = watcher.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1001, "server shutting down"),
+            "SIG{signal}"
+        );
+        // The listener closes on actix's accept thread, alongside the 1001s: within a few
+        // seconds of the signal a new connection must be refused, while the process lives.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio_tungstenite::connect_async(server.ws_url()),
+            )
+            .await;
+            if !matches!(attempt, Ok(Ok(_))) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIG{signal}: new connections were still let in 4 s into shutdown"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            server.running(),
+            "SIG{signal}: the refusal must come from the live server"
+        );
+        assert!(
+            server
+                .wait_for_exit(Duration::from_secs(9) + PATIENCE)
+                .await,
+            "SIG{signal}: exit status 0"
+        );
+    });
+    futures_util::future::join_all(checks).await;
 }

@@ -10,25 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::hardening::{client_header, RawWs};
 use crate::helpers::{Client, TestDb, PATIENCE};
-
-/// `pairchat` with a clean environment and a key file outside the source tree.
-pub fn pairchat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
-    for var in ["DATABASE_URL", "PAIRCHAT_BIND", "RUST_LOG"] {
-        cmd.env_remove(var);
-    }
-    let key = concat!(env!("CARGO_TARGET_TMPDIR"), "/daemon-tests.key");
-    cmd.env("PAIRCHAT_SECRET_KEY_FILE", key);
-    cmd
-}
-
-fn free_address() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
+use crate::process::{free_address, pairchat};
 
 /// A running `pairchat serve`, killed when dropped.
 pub struct ServerProcess {

@@ -1,5 +1,6 @@
 //! Every refused frame gets an error frame; the connection stays open and usable.
 
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -7,7 +8,8 @@ use crate::helpers::spawn_app;
 
 #[actix_rt::test]
 async fn malformed_frames_are_refused_with_a_named_error_and_the_connection_stays_open() {
-    let app = spawn_app().await;
+    // More frames than the default burst: the rate limit is not what this is about.
+    let app = crate::helpers::spawn_app_with(crate::helpers::without_flood_limits).await;
     let mut c = app.client().await;
     c.send_raw(Message::text("{not json")).await;
     c.expect_error("bad_json").await;
@@ -23,6 +25,16 @@ async fn malformed_frames_are_refused_with_a_named_error_and_the_connection_stay
     c.expect_error("bad_frame").await;
     c.send_json(json!({"type": "message"})).await;
     c.expect_error("bad_frame").await;
+    // Well-formed JSON with a field of the wrong type is a bad frame, not bad JSON.
+    c.send_json(json!({"type": 7})).await;
+    c.expect_error("bad_frame").await;
+    c.send_json(json!({"type": "message", "message": 5})).await;
+    c.expect_error("bad_frame").await;
+    c.send_json(json!({"type": "typing", "typing": "yes"}))
+        .await;
+    c.expect_error("bad_frame").await;
+    c.send_raw(Message::text(r#"{"type":7,"#)).await;
+    c.expect_error("bad_json").await;
     c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     c.expect_error("binary_not_supported").await;
 
@@ -113,4 +125,24 @@ async fn invalid_utf8_closes_with_1007() {
     );
     a.send_raw(Message::Frame(frame)).await;
     assert_eq!(a.expect_close().await.code, 1007);
+}
+
+#[actix_rt::test]
+async fn a_fragmented_message_over_the_size_limit_closes_with_1009_and_its_partner_is_lost() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let app = crate::helpers::spawn_app_with(|s| s.session.max_frame_bytes = 1024).await;
+    let (mut a, mut b) = app.pair().await;
+    // Three fragments of 600 bytes: each fits the limit, the message does not.
+    let part = |opcode, fin| Message::Frame(Frame::message(vec![b' '; 600], opcode, fin));
+    a.send_raw(part(OpCode::Data(Data::Text), false)).await;
+    a.send_raw(part(OpCode::Data(Data::Continue), false)).await;
+    // The server may already have closed; the close is what counts.
+    let _ = a.ws.send(part(OpCode::Data(Data::Continue), true)).await;
+    let closed = a.expect_close().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1009, "message too large")
+    );
+    assert_eq!(b.expect_close().await.reason, "partner lost");
 }

@@ -42,7 +42,7 @@ async fn healthz_says_ok_when_the_database_answers() {
     let (status, body) = http_get(app.address, "/healthz").await;
     assert_eq!(status, 200);
     let body: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
-    assert_eq!(body["status"], "ok");
+    assert_eq!(body, serde_json::json!({"status": "ok", "database": "ok"}));
 }
 
 #[actix_rt::test]
@@ -53,7 +53,7 @@ async fn the_home_page_is_served() {
     assert!(body.contains("pairchat"));
 }
 
-async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
+pub async fn http_head(address: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
     let (status, head, _) = http_request(address, path, extra).await;
     (status, head)
 }
@@ -64,15 +64,16 @@ async fn every_page_carries_the_security_headers_and_frame_ancestors_follow_the_
         s.allowed_origins = vec!["https://friend.example".into()]
     })
     .await;
-    for path in [
-        "/",
-        "/widget",
-        "/healthz",
-        "/embed.js",
-        "/assets/js/chat.js",
-        "/nope",
+    for (path, expected) in [
+        ("/", 200),
+        ("/widget", 200),
+        ("/healthz", 200),
+        ("/embed.js", 200),
+        ("/assets/js/chat.js", 200),
+        ("/nope", 404),
     ] {
-        let (_, head) = http_head(app.address, path, "").await;
+        let (status, head) = http_head(app.address, path, "").await;
+        assert_eq!(status, expected, "{path}: {head}");
         assert!(
             head.contains("x-content-type-options: nosniff"),
             "{path}: {head}"

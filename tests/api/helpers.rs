@@ -11,6 +11,7 @@ use pairchat::startup::Application;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -161,12 +162,15 @@ impl TestApp {
         (a, b)
     }
 
-    /// The chat rows: `(chat id, is_completed, member rids)`.
+    /// The chat rows: `(chat id, is_completed, member rids)`, both tables read in one
+    /// transaction (one snapshot), so a commit between the two reads cannot show a chat
+    /// without its members or members without their chat.
     pub async fn chats(&self) -> Vec<(i64, bool, Vec<i64>)> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            use diesel::Connection;
             let mut conn = db::get(&pool).expect("test connection");
-            queries::chats(&mut conn).expect("read chats")
+            conn.transaction(|c| queries::chats(c)).expect("read chats")
         })
         .await
         .expect("blocking task")
@@ -246,6 +250,15 @@ pub struct Closed {
     pub reason: String,
 }
 
+impl From<CloseFrame> for Closed {
+    fn from(frame: CloseFrame) -> Closed {
+        Closed {
+            code: u16::from(frame.code),
+            reason: frame.reason.to_string(),
+        }
+    }
+}
+
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
@@ -278,10 +291,7 @@ impl Client {
     /// The close, if the next thing to arrive is one; `None` for any other frame.
     pub async fn next_close_or_frame(&mut self) -> Option<Closed> {
         match self.ws.next().await {
-            Some(Ok(Message::Close(Some(frame)))) => Some(Closed {
-                code: u16::from(frame.code),
-                reason: frame.reason.to_string(),
-            }),
+            Some(Ok(Message::Close(Some(frame)))) => Some(Closed::from(frame)),
             _ => None,
         }
     }
@@ -339,19 +349,16 @@ impl Client {
         frame
     }
 
-    /// Reads until the server closes; frames before the close are skipped.
+    /// Reads until the server closes; frames before the close are skipped. The close must
+    /// come within `PATIENCE` in all (frames such as pings do not extend it).
     pub async fn expect_close(&mut self) -> Closed {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("the server closes in time");
             match message {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Closed {
-                        code: u16::from(frame.code),
-                        reason: frame.reason.to_string(),
-                    }
-                }
+                Some(Ok(Message::Close(Some(frame)))) => return Closed::from(frame),
                 Some(Ok(Message::Close(None))) => {
                     return Closed {
                         code: u16::from(CloseCode::Status),
@@ -363,6 +370,27 @@ impl Client {
                 None => panic!("connection ended without a close frame"),
             }
         }
+    }
+
+    /// Sends `text` again and again, reading each receipt, until the server closes this
+    /// connection (as when the partner, reading nothing, is dropped); returns how many messages
+    /// went out, and the close. Gives up (panics) after `most` messages.
+    pub async fn say_until_closed(&mut self, text: &str, most: usize) -> (usize, Closed) {
+        for sent in 1..=most {
+            self.say(text).await;
+            loop {
+                let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                    .await
+                    .expect("a receipt or the close in time");
+                match message {
+                    Some(Ok(Message::Close(Some(frame)))) => return (sent, Closed::from(frame)),
+                    Some(Ok(Message::Text(t))) if t.contains(r#""from":"me""#) => break,
+                    Some(Ok(_)) => continue,
+                    other => panic!("connection ended without a close: {other:?}"),
+                }
+            }
+        }
+        panic!("still open after {most} messages");
     }
 
     /// Closes from the client side, the way a visitor leaves.

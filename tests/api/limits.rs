@@ -13,7 +13,8 @@ use crate::helpers::{spawn_app, spawn_app_with, wait_for, Client, PATIENCE};
 #[actix_rt::test]
 async fn frames_past_the_burst_are_refused_as_rate_limited_and_the_rest_relayed() {
     let app = spawn_app_with(|s| {
-        s.session.rate_per_sec = 0.5;
+        // No refill within the test, however slowly it runs (the flag test checks the rate).
+        s.session.rate_per_sec = 0.001;
         s.session.rate_burst = 10;
     })
     .await;
@@ -128,9 +129,10 @@ async fn without_trust_the_forwarded_header_is_ignored() {
 
 #[actix_rt::test]
 async fn a_silent_client_is_dropped_and_its_partner_told_partner_lost() {
+    // The partner must answer its own pings in time on a loaded machine: not too tight.
     let app = spawn_app_with(|s| {
-        s.session.heartbeat = Duration::from_millis(100);
-        s.session.client_timeout = Duration::from_millis(500);
+        s.session.heartbeat = Duration::from_millis(200);
+        s.session.client_timeout = Duration::from_millis(1_000);
     })
     .await;
     let (silent, mut b) = app.pair().await;
@@ -195,22 +197,34 @@ async fn only_silent_clients_are_pinged() {
 
 #[actix_rt::test]
 async fn clients_that_answer_pings_are_never_dropped_however_quiet() {
+    // A timeout that a client busy on a loaded machine still answers within.
+    const PERIOD: Duration = Duration::from_millis(200);
+    const TIMEOUT: Duration = Duration::from_millis(1_000);
     let app = spawn_app_with(|s| {
-        s.session.heartbeat = Duration::from_millis(100);
-        s.session.client_timeout = Duration::from_millis(400);
+        s.session.heartbeat = PERIOD;
+        s.session.client_timeout = TIMEOUT;
     })
     .await;
     let (mut a, mut b) = app.pair().await;
-    // Quiet for several timeouts, but reading (tungstenite answers pings as it reads).
-    let quiet = Duration::from_millis(1_500);
-    let (qa, qb) = tokio::join!(
-        tokio::time::timeout(quiet, a.recv()),
-        tokio::time::timeout(quiet, b.recv())
-    );
-    assert!(
-        qa.is_err() && qb.is_err(),
-        "nothing but pings arrives: {qa:?} {qb:?}"
-    );
+    // Quiet but reading (tungstenite answers pings as it reads) until each has been pinged
+    // often enough to span several timeouts: pings come at most once a period.
+    // Both keep reading until both have been pinged enough to span two timeouts (pings come at
+    // most once a period); one that stopped reading would stop answering.
+    const PINGS: usize = 2 * (TIMEOUT.as_millis() / PERIOD.as_millis()) as usize;
+    let mut pings = [0usize; 2];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while pings.iter().any(|&n| n < PINGS) {
+        let (who, frame) = tokio::select! {
+            f = a.ws.next() => (0, f),
+            f = b.ws.next() => (1, f),
+            _ = tokio::time::sleep_until(deadline) => panic!("only {pings:?} pings in time"),
+        };
+        match frame {
+            Some(Ok(Message::Ping(_))) => pings[who] += 1,
+            Some(Ok(Message::Text(t))) if t.contains("online") => {}
+            other => panic!("after {pings:?} pings, instead of another: {other:?}"),
+        }
+    }
     a.say("still here").await;
     assert_eq!(b.recv().await["message"], "still here");
 }
@@ -263,9 +277,74 @@ async fn an_idle_visitor_is_not_disturbed_by_anothers_bad_input() {
     vandal
         .send_json(json!({"type": "message", "message": 5}))
         .await;
-    vandal.expect_error("bad_json").await;
+    vandal.expect_error("bad_frame").await;
     vandal.say(&"y".repeat(5_000)).await;
     vandal.expect_error("not_paired").await;
     a.say("fine").await;
     assert_eq!(b.recv().await["message"], "fine");
+}
+
+#[actix_rt::test]
+async fn the_twenty_first_refused_frame_in_a_row_closes_with_1008() {
+    let app = spawn_app_with(|s| {
+        s.session.rate_per_sec = 0.001; // no refill within the test
+        s.session.rate_burst = 1;
+    })
+    .await;
+    let mut c = app.client().await;
+    c.say("the one token").await;
+    c.expect_error("not_paired").await;
+    // One frame at a time, each answered before the next goes, so the count is exact.
+    let mut refused = 0;
+    let closed = loop {
+        c.say("more").await;
+        match c.ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("online") => {
+                // An online count is not an answer; the refusal follows.
+                let frame = c.expect_type("error").await;
+                assert_eq!(frame["error"], "rate_limited", "{frame}");
+                refused += 1;
+            }
+            Some(Ok(Message::Text(t))) => {
+                assert!(t.contains(r#""error":"rate_limited""#), "{t}");
+                refused += 1;
+            }
+            Some(Ok(Message::Close(Some(frame)))) => break (u16::from(frame.code), frame.reason),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            refused <= 20,
+            "a 21st refusal was answered instead of closing"
+        );
+    };
+    assert_eq!(refused, 20, "refusals answered before the close");
+    assert_eq!((closed.0, closed.1.as_str()), (1008, "rate limit exceeded"));
+}
+
+#[actix_rt::test]
+async fn a_client_that_answers_no_ping_is_told_no_heartbeat_with_1008() {
+    let app = spawn_app_with(|s| {
+        s.session.heartbeat = Duration::from_millis(100);
+        s.session.client_timeout = Duration::from_millis(500);
+    })
+    .await;
+    // By hand: tungstenite answers pings by itself as it reads.
+    let mut deaf = crate::hardening::RawWs::open(app.address).await;
+    let mut pings = 0;
+    let (code, reason) = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match deaf.next_frame().await.expect("a frame or the close") {
+                (0x9, _) => pings += 1,
+                (0x8, payload) => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    break (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert!(pings >= 1, "it was pinged before being dropped");
+    assert_eq!((code, reason.as_str()), (1008, "no heartbeat"));
 }

@@ -1,7 +1,7 @@
 //! Tests only MariaDB can run: a database server that goes away and comes back. They print
 //! that they skipped without `TEST_MYSQL_URL`; CI sets `PAIRCHAT_REQUIRE_MYSQL=1` and the URL.
 
-use std::time::Duration;
+use serde_json::{json, Value};
 
 use crate::health::http_get;
 use crate::helpers::{available_or_skip, mysql_server_url, spawn_app_on, wait_for, TestDb};
@@ -41,7 +41,11 @@ async fn while_the_database_is_down_chats_go_on_and_new_requests_are_refused_unt
     let app = spawn_app_on(db, |_| {}).await;
 
     let (mut a, mut b) = app.pair().await;
-    assert_eq!(http_get(app.address, "/healthz").await.0, 200);
+    let (status, body) = http_get(app.address, "/healthz").await;
+    assert_eq!(
+        (status, health_body(&body)),
+        (200, json!({"status": "ok", "database": "ok"}))
+    );
 
     proxy.cut();
     // Existing chats relay from memory.
@@ -51,7 +55,14 @@ async fn while_the_database_is_down_chats_go_on_and_new_requests_are_refused_unt
     let mut c = app.client().await;
     c.request().await;
     c.expect_error("unavailable").await;
-    assert_eq!(http_get(app.address, "/healthz").await.0, 503);
+    let (status, body) = http_get(app.address, "/healthz").await;
+    assert_eq!(
+        (status, health_body(&body)),
+        (
+            503,
+            json!({"status": "unavailable", "database": "unreachable"})
+        )
+    );
     // A chat that ends during the outage is cleaned up once the database is back.
     a.leave().await;
     assert_eq!(b.expect_close().await.reason, "partner left");
@@ -72,5 +83,8 @@ async fn while_the_database_is_down_chats_go_on_and_new_requests_are_refused_unt
         || async { app.chats().await.len() == 1 },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+fn health_body(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("/healthz body {body:?} is not JSON: {e}"))
 }

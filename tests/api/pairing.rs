@@ -1,9 +1,11 @@
 //! Strangers meet, talk and part.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::json;
+use tokio_tungstenite::MaybeTlsStream;
 
 use crate::helpers::{spawn_app, spawn_app_with, wait_for, without_flood_limits, Client};
 
@@ -62,8 +64,10 @@ async fn typing_goes_to_the_partner_only() {
 #[actix_rt::test]
 async fn when_one_leaves_the_partner_is_closed_with_partner_left() {
     let app = spawn_app().await;
-    let (a, mut b) = app.pair().await;
-    a.leave().await;
+    let (mut a, mut b) = app.pair().await;
+    // The one who closes gets a close back: 1000.
+    a.ws.close(None).await.expect("close");
+    assert_eq!(a.expect_close().await.code, 1000);
     let closed = b.expect_close().await;
     assert_eq!(
         (closed.code, closed.reason.as_str()),
@@ -301,21 +305,129 @@ async fn starting_over_does_not_pair_you_again_with_the_stranger_you_just_left()
 
 #[actix_rt::test]
 async fn two_who_are_alone_together_meet_again_after_the_cooldown() {
-    let app = spawn_app_with(|s| s.rematch_cooldown = std::time::Duration::from_secs(2)).await;
+    const COOLDOWN: Duration = Duration::from_secs(3);
+    let app = spawn_app_with(|s| s.rematch_cooldown = COOLDOWN).await;
     let (a, mut b) = {
         let mut a = visitor(&app, "alice", "waiting").await;
         let b = visitor(&app, "bob", "response").await;
         a.expect_type("response").await;
         (a, b)
     };
+    // The cooldown starts when the server handles the leave, after this instant: a pairing
+    // that arrives before `apart_until` was made during the cooldown.
+    let apart_until = Instant::now() + COOLDOWN;
     a.leave().await;
     b.expect_close().await;
-    let mut b2 = visitor(&app, "bob", "waiting").await;
-    let mut a2 = visitor(&app, "alice", "waiting").await;
-    // Nobody else comes: once the cooldown is over they are paired rather than left waiting.
-    a2.expect_type("response").await;
-    b2.expect_type("response").await;
+    // Nobody else comes: once the cooldown is over they are paired rather than left waiting
+    // (each may be told `waiting` first, unless the machine is slow enough that it is over).
+    let mut b2 = Client::connect(&format!("{}?visitor=bob", app.ws_url())).await;
+    b2.request().await;
+    let mut a2 = Client::connect(&format!("{}?visitor=alice", app.ws_url())).await;
+    a2.request().await;
+    for c in [&mut a2, &mut b2] {
+        let mut frame = c.recv().await;
+        if frame["type"] == "waiting" {
+            frame = c.recv().await;
+        }
+        assert_eq!(frame["type"], "response", "{frame}");
+        let early = apart_until.saturating_duration_since(Instant::now());
+        assert!(
+            early.is_zero(),
+            "paired again {early:?} before the cooldown ended"
+        );
+    }
     app.assert_row_invariants().await;
+}
+
+#[actix_rt::test]
+async fn the_online_count_goes_out_at_most_once_a_second_and_ends_right() {
+    let app = spawn_app_with(without_flood_limits).await;
+    let started = Instant::now();
+    let mut watcher = app.client().await;
+    assert_eq!(watcher.recv_any().await["count"], 1);
+    // For two seconds visitors come and go, changing the count hundreds of times; the watcher
+    // does not read meanwhile (what is sent waits in its socket).
+    let mut stay = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        stay.push(app.client().await);
+        if i % 2 == 1 {
+            // Gone at once (no close handshake to wait for).
+            drop(stay.swap_remove(0));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        i += 1;
+    }
+    let last = 1 + stay.len() as u64;
+    let mut updates = 0u64;
+    loop {
+        let frame = watcher.recv_any().await;
+        assert_eq!(frame["type"], "online", "{frame}");
+        updates += 1;
+        if frame["count"] == last {
+            break;
+        }
+    }
+    // The first count went out after `started` and each update at least a second after the
+    // one before, so no more updates than whole seconds since then can have arrived by now.
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        updates as f64 <= seconds,
+        "{updates} online updates in {seconds:.2} s"
+    );
+}
+
+#[actix_rt::test]
+async fn an_invalid_visitor_token_counts_as_the_address() {
+    // Every client here has one address. A visitor who just talked to `pN` is kept apart from
+    // `pN`'s next connection for the cooldown: the next token-less connection, keyed by the
+    // address, is kept apart too exactly when the token was refused (taken as the address).
+    let app = spawn_app().await;
+    let cases = [
+        ("valid_token-1", false),
+        ("", true),
+        (&*"a".repeat(65), true),
+        ("a%20b", true),
+        ("%C3%A9", true),
+        ("a.b", true),
+    ];
+    for (n, (token, refused)) in cases.into_iter().enumerate() {
+        let partner = format!("p{n}");
+        let p = visitor(&app, &partner, "waiting").await;
+        let mut x = Client::arrive(&format!("{}?visitor={token}", app.ws_url()), "response").await;
+        p.leave().await;
+        x.expect_close().await;
+        let p2 = visitor(&app, &partner, "waiting").await;
+        eprintln!("token {token:?}: refused {refused}");
+        let expected = if refused { "waiting" } else { "response" };
+        let by_address = Client::arrive(&app.ws_url(), expected).await;
+        by_address.leave().await;
+        p2.leave().await;
+        app.wait_until_empty().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_partner_whose_connection_breaks_without_a_close_is_lost() {
+    let app = spawn_app().await;
+    for reset in [false, true] {
+        let (a, mut b) = app.pair().await;
+        let MaybeTlsStream::Plain(tcp) = a.ws.into_inner() else {
+            unreachable!("plain TCP")
+        };
+        if reset {
+            tcp.set_zero_linger().expect("linger");
+        }
+        // Dropped: a FIN (or with zero linger an RST), and no close frame.
+        drop(tcp);
+        let closed = b.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1000, "partner lost"),
+            "reset: {reset}"
+        );
+    }
+    app.wait_until_empty().await;
 }
 
 #[actix_rt::test]
