@@ -11,10 +11,7 @@ use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
-use crate::config::{
-    Settings, DEFAULT_ASSETS_DIR, DEFAULT_BIND, DEFAULT_CONNECTS_PER_SEC_PER_IP,
-    DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNS_PER_IP, DEFAULT_SECRET_KEY_FILE,
-};
+use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
 use crate::startup::Application;
 
@@ -70,34 +67,34 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// HTTP worker threads (0: one per CPU core).
-    #[arg(long, env = "PAIRCHAT_WORKERS", default_value_t = 0)]
+    #[arg(long, env = "PAIRCHAT_WORKERS", default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
     /// Database connections in the pool (at least 1).
-    #[arg(long, env = "PAIRCHAT_DB_POOL_SIZE", default_value_t = 4, value_parser = positive::<u32>)]
+    #[arg(long, env = "PAIRCHAT_DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE, value_parser = positive::<u32>)]
     pub db_pool_size: u32,
     /// Longest chat message, in characters (not bytes; at least 1).
-    #[arg(long, env = "PAIRCHAT_MAX_MESSAGE_CHARS", default_value_t = 2_000, value_parser = positive::<usize>)]
+    #[arg(long, env = "PAIRCHAT_MAX_MESSAGE_CHARS", default_value_t = DEFAULT_MAX_MESSAGE_CHARS, value_parser = positive::<usize>)]
     pub max_message_chars: usize,
     /// Largest WebSocket frame or fragmented message, in bytes; larger closes with 1009
     /// (at least 1,024).
-    #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024, value_parser = frame_bytes)]
+    #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES, value_parser = frame_bytes)]
     pub max_frame_bytes: usize,
     /// Seconds of silence after which the server pings a client (one that sends frames is not
     /// pinged; at least 1).
-    #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = 10, value_parser = positive::<u64>)]
+    #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = DEFAULT_HEARTBEAT_SECS, value_parser = positive::<u64>)]
     pub heartbeat_secs: u64,
     /// Seconds of silence (no frame, no pong) after which a client is dropped, at the next
     /// heartbeat (at least 1).
-    #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = 30, value_parser = positive::<u64>)]
+    #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = DEFAULT_CLIENT_TIMEOUT_SECS, value_parser = positive::<u64>)]
     pub client_timeout_secs: u64,
     /// Frames queued for one client before it counts as not reading and is dropped (at least 1).
-    #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = 256, value_parser = positive::<usize>)]
+    #[arg(long, env = "PAIRCHAT_OUTBOX_FRAMES", default_value_t = DEFAULT_OUTBOX_FRAMES, value_parser = positive::<usize>)]
     pub outbox_frames: usize,
     /// Client frames allowed per second per connection, sustained; past it: error `rate_limited`.
-    #[arg(long, env = "PAIRCHAT_RATE_PER_SEC", default_value_t = 5.0, value_parser = positive::<f64>)]
+    #[arg(long, env = "PAIRCHAT_RATE_PER_SEC", default_value_t = DEFAULT_RATE_PER_SEC, value_parser = positive::<f64>)]
     pub rate_per_sec: f64,
     /// Client frames allowed at once per connection (the token bucket's size; at least 1).
-    #[arg(long, env = "PAIRCHAT_RATE_BURST", default_value_t = 10, value_parser = positive::<u32>)]
+    #[arg(long, env = "PAIRCHAT_RATE_BURST", default_value_t = DEFAULT_RATE_BURST, value_parser = positive::<u32>)]
     pub rate_burst: u32,
     /// Concurrent WebSocket connections per client address (an IPv6 address counts by its
     /// /64); past it the upgrade answers 429.
@@ -105,7 +102,7 @@ pub struct ServeArgs {
     pub max_conns_per_ip: usize,
     /// Concurrent WebSocket connections in all; past it the upgrade answers 503 (0: what the
     /// open-files limit leaves room for).
-    #[arg(long, env = "PAIRCHAT_MAX_CONNECTIONS", default_value_t = 0)]
+    #[arg(long, env = "PAIRCHAT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// New WebSocket connections per second from one address, in bursts of up to 3× as many;
     /// past it the upgrade answers 429.
@@ -133,10 +130,10 @@ pub struct ServeArgs {
     pub assets_dir: PathBuf,
     /// Seconds during which two visitors who just talked are not paired with each other again,
     /// even when nobody else is waiting.
-    #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = 15)]
+    #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = DEFAULT_REMATCH_COOLDOWN_SECS)]
     pub rematch_cooldown_secs: u64,
     /// Seconds shutdown waits for connections to close before exiting anyway (at least 1).
-    #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 3, value_parser = positive::<u64>)]
+    #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = positive::<u64>)]
     pub shutdown_timeout_secs: u64,
     /// The file holding the secret key of the visitor hash (32 hex digits), created on first
     /// start. Servers that share a database should share it.
@@ -145,32 +142,6 @@ pub struct ServeArgs {
     /// Serve even though another live server uses the database (its rows are cleared).
     #[arg(long)]
     pub force: bool,
-}
-
-/// A number of at least 1 (or above 0).
-fn positive<T>(text: &str) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + Default,
-    T::Err: std::fmt::Display,
-{
-    let value: T = text.trim().parse().map_err(|e: T::Err| e.to_string())?;
-    if value > T::default() {
-        Ok(value)
-    } else {
-        Err("must be above 0".into())
-    }
-}
-
-/// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
-const MIN_FRAME_BYTES: usize = 1_024;
-
-fn frame_bytes(text: &str) -> Result<usize, String> {
-    let value: usize = text.trim().parse().map_err(|e| format!("{e}"))?;
-    if value >= MIN_FRAME_BYTES {
-        Ok(value)
-    } else {
-        Err(format!("must be at least {MIN_FRAME_BYTES}"))
-    }
 }
 
 fn cidr(text: &str) -> Result<IpNet, String> {

@@ -1,5 +1,7 @@
 //! Settings for `serve`, from flags and environment variables (see `cli`), with defaults that
-//! work with no set-up at all.
+//! work with no set-up at all. Every default is a constant here, and every rule a value must
+//! keep is checked here: `cli` parses flags with these checks, and `Settings::validate` applies
+//! them to settings built in code.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +11,20 @@ use ipnet::IpNet;
 use crate::chat::session::SessionConfig;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_WORKERS: usize = 0;
+pub const DEFAULT_DB_POOL_SIZE: u32 = 4;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 3;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 0;
+pub const DEFAULT_REMATCH_COOLDOWN_SECS: u64 = 15;
+pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 2_000;
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
+pub const MIN_FRAME_BYTES: usize = 1_024;
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
+pub const DEFAULT_CLIENT_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
+pub const DEFAULT_RATE_PER_SEC: f64 = 5.0;
+pub const DEFAULT_RATE_BURST: u32 = 10;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pairchat.db";
 /// The assets of the source tree this binary was built from.
 pub const DEFAULT_ASSETS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
@@ -60,18 +76,18 @@ impl Settings {
         Settings {
             bind: bind.into(),
             database_url: database_url.into(),
-            workers: 0,
-            db_pool_size: 4,
-            shutdown_timeout: Duration::from_secs(3),
+            workers: DEFAULT_WORKERS,
+            db_pool_size: DEFAULT_DB_POOL_SIZE,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
-            max_connections: 0,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             connects_per_sec_per_ip: DEFAULT_CONNECTS_PER_SEC_PER_IP,
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             public_origin: None,
             assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
-            rematch_cooldown: Duration::from_secs(15),
+            rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             secret_key_file: None,
             force: false,
             session: SessionConfig::default(),
@@ -82,5 +98,94 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings::new(DEFAULT_BIND, DEFAULT_DATABASE_URL)
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
+            heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
+            client_timeout: Duration::from_secs(DEFAULT_CLIENT_TIMEOUT_SECS),
+            outbox_capacity: DEFAULT_OUTBOX_FRAMES,
+            rate_per_sec: DEFAULT_RATE_PER_SEC,
+            rate_burst: DEFAULT_RATE_BURST,
+        }
+    }
+}
+
+/// A number above 0 (for counts: at least 1).
+pub fn positive<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let value: T = text.trim().parse().map_err(|e: T::Err| e.to_string())?;
+    check_positive(value)
+}
+
+fn check_positive<T: PartialOrd + Default>(value: T) -> Result<T, String> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err("must be above 0".into())
+    }
+}
+
+/// A `--max-frame-bytes` of at least `MIN_FRAME_BYTES`.
+pub fn frame_bytes(text: &str) -> Result<usize, String> {
+    let value: usize = text.trim().parse().map_err(|e| format!("{e}"))?;
+    check_frame_bytes(value)
+}
+
+fn check_frame_bytes(value: usize) -> Result<usize, String> {
+    if value >= MIN_FRAME_BYTES {
+        Ok(value)
+    } else {
+        Err(format!("must be at least {MIN_FRAME_BYTES}"))
+    }
+}
+
+impl Settings {
+    /// Checks the rules `cli` applies to flags, for settings built in code (tests, embedders):
+    /// the rate buckets, caps and timers below rely on them and clamp nothing themselves.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let s = &self.session;
+        let checks = [
+            ("db_pool_size", check_positive(self.db_pool_size).err()),
+            (
+                "shutdown_timeout",
+                check_positive(self.shutdown_timeout).err(),
+            ),
+            (
+                "max_conns_per_ip",
+                check_positive(self.max_conns_per_ip).err(),
+            ),
+            (
+                "connects_per_sec_per_ip",
+                check_positive(self.connects_per_sec_per_ip).err(),
+            ),
+            (
+                "max_message_chars",
+                check_positive(s.max_message_chars).err(),
+            ),
+            (
+                "max_frame_bytes",
+                check_frame_bytes(s.max_frame_bytes).err(),
+            ),
+            ("heartbeat", check_positive(s.heartbeat).err()),
+            ("client_timeout", check_positive(s.client_timeout).err()),
+            ("outbox_capacity", check_positive(s.outbox_capacity).err()),
+            ("rate_per_sec", check_positive(s.rate_per_sec).err()),
+            ("rate_burst", check_positive(s.rate_burst).err()),
+        ];
+        match checks
+            .into_iter()
+            .find_map(|(name, e)| e.map(|e| (name, e)))
+        {
+            Some((name, e)) => anyhow::bail!("setting {name} {e}"),
+            None => Ok(()),
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! Giving memory back. glibc's allocator keeps what thousands of departed connections freed in
-//! its per-thread arenas, so the process stays at its peak size after the crowd leaves (measured
-//! by the soak: 11 MiB → 72 MiB → 69 MiB after everyone left). When the number of connections
-//! has fallen well below its peak, `malloc_trim` returns the free pages.
+//! its per-thread arenas, so the process stays near its peak size after the crowd leaves (the
+//! soak's RSS figures, before and after this, are in BENCHMARKS.md). When the number of connections
+//! has fallen well below its peak, `malloc_trim` returns the free pages. A small task of its
+//! own watches the hub's connection count for it.
 
 use std::time::{Duration, Instant};
+
+use crate::chat::hub::HubHandle;
 
 /// Trim once connections fall below this fraction of the peak since the last trim...
 const FALL_RATIO: usize = 2;
@@ -12,7 +15,10 @@ const MIN_PEAK: usize = 256;
 /// ...and not more often than this.
 const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Decides when a trim is worth it, from the connection count the hub sees each tick.
+/// How often the trimming task looks at the connection count.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Decides when a trim is worth it, from the connection counts it is shown.
 #[derive(Debug)]
 pub struct Trimmer {
     peak: usize,
@@ -48,6 +54,23 @@ impl Default for Trimmer {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Starts the task that trims after a crowd leaves (on the current Tokio runtime); it ends with
+/// the hub.
+pub fn spawn_trimmer(hub: HubHandle) {
+    tokio::spawn(async move {
+        let mut trimmer = Trimmer::new();
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let Ok(stats) = hub.stats().await else { break };
+            if trimmer.observe(stats.connections, Instant::now()) {
+                trim_in_background();
+            }
+        }
+    });
 }
 
 /// Returns free heap pages to the OS, off the async workers (it walks every arena).

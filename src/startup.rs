@@ -19,6 +19,7 @@ use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
 use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries, DbPool};
+use crate::memory;
 
 use crate::routes::assets::ASSET_MAX_AGE_SECS;
 use crate::routes::client::Forwarding;
@@ -61,6 +62,7 @@ impl Application {
     /// Prepares the database and binds; the server runs once `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Everything that can be refused is checked before anything is touched.
+        settings.validate()?;
         let origins =
             OriginPolicy::new(&settings.allowed_origins, settings.public_origin.as_deref())
                 .map_err(anyhow::Error::msg)?;
@@ -98,6 +100,7 @@ impl Application {
         tracing::info!(removed, "cleared stale chat rows");
 
         let hub = hub::spawn(pool.clone(), ConnIds::new(), settings.rematch_cooldown);
+        memory::spawn_trimmer(hub.clone());
         let max_connections = match settings.max_connections {
             0 => open_files_room(),
             n => n,

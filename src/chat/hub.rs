@@ -1,20 +1,20 @@
-//! The hub: one task that owns every live connection and who talks to whom. Sessions talk to it
-//! over a bounded command queue; it answers over each session's bounded outbox and never waits
-//! on a client. Pairing is asked of the matchmaker (the database decides); once paired, the two
-//! sessions get a link to each other and relay messages directly, without the hub or the
-//! database: into the partner's outbox at first, then onto its socket's queue (see `Route`).
+//! The hub: one task that owns every live connection and who talks to whom (idle, waiting,
+//! chatting), and sends the online count. Sessions reach it through `HubHandle`'s methods over
+//! a bounded queue; it answers over each session's bounded outbox and never waits on a client.
+//! Pairing is asked of the matchmaker (the database decides); once paired, the two sessions
+//! get a `PartnerLink` to each other and relay without the hub or the database.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ids::{self, ConnId, ConnIds};
-use super::matchmaker::{Ask, Decision, Matchmaker, Op, Outcome, SubmitError};
+use super::ids::{ConnId, ConnIds, VisitorKey};
+use super::link::{self, Departure, Outbound, OutboxSender};
+use super::matchmaker::preferences::Preferences;
+use super::matchmaker::{Decision, Matchmaker, Op, Outcome};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
-use crate::memory::{self, Trimmer};
 
 /// Commands queued from all sessions to the hub.
 const COMMAND_CAPACITY: usize = 8_192;
@@ -22,17 +22,6 @@ const COMMAND_CAPACITY: usize = 8_192;
 const DECISION_CAPACITY: usize = 64;
 /// How often the online count goes out (at most once per this, per client).
 pub const ONLINE_INTERVAL: Duration = Duration::from_secs(1);
-/// Operations held back while the matchmaker queue is full; past this, requests are refused.
-const MAX_BACKLOG: usize = 65_536;
-
-/// How a connection ended, as its partner is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Departure {
-    /// Closed its socket: the partner's socket closes with `partner left`.
-    Left,
-    /// Went silent, broke the connection or was dropped: `partner lost`.
-    Lost,
-}
 
 /// Why the hub ends a session from its side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,87 +32,12 @@ pub enum Kick {
     TooSlow,
 }
 
-/// A session's outbox: bounded, and allocating nothing until something is queued (tokio's mpsc
-/// allocates a block of 32 slots per channel up front: 1 KiB for every idle connection).
-pub type OutboxSender = flume::Sender<Outbound>;
-pub type OutboxReceiver = flume::Receiver<Outbound>;
-
-pub fn outbox(capacity: usize) -> (OutboxSender, OutboxReceiver) {
-    flume::bounded(capacity)
-}
-
-/// How one side's messages reach the other. While `Queued` they go into the receiver's outbox
-/// and its session writes them. The receiving session opens the route (`Direct`) once its
-/// `response` is written and nothing from the partner waits in its outbox; from then on the
-/// sender puts messages on the receiver's socket queue itself, one task hop fewer for each. When
-/// that queue is full the sender queues in the outbox again and closes the route, until the
-/// receiver has caught up. Every send and every switch holds the route's lock, so no message
-/// overtakes another.
-#[derive(Default)]
-pub enum Route {
-    #[default]
-    Queued,
-    Direct(actix_ws::Session),
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Route::Queued => "Queued",
-            Route::Direct(_) => "Direct",
-        })
-    }
-}
-
-/// Both routes of a pair, in one allocation: `[to the one who asked first, to the other]`.
-pub type Routes = Arc<[Mutex<Route>; 2]>;
-
-/// A paired partner: where messages to it go.
-#[derive(Debug, Clone)]
-pub struct PartnerLink {
-    pub id: ConnId,
-    pub outbox: OutboxSender,
-    routes: Routes,
-    /// Which of `routes` leads to this session (the other leads to the partner).
-    mine: usize,
-}
-
-impl PartnerLink {
-    /// Messages from this session to the partner (the partner opens it).
-    pub fn to_partner(&self) -> MutexGuard<'_, Route> {
-        lock(&self.routes[1 - self.mine])
-    }
-
-    /// Messages from the partner to this session (this session opens it).
-    pub fn to_me(&self) -> MutexGuard<'_, Route> {
-        lock(&self.routes[self.mine])
-    }
-}
-
-/// A panic elsewhere while a route was locked leaves nothing half-done in it.
-fn lock(route: &Mutex<Route>) -> MutexGuard<'_, Route> {
-    route.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What a session receives in its outbox, in order.
+/// What `HubHandle`'s methods queue for the hub task.
 #[derive(Debug)]
-pub enum Outbound {
-    /// A server frame, already JSON, to write as it is.
-    Frame(String),
-    /// Paired: from now on messages go to this partner.
-    Paired(PartnerLink),
-    /// The partner is gone: close the socket (1000) saying how.
-    PartnerGone(Departure),
-    /// The request could not be served (database unreachable): idle again, may ask again.
-    Unavailable,
-}
-
-#[derive(Debug)]
-pub enum Command {
+enum Command {
     Connect {
         id: ConnId,
-        /// Who is connecting (a hash of its visitor token or address).
-        visitor: i64,
+        visitor: VisitorKey,
         outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     },
@@ -138,15 +52,12 @@ pub enum Command {
     TooSlow {
         id: ConnId,
     },
-    /// Close every session with 1001; `done` fires when none is left.
     Shutdown {
         done: oneshot::Sender<()>,
     },
     Stats {
         reply: oneshot::Sender<Stats>,
     },
-    /// Answers once every matchmaking operation queued before it has been applied and its
-    /// decision handled (what follows from those decisions may still be queued).
     Flush {
         reply: oneshot::Sender<()>,
     },
@@ -162,22 +73,23 @@ pub struct Stats {
     pub chatting: usize,
 }
 
+/// Where a connection is in its conversation. Only the hub keeps this; a session keeps only
+/// its partner link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
     /// Asked for a partner; the matchmaker has not answered yet.
     Requested,
-    /// Told to wait. `rematch_at`: when to stop avoiding the stranger just left (and itself).
-    Waiting {
-        rematch_at: Option<Instant>,
-    },
+    /// Told to wait.
+    Waiting,
     Chatting(ConnId),
     /// The partner left; the chat rows are gone and this socket is closing.
     Ended,
 }
 
-struct Conn {
-    visitor: i64,
+/// The hub's entry for one live connection.
+struct Entry {
+    visitor: VisitorKey,
     outbox: OutboxSender,
     kick: Option<oneshot::Sender<Kick>>,
     state: State,
@@ -186,18 +98,14 @@ struct Conn {
 }
 
 /// The hub's state and rules, synchronous so they are tested without sockets.
-pub struct Hub {
-    conns: HashMap<ConnId, Conn>,
+struct Hub {
+    conns: HashMap<ConnId, Entry>,
     matchmaker: Matchmaker,
-    backlog: VecDeque<Op>,
+    preferences: Preferences,
     /// Set once shutdown begins: who to tell when the last session is gone.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
-    /// Who each visitor last talked to, and until when they avoid each other.
-    recent: HashMap<i64, (i64, Instant)>,
-    rematch_cooldown: Duration,
     flushes: HashMap<u64, oneshot::Sender<()>>,
     next_flush: u64,
-    trimmer: Trimmer,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -207,7 +115,7 @@ pub struct HubHandle {
     ids: ConnIds,
 }
 
-/// Why `HubHandle::try_send` did not queue a command.
+/// Why `HubHandle::request` did not queue the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrySendError {
     /// The hub's queue is full: it is overloaded.
@@ -221,22 +129,66 @@ pub enum TrySendError {
 #[error("the chat hub has stopped")]
 pub struct HubGone;
 
+/// The error frame for a request that cannot be served now.
+pub fn unavailable_frame() -> String {
+    ServerFrame::error(
+        "unavailable",
+        "Pairing is unavailable right now; please try again shortly.",
+    )
+    .to_json()
+}
+
 impl HubHandle {
     pub fn next_id(&self) -> ConnId {
         self.ids.next()
     }
 
-    pub async fn send(&self, cmd: Command) -> Result<(), HubGone> {
+    async fn send(&self, cmd: Command) -> Result<(), HubGone> {
         self.tx.send(cmd).await.map_err(|_| HubGone)
     }
 
-    /// Queues a command without waiting (the frame path: no large send future in every
-    /// session task). A full queue means the hub is overloaded; the caller says so.
-    pub fn try_send(&self, cmd: Command) -> Result<(), TrySendError> {
+    /// Queues without waiting (the frame path: no large send future in every session task).
+    fn try_send(&self, cmd: Command) -> Result<(), TrySendError> {
         self.tx.try_send(cmd).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => TrySendError::Busy,
             mpsc::error::TrySendError::Closed(_) => TrySendError::Gone,
         })
+    }
+
+    /// A new connection: who it is, where to write to it, and how to end it. Its first outbox
+    /// item is the online count.
+    pub async fn connect(
+        &self,
+        id: ConnId,
+        visitor: VisitorKey,
+        outbox: OutboxSender,
+        kick: oneshot::Sender<Kick>,
+    ) -> Result<(), HubGone> {
+        self.send(Command::Connect {
+            id,
+            visitor,
+            outbox,
+            kick,
+        })
+        .await
+    }
+
+    /// `id` asks for a partner. The answer comes in its outbox: `waiting`, `Paired`, or an
+    /// error (`already_waiting`, `already_paired`, `unavailable`). A full queue means the hub
+    /// is overloaded; the caller says so.
+    pub fn request(&self, id: ConnId) -> Result<(), TrySendError> {
+        self.try_send(Command::Request { id })
+    }
+
+    /// `id` is gone; its partner is told `how`.
+    pub async fn leave(&self, id: ConnId, how: Departure) -> Result<(), HubGone> {
+        self.send(Command::Leave { id, how }).await
+    }
+
+    /// `id` does not read (its partner found its outbox full): it is dropped. If the hub is
+    /// too busy to hear it now, the next frame that finds the outbox full tells it again.
+    pub fn report_slow(&self, id: ConnId) {
+        let _ = self.try_send(Command::TooSlow { id });
     }
 
     /// Closes every session with 1001 and waits until they are gone, or `within` has passed.
@@ -275,22 +227,23 @@ pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandl
     HubHandle { tx, ids }
 }
 
+fn error_frame(code: &'static str, detail: &'static str) -> Outbound {
+    Outbound::Frame(ServerFrame::error(code, detail).to_json())
+}
+
 impl Hub {
-    pub fn new(matchmaker: Matchmaker, rematch_cooldown: Duration) -> Self {
+    fn new(matchmaker: Matchmaker, rematch_cooldown: Duration) -> Self {
         Hub {
             conns: HashMap::new(),
             matchmaker,
-            backlog: VecDeque::new(),
+            preferences: Preferences::new(rematch_cooldown),
             shutdown: None,
-            recent: HashMap::new(),
-            rematch_cooldown,
             flushes: HashMap::new(),
             next_flush: 0,
-            trimmer: Trimmer::new(),
         }
     }
 
-    pub async fn run(
+    async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut decisions: mpsc::Receiver<Vec<Decision>>,
@@ -310,11 +263,13 @@ impl Hub {
                 }
                 _ = tick.tick() => self.tick(Instant::now()),
             }
-            self.flush_backlog();
+            for refused in self.matchmaker.pump() {
+                self.decide(refused);
+            }
         }
     }
 
-    pub fn handle(&mut self, cmd: Command) {
+    fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Connect {
                 id,
@@ -337,14 +292,14 @@ impl Hub {
         }
     }
 
-    pub fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         let mut stats = Stats {
             connections: self.conns.len(),
             ..Stats::default()
         };
         for conn in self.conns.values() {
             match conn.state {
-                State::Requested | State::Waiting { .. } => stats.waiting += 1,
+                State::Requested | State::Waiting => stats.waiting += 1,
                 State::Chatting(_) => stats.chatting += 1,
                 State::Idle | State::Ended => {}
             }
@@ -355,7 +310,7 @@ impl Hub {
     fn connect(
         &mut self,
         id: ConnId,
-        visitor: i64,
+        visitor: VisitorKey,
         outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     ) {
@@ -367,7 +322,7 @@ impl Hub {
         let _ = outbox.try_send(Outbound::Frame(ServerFrame::Online { count }.to_json()));
         self.conns.insert(
             id,
-            Conn {
+            Entry {
                 visitor,
                 outbox,
                 kick: Some(kick),
@@ -378,39 +333,35 @@ impl Hub {
         );
     }
 
+    /// One request at a time: a connection that waits or talks already is told so.
     fn request(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        // The session refuses a second request itself; this guards the hub's own invariant.
-        if conn.state == State::Idle {
-            self.ask(id);
+        match conn.state {
+            State::Idle => self.ask(id),
+            State::Requested | State::Waiting => self.send(
+                id,
+                error_frame("already_waiting", "You are already waiting for a partner."),
+            ),
+            State::Chatting(_) | State::Ended => self.send(
+                id,
+                error_frame(
+                    "already_paired",
+                    "You are already in a conversation; close it to start another.",
+                ),
+            ),
         }
     }
 
-    /// The visitor `id` is still keeping apart from, and until when (the cooldown after a chat).
-    fn avoiding(&self, id: ConnId) -> Option<(i64, Instant)> {
-        let conn = self.conns.get(&id)?;
-        self.recent
-            .get(&conn.visitor)
-            .copied()
-            .filter(|(_, until)| *until > Instant::now())
-    }
-
     /// Asks the matchmaker for a partner for `id` (again, for a visitor whose rows were taken
-    /// away: from its side it still waits), avoiding the visitor it just talked to.
+    /// away: from its side it still waits), with what its visitor avoids now.
     fn ask(&mut self, id: ConnId) {
-        let avoid = self.avoiding(id).map(|(other, _)| other);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.state = State::Requested;
-        let ask = Ask {
-            conn: id,
-            visitor: conn.visitor,
-            avoid,
-            avoid_self: ids::is_named_visitor(conn.visitor),
-        };
+        let ask = self.preferences.ask(id, conn.visitor, Instant::now());
         self.submit(Op::Request(ask));
     }
 
@@ -418,17 +369,13 @@ impl Hub {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        self.preferences.forget(id);
         match conn.state {
             State::Idle | State::Ended => {}
-            State::Requested | State::Waiting { .. } => self.submit(Op::Leave(id)),
+            State::Requested | State::Waiting => self.submit(Op::Leave(id)),
             State::Chatting(partner) => {
-                // Two connections that look like one visitor (one address, no tokens) cannot
-                // be told apart, so they are not kept apart either.
-                let other = self.conns.get(&partner).map(|p| p.visitor);
-                if let Some(other) = other.filter(|other| *other != conn.visitor) {
-                    let until = Instant::now() + self.rematch_cooldown;
-                    self.recent.insert(conn.visitor, (other, until));
-                    self.recent.insert(other, (conn.visitor, until));
+                if let Some(other) = self.conns.get(&partner).map(|p| p.visitor) {
+                    self.preferences.parted(conn.visitor, other, Instant::now());
                 }
                 // One removal takes both rows; the partner's own leave then has nothing to do.
                 self.submit(Op::Leave(id));
@@ -451,70 +398,45 @@ impl Hub {
         }
     }
 
-    /// Applies the matchmaker's answer to a request. The rows are the record; when they name a
-    /// connection this process no longer has (it left meanwhile, or is a ghost of a crashed
-    /// process), the rows are removed and whoever is still here asks again.
-    pub fn decide(&mut self, Decision { conn: id, outcome }: Decision) {
+    /// Applies the matchmaker's answer. The rows are the record; when they name a connection
+    /// this process no longer has (it left meanwhile, or is a ghost of a crashed process), the
+    /// rows are removed and whoever is still here asks again.
+    fn decide(&mut self, decision: Decision) {
+        let (id, outcome) = match decision {
+            Decision::Flushed(token) => {
+                if let Some(reply) = self.flushes.remove(&token) {
+                    let _ = reply.send(());
+                }
+                return;
+            }
+            Decision::Request { conn, outcome } => (conn, outcome),
+        };
         let requested = |hub: &Self, c: ConnId| {
             hub.conns
                 .get(&c)
-                .is_some_and(|c| matches!(c.state, State::Requested | State::Waiting { .. }))
+                .is_some_and(|c| matches!(c.state, State::Requested | State::Waiting))
         };
         match outcome {
             Outcome::Waiting => {
-                // A named visitor (the page's token) also waits apart from its own other tabs,
-                // for as long as it would keep apart from a stranger just left.
-                let named = self
-                    .conns
-                    .get(&id)
-                    .map(|c| ids::is_named_visitor(c.visitor));
-                let rematch_at = self.avoiding(id).map(|(_, until)| until).or_else(|| {
-                    named
-                        .filter(|named| *named)
-                        .map(|_| Instant::now() + self.rematch_cooldown)
-                });
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if conn.state == State::Requested {
-                        conn.state = State::Waiting { rematch_at };
+                        conn.state = State::Waiting;
+                        let visitor = conn.visitor;
+                        self.preferences.waiting(id, visitor, Instant::now());
                         self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
                     }
                 }
             }
-            Outcome::Flushed => {
-                if let Some(reply) = self.flushes.remove(&(id.0 as u64)) {
-                    let _ = reply.send(());
-                }
-            }
             Outcome::Unavailable => {
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    if matches!(conn.state, State::Requested | State::Waiting { .. }) {
+                    if matches!(conn.state, State::Requested | State::Waiting) {
                         conn.state = State::Idle;
-                        self.send(id, Outbound::Unavailable);
+                        self.send(id, Outbound::Frame(unavailable_frame()));
                     }
                 }
             }
             Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
-                (true, true) => {
-                    let routes = Routes::default();
-                    for (me, other, mine) in [(id, partner, 0), (partner, id, 1)] {
-                        let Some(other_outbox) = self.conns.get(&other).map(|c| c.outbox.clone())
-                        else {
-                            continue;
-                        };
-                        if let Some(conn) = self.conns.get_mut(&me) {
-                            conn.state = State::Chatting(other);
-                        }
-                        self.send(
-                            me,
-                            Outbound::Paired(PartnerLink {
-                                id: other,
-                                outbox: other_outbox,
-                                routes: routes.clone(),
-                                mine,
-                            }),
-                        );
-                    }
-                }
+                (true, true) => self.pair(id, partner),
                 (true, false) => {
                     // The partner's removal (queued already, or now for a ghost) takes our row.
                     self.submit(Op::Leave(partner));
@@ -526,6 +448,27 @@ impl Hub {
                 }
                 (false, false) => {}
             },
+        }
+    }
+
+    /// Gives two waiting connections a link to each other.
+    fn pair(&mut self, a: ConnId, b: ConnId) {
+        let (Some(a_outbox), Some(b_outbox)) = (
+            self.conns.get(&a).map(|c| c.outbox.clone()),
+            self.conns.get(&b).map(|c| c.outbox.clone()),
+        ) else {
+            return;
+        };
+        let (to_b, to_a) = link::pair((a, a_outbox), (b, b_outbox));
+        for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
+            // The first may be dropped as too slow on the way, and the second then told that.
+            if !self.conns.contains_key(&other) {
+                continue;
+            }
+            if let Some(conn) = self.conns.get_mut(&me) {
+                conn.state = State::Chatting(other);
+            }
+            self.send(me, Outbound::Paired(link));
         }
     }
 
@@ -555,33 +498,17 @@ impl Hub {
         }
     }
 
-    /// Sends the online count to every client whose copy is stale, at most once per interval;
-    /// ends the cooldowns that have run out.
-    pub fn tick(&mut self, now: Instant) {
-        if self.trimmer.observe(self.conns.len(), now) {
-            memory::trim_in_background();
-        }
-        self.recent.retain(|_, (_, until)| *until > now);
-        let due: Vec<Ask> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(id, conn)| match conn.state {
-                State::Waiting {
-                    rematch_at: Some(at),
-                } if at <= now => {
-                    conn.state = State::Waiting { rematch_at: None };
-                    Some(Ask {
-                        conn: *id,
-                        visitor: conn.visitor,
-                        avoid: None,
-                        avoid_self: false,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
-        for ask in due {
-            self.submit(Op::Rematch(ask));
+    /// Asks again, with nothing avoided, for those whose reason to wait has run out; sends the
+    /// online count to every client whose copy is stale, at most once per interval.
+    fn tick(&mut self, now: Instant) {
+        for ask in self.preferences.due(now) {
+            let waits = self
+                .conns
+                .get(&ask.id)
+                .is_some_and(|c| c.state == State::Waiting);
+            if waits {
+                self.submit(Op::Rematch(ask));
+            }
         }
 
         let count = self.conns.len();
@@ -620,54 +547,10 @@ impl Hub {
         }
     }
 
-    /// Queues work for the matchmaker in order; holds it back while the queue is full.
+    /// Queues work for the matchmaker in order; what it cannot take is answered at once.
     fn submit(&mut self, op: Op) {
-        if !self.backlog.is_empty() {
-            self.hold_back(op);
-            return;
-        }
-        match self.matchmaker.submit(op) {
-            Ok(()) => {}
-            Err(SubmitError::Full(op)) => self.hold_back(op),
-            Err(SubmitError::Stopped(op)) => self.refuse(op),
-        }
-    }
-
-    fn hold_back(&mut self, op: Op) {
-        if self.backlog.len() >= MAX_BACKLOG {
-            self.refuse(op);
-        } else {
-            self.backlog.push_back(op);
-        }
-    }
-
-    /// A request that cannot be queued is answered `unavailable`; a removal that cannot be
-    /// queued leaves rows that the next start-up (or a ghost check) removes.
-    fn refuse(&mut self, op: Op) {
-        match op {
-            Op::Request(Ask { conn: id, .. }) => self.decide(Decision {
-                conn: id,
-                outcome: Outcome::Unavailable,
-            }),
-            Op::Leave(id) => tracing::warn!(conn = %id, "matchmaker unavailable; rows left behind"),
-            Op::Rematch(_) => {} // still waiting; nothing was promised
-            Op::Barrier(token) => self.decide(Decision {
-                conn: ConnId(token as i64),
-                outcome: Outcome::Flushed,
-            }),
-        }
-    }
-
-    fn flush_backlog(&mut self) {
-        while let Some(op) = self.backlog.pop_front() {
-            match self.matchmaker.submit(op) {
-                Ok(()) => {}
-                Err(SubmitError::Full(op)) => {
-                    self.backlog.push_front(op);
-                    return;
-                }
-                Err(SubmitError::Stopped(op)) => self.refuse(op),
-            }
+        if let Some(refused) = self.matchmaker.submit(op) {
+            self.decide(refused);
         }
     }
 }
@@ -679,6 +562,8 @@ mod tests {
 
     use super::*;
     use crate::db::{self, queries};
+
+    use crate::chat::link::{outbox, Delivery, OutboxReceiver, PartnerLink};
 
     struct FakeSession {
         id: ConnId,
@@ -714,19 +599,12 @@ mod tests {
         }
 
         async fn request(&self, s: &FakeSession) {
-            self.hub
-                .send(Command::Request { id: s.id })
-                .await
-                .expect("hub");
+            self.hub.request(s.id).expect("hub");
         }
 
         /// The session vanished (as a broken connection reports it).
         async fn leave(&self, id: ConnId) {
-            let how = Departure::Lost;
-            self.hub
-                .send(Command::Leave { id, how })
-                .await
-                .expect("hub");
+            self.hub.leave(id, Departure::Lost).await.expect("hub");
         }
 
         fn rows(&self) -> Vec<(i64, bool, Vec<i64>)> {
@@ -739,13 +617,8 @@ mod tests {
         let id = hub.next_id();
         let (tx, outbox) = outbox(capacity);
         let (kick, kicked) = oneshot::channel();
-        let connect = Command::Connect {
-            id,
-            visitor: id.0,
-            outbox: tx,
-            kick,
-        };
-        hub.send(connect).await.expect("hub");
+        let visitor = VisitorKey::address(id.rid());
+        hub.connect(id, visitor, tx, kick).await.expect("hub");
         FakeSession { id, outbox, kicked }
     }
 
@@ -789,13 +662,10 @@ mod tests {
         t.request(&b).await;
         let a_link = expect_paired(&mut a).await;
         let b_link = expect_paired(&mut b).await;
-        assert_eq!((a_link.id, b_link.id), (b.id, a.id));
+        assert_eq!((a_link.partner(), b_link.partner()), (b.id, a.id));
 
-        // Relaying is a send into the partner's outbox: no hub, no database.
-        a_link
-            .outbox
-            .try_send(Outbound::Frame("hello".into()))
-            .expect("room");
+        // Relaying is a delivery over the link: no hub, no database.
+        assert_eq!(a_link.deliver("hello".into()), Delivery::Delivered);
         assert!(matches!(next_non_online(&b.outbox).await, Outbound::Frame(f) if f == "hello"));
         let stats = t.hub.stats().await.expect("stats");
         assert_eq!((stats.chatting, stats.waiting), (2, 0));
@@ -836,7 +706,7 @@ mod tests {
         expect_frame(&mut a, r#""waiting""#).await;
         let rows = t.rows();
         assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0].2, vec![a.id.0], "only the live visitor waits");
+        assert_eq!(rows[0].2, vec![a.id.rid()], "only the live visitor waits");
     }
 
     #[tokio::test]
@@ -859,20 +729,18 @@ mod tests {
         let t = setup();
         let a = t.connect(8).await;
         let b = t.connect(8).await;
-        let (done, mut finished) = oneshot::channel();
-        t.hub.send(Command::Shutdown { done }).await.expect("hub");
+        // Given far longer than the test waits: finishing in time means it was done.
+        let hub = t.hub.clone();
+        let finished = tokio::spawn(async move { hub.shutdown(Duration::from_secs(600)).await });
         for s in [a, b] {
             assert_eq!(s.kicked.await.ok(), Some(Kick::Shutdown));
-            assert!(
-                finished.try_recv().is_err(),
-                "not done while sessions remain"
-            );
+            assert!(!finished.is_finished(), "not done while sessions remain");
             t.leave(s.id).await;
         }
         tokio::time::timeout(Duration::from_secs(5), finished)
             .await
-            .expect("in time")
-            .expect("done fires");
+            .expect("done fires in time")
+            .expect("shutdown task");
         // Late arrivals are turned away.
         let late = arrive(&t.hub, 1).await;
         assert_eq!(late.kicked.await.ok(), Some(Kick::Shutdown));
@@ -883,10 +751,10 @@ mod tests {
         let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
         let hub = spawn(pool, ConnIds::with_node(2), Duration::from_secs(60));
         let s = arrive(&hub, 8).await;
-        hub.send(Command::Request { id: s.id }).await.expect("hub");
+        hub.request(s.id).expect("hub");
         assert!(matches!(
             next_non_online(&s.outbox).await,
-            Outbound::Unavailable
+            Outbound::Frame(f) if f.contains(r#""unavailable""#)
         ));
         // The connection is idle again and may ask once more.
         assert_eq!(hub.stats().await.expect("stats").waiting, 0);

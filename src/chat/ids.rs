@@ -1,13 +1,26 @@
-//! Connection ids. A connection's id is its `rid` in the database, so it must be unique across
-//! every server process sharing one database: the high half is a random per-process node id,
-//! the low half a per-process counter.
+//! Connection ids and visitor keys. A connection's id is its `rid` in the database, so it must
+//! be unique across every server process sharing one database: the high half is a random
+//! per-process node id, the low half a per-process counter. A visitor key is who a connection
+//! is (a keyed hash of its page token or address, see `secret`), across its connections.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub i64);
+pub struct ConnId(i64);
+
+impl ConnId {
+    /// The id as the database keeps it (`chat_user.rid`, and the id of the chat it opens).
+    pub fn rid(self) -> i64 {
+        self.0
+    }
+
+    /// The connection a database row names (which may belong to another process, or none).
+    pub fn from_rid(rid: i64) -> Self {
+        ConnId(rid)
+    }
+}
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,20 +60,33 @@ impl Default for ConnIds {
     }
 }
 
-/// A visitor key's lowest bit says where it came from: set for the page's own token (one
-/// browser), clear for the client's address (many people behind one NAT). Only a named visitor
-/// is kept apart from itself, so that two tabs of one browser are not paired with each other.
-pub fn named_visitor(hash: i64) -> i64 {
-    hash | 1
-}
+/// Who a connection is, as the database keeps it (`chat_user.visitor`). Its lowest bit says
+/// where it came from: set for the page's own token (one browser), clear for the client's
+/// address (many people behind one NAT). Only a named visitor is kept apart from itself, so
+/// that two tabs of one browser are not paired with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VisitorKey(i64);
 
-/// A visitor key made from an address (never `i64::MIN`, which means "nobody").
-pub fn address_visitor(hash: i64) -> i64 {
-    (hash & !1).max(i64::MIN + 2)
-}
+impl VisitorKey {
+    /// The key of a visitor known by the page's token, from its keyed hash.
+    pub fn named(hash: i64) -> Self {
+        VisitorKey(hash | 1)
+    }
 
-pub fn is_named_visitor(visitor: i64) -> bool {
-    visitor & 1 == 1
+    /// The key of a visitor known only by its address, from its keyed hash. Never `i64::MIN`,
+    /// which the queries keep for "nobody".
+    pub fn address(hash: i64) -> Self {
+        VisitorKey((hash & !1).max(i64::MIN + 2))
+    }
+
+    pub fn is_named(self) -> bool {
+        self.0 & 1 == 1
+    }
+
+    /// The key as the database keeps it.
+    pub fn as_i64(self) -> i64 {
+        self.0
+    }
 }
 
 #[cfg(test)]
@@ -73,17 +99,17 @@ mod tests {
         let a = ids.clone().next();
         let b = ids.next();
         assert_ne!(a, b);
-        assert!(a.0 > 0 && b.0 > 0);
-        assert_eq!(a.0 >> 32, b.0 >> 32);
+        assert!(a.rid() > 0 && b.rid() > 0);
+        assert_eq!(a.rid() >> 32, b.rid() >> 32);
     }
 
     #[test]
     fn a_visitor_key_says_whether_it_came_from_a_token() {
         for hash in [0, 1, -1, 42, i64::MAX, i64::MIN, i64::MIN + 1] {
-            assert!(is_named_visitor(named_visitor(hash)));
-            let by_address = address_visitor(hash);
-            assert!(!is_named_visitor(by_address));
-            assert_ne!(by_address, i64::MIN, "i64::MIN means nobody");
+            assert!(VisitorKey::named(hash).is_named());
+            let by_address = VisitorKey::address(hash);
+            assert!(!by_address.is_named());
+            assert_ne!(by_address.as_i64(), i64::MIN, "i64::MIN means nobody");
         }
     }
 }

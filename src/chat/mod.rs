@@ -1,10 +1,13 @@
 //! Everything about a conversation: the wire format, who is paired with whom (matchmaker, over
-//! the database), the live connections (hub), and one task per WebSocket (session).
+//! the database, with each visitor's preferences), the live connections and their
+//! conversations (hub), one task per WebSocket (session), and the partner link between two
+//! paired sessions (link).
 
 pub mod frame_limit;
 pub mod hub;
 pub mod ids;
 pub mod limits;
+pub mod link;
 pub mod matchmaker;
 pub mod protocol;
 pub mod session;

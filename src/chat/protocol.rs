@@ -95,7 +95,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
 /// Who a message frame is shown as: the sender gets `me` (its receipt), the partner `guest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum From {
+pub enum Author {
     Me,
     Guest,
 }
@@ -108,7 +108,7 @@ pub enum ServerFrame<'a> {
     Response,
     Message {
         message: Cow<'a, str>,
-        from: From,
+        from: Author,
     },
     Typing {
         typing: bool,
@@ -196,15 +196,15 @@ mod tests {
             }
             .to_json()
         };
-        assert_eq!(me, expect(From::Me));
-        assert_eq!(guest, expect(From::Guest));
+        assert_eq!(me, expect(Author::Me));
+        assert_eq!(guest, expect(Author::Guest));
     }
 
     #[test]
     fn serializes_server_frames_as_the_protocol_says() {
         let me = ServerFrame::Message {
             message: "a<b".into(),
-            from: From::Me,
+            from: Author::Me,
         };
         assert_eq!(
             me.to_json(),

@@ -1,5 +1,7 @@
 //! One task per WebSocket: frames in from the client, outbox frames out to it, a heartbeat.
 //! It ends for one reason, always tells the hub it left, and closes the socket saying why.
+//! Requests go to the hub, which owns the conversation's state; messages go over the partner
+//! link the hub hands out on pairing, which is all a session keeps of its conversation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,22 +10,19 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, MessageStream,
     ProtocolError, Session,
 };
-use bytestring::ByteString;
-use flume::r#async::RecvStream;
 use futures_util::future::{Fuse, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::frame_limit::Violation;
-use super::hub::{
-    Command, Departure, HubHandle, Kick, Outbound, OutboxSender, PartnerLink, Route, TrySendError,
-};
-use super::ids::ConnId;
+use super::hub::{unavailable_frame, HubHandle, Kick, TrySendError};
+use super::ids::{ConnId, VisitorKey};
 use super::limits::{IpSlot, Tokens};
+use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 
-/// Limits and timings of one connection.
+/// Limits and timings of one connection (defaults and rules: `config`).
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Largest frame (or reassembled fragmented message) accepted; larger closes with 1009.
@@ -40,20 +39,6 @@ pub struct SessionConfig {
     pub rate_per_sec: f64,
     /// Client frames allowed at once (token bucket size).
     pub rate_burst: u32,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            max_frame_bytes: 64 * 1024,
-            max_message_chars: 2_000,
-            heartbeat: Duration::from_secs(10),
-            client_timeout: Duration::from_secs(30),
-            outbox_capacity: 256,
-            rate_per_sec: 5.0,
-            rate_burst: 10,
-        }
-    }
 }
 
 /// Why a session ended.
@@ -76,7 +61,7 @@ enum End {
 /// How long the close frame may take to go out before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// What `Conn::write` sends.
+/// What `Client::write` sends.
 enum Write {
     Text(String),
     Ping,
@@ -98,18 +83,14 @@ fn typing_burst(config: &SessionConfig) -> u32 {
     config.rate_burst.saturating_mul(TYPING_PER_MESSAGE as u32)
 }
 
-enum Conversation {
-    Idle,
-    Requested,
-    Chatting(PartnerLink),
-}
-
-struct Conn {
+/// What a session keeps of its client.
+struct Client {
     id: ConnId,
     ws: Session,
     hub: HubHandle,
     config: Arc<SessionConfig>,
-    conversation: Conversation,
+    /// Set once paired: where messages go.
+    partner: Option<PartnerLink>,
     /// The hub's order to end; fused so it may be awaited again after firing.
     kicked: Fuse<oneshot::Receiver<Kick>>,
     /// When the connection began: the rate budgets count from it.
@@ -127,18 +108,18 @@ struct Conn {
 
 /// A connection ready to run: everything its task keeps. It is built before the task is
 /// spawned and the task works on it in place: an async fn that took these as arguments and
-/// moved them into locals would keep room for both copies for as long as it runs (about 250
-/// bytes of every connection).
+/// moved them into locals would keep room for both copies for as long as it runs, in every
+/// connection's task.
 pub struct Live {
-    conn: Conn,
+    client: Client,
     stream: AggregatedMessageStream,
     /// The outbox, read through one receiving future for the session's life: a fresh
     /// `recv_async` in every turn of the loop would register (allocate) and remove a wait hook
     /// in the channel each time.
-    inbox: RecvStream<'static, Outbound>,
+    inbox: Inbox,
     /// Handed to the hub when the session starts: who the visitor is, where to write to it and
     /// how to end it.
-    hello: Option<(i64, OutboxSender, oneshot::Sender<Kick>)>,
+    hello: Option<(VisitorKey, OutboxSender, oneshot::Sender<Kick>)>,
     /// Held for the session's life: its address's connection slot.
     _slot: IpSlot,
 }
@@ -147,13 +128,13 @@ impl Live {
     pub fn new(
         hub: HubHandle,
         config: Arc<SessionConfig>,
-        visitor: i64,
+        visitor: VisitorKey,
         ws: Session,
         stream: MessageStream,
         slot: IpSlot,
     ) -> Live {
         let id = hub.next_id();
-        let (outbox_tx, outbox) = super::hub::outbox(config.outbox_capacity);
+        let (outbox_tx, outbox) = link::outbox(config.outbox_capacity);
         let (kick_tx, kicked) = oneshot::channel();
         let stream = stream
             .max_frame_size(config.max_frame_bytes)
@@ -163,12 +144,12 @@ impl Live {
         let typing_tokens = Tokens::full(typing_burst(&config));
         let control_tokens = Tokens::full(CONTROL_BURST);
         Live {
-            conn: Conn {
+            client: Client {
                 id,
                 ws,
                 hub,
                 config,
-                conversation: Conversation::Idle,
+                partner: None,
                 kicked: kicked.fuse(),
                 born: std::time::Instant::now(),
                 chat_tokens,
@@ -185,25 +166,25 @@ impl Live {
 }
 
 /// Runs one connection to its end.
-// Not an async fn: that would move `live` into a local beside the argument's own slot, and the
-// task would be 1,672 bytes instead of 1,224 (-Zprint-type-sizes).
+// Not an async fn: that would move `live` into a local beside the argument's own slot, making
+// every connection's task larger (BENCHMARKS.md has the sizes, by -Zprint-type-sizes).
 #[allow(clippy::manual_async_fn)]
 pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
     // `live` is captured as it is and used in place, never moved into locals (see `Live`).
     async move {
-        let id = live.conn.id;
+        let id = live.client.id;
         let Some((visitor, outbox, kick)) = live.hello.take() else {
             return;
         };
-        let connect = Command::Connect {
-            id,
-            visitor,
-            outbox,
-            kick,
-        };
-        if live.conn.hub.send(connect).await.is_err() {
+        if live
+            .client
+            .hub
+            .connect(id, visitor, outbox, kick)
+            .await
+            .is_err()
+        {
             let why = close_reason(&End::Kicked(Kick::Shutdown));
-            let _ = live.conn.ws.clone().close(why).await;
+            let _ = live.client.ws.clone().close(why).await;
             return;
         }
         tracing::debug!(conn = %id, "connected");
@@ -213,12 +194,12 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             End::ClientClosed => Departure::Left,
             _ => Departure::Lost,
         };
-        let conn = &mut live.conn;
+        let client = &mut live.client;
         // If the hub is gone the server is stopping and the rows are cleared at the next start.
-        let _ = conn.hub.send(Command::Leave { id, how }).await;
+        let _ = client.hub.leave(id, how).await;
         if !matches!(end, End::Gone) {
             // A client that does not read may never take the close frame either.
-            let close = conn.ws.clone().close(close_reason(&end));
+            let close = client.ws.clone().close(close_reason(&end));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
         }
     }
@@ -229,7 +210,7 @@ impl Live {
     /// ends the session.
     async fn converse(&mut self) -> End {
         let Live {
-            conn,
+            client,
             stream,
             inbox,
             ..
@@ -241,7 +222,7 @@ impl Live {
         // ping: a pong answering a ping must not push the next ping a whole period away, or
         // an idle client would be pinged every other period.
         let mut last_busy = start;
-        let period = conn.config.heartbeat;
+        let period = client.config.heartbeat;
         let mut heartbeat = interval_at(start + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -254,8 +235,8 @@ impl Live {
                             if !matches!(frame, AggregatedMessage::Pong(_)) {
                                 last_busy = last_heard;
                             }
-                            let written = match conn.on_client_frame(frame) {
-                                Ok(Some(reply)) => conn.write(reply).await,
+                            let written = match client.on_client_frame(frame) {
+                                Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
                             };
@@ -269,19 +250,21 @@ impl Live {
                 out = inbox.next() => {
                     // The hub holds a sender for as long as we are connected.
                     let Some(out) = out else { return End::Kicked(Kick::Shutdown) };
-                    let written = match conn.on_outbound(out) {
-                        Ok(Some(reply)) => conn.write(reply).await,
+                    let written = match client.on_outbound(out) {
+                        Ok(Some(reply)) => client.write(reply).await,
                         Ok(None) => Ok(()),
                         Err(end) => Err(end),
                     };
                     if let Err(end) = written {
                         return end;
                     }
-                    conn.open_route(inbox);
+                    if let Some(partner) = &client.partner {
+                        partner.open(&client.ws, inbox);
+                    }
                 }
-                why = &mut conn.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
+                why = &mut client.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
                 tick = heartbeat.tick() => {
-                    if tick.saturating_duration_since(last_heard) > conn.config.client_timeout {
+                    if tick.saturating_duration_since(last_heard) > client.config.client_timeout {
                         return End::TimedOut;
                     }
                     // A client busy within the last period is alive: only the silent are
@@ -292,7 +275,7 @@ impl Live {
                         continue;
                     }
                     last_busy = tick;
-                    if let Err(end) = conn.write(Write::Ping).await {
+                    if let Err(end) = client.write(Write::Ping).await {
                         return end;
                     }
                 }
@@ -322,14 +305,7 @@ fn refuse(code: &'static str, detail: impl Into<String>) -> Reply {
     say(ServerFrame::error(code, detail).to_json())
 }
 
-fn unavailable() -> Reply {
-    refuse(
-        "unavailable",
-        "Pairing is unavailable right now; please try again shortly.",
-    )
-}
-
-impl Conn {
+impl Client {
     fn on_client_frame(&mut self, frame: AggregatedMessage) -> Reply {
         match frame {
             AggregatedMessage::Text(text) => self.on_text(&text),
@@ -407,106 +383,24 @@ impl Conn {
             Ok(frame) => frame,
             Err(e) => return refuse(e.code(), e.to_string()),
         };
-        match (frame, &self.conversation) {
-            (ClientFrame::Request, Conversation::Idle) => {
-                match self.hub.try_send(Command::Request { id: self.id }) {
-                    Ok(()) => {
-                        self.conversation = Conversation::Requested;
-                        Ok(None)
-                    }
-                    Err(TrySendError::Busy) => unavailable(),
-                    Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+        match frame {
+            // The hub knows whether this connection waits or talks already, and says so.
+            ClientFrame::Request => match self.hub.request(self.id) {
+                Ok(()) => Ok(None),
+                Err(TrySendError::Busy) => say(unavailable_frame()),
+                Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+            },
+            ClientFrame::Message(message) => match &self.partner {
+                Some(partner) => relay_message(&self.config, &self.hub, partner, &message),
+                None => not_paired(),
+            },
+            ClientFrame::Typing(typing) => match &self.partner {
+                Some(partner) => {
+                    deliver(&self.hub, partner, ServerFrame::Typing { typing }.to_json());
+                    Ok(None)
                 }
-            }
-            (ClientFrame::Request, Conversation::Requested) => {
-                refuse("already_waiting", "You are already waiting for a partner.")
-            }
-            (ClientFrame::Request, Conversation::Chatting(_)) => refuse(
-                "already_paired",
-                "You are already in a conversation; close it to start another.",
-            ),
-            (ClientFrame::Message(message), Conversation::Chatting(partner)) => {
-                self.relay_message(&partner.clone(), &message)
-            }
-            (ClientFrame::Typing(typing), Conversation::Chatting(partner)) => {
-                let frame = ServerFrame::Typing { typing }.to_json();
-                self.deliver(&partner.clone(), frame);
-                Ok(None)
-            }
-            (ClientFrame::Message(_) | ClientFrame::Typing(_), _) => {
-                refuse("not_paired", "You have no partner to talk to yet.")
-            }
-        }
-    }
-
-    fn relay_message(&mut self, partner: &PartnerLink, message: &str) -> Reply {
-        if message.trim().is_empty() {
-            return refuse("empty_message", "Empty messages are not sent.");
-        }
-        let max = self.config.max_message_chars;
-        if message.chars().nth(max).is_some() {
-            return refuse(
-                "message_too_long",
-                format!("Messages are limited to {max} characters."),
-            );
-        }
-        let (to_me, to_partner) = message_frames(message);
-        if self.deliver(partner, to_partner) {
-            // The sender's copy is its receipt: only for what reached the partner's queue.
-            say(to_me)
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// Puts a frame on the partner's socket queue, or in its outbox while the route is not
-    /// open (see `hub::Route`), without waiting. When the socket queue is full the frame goes to
-    /// the outbox instead and the route closes until the partner has written what waits there.
-    /// A full outbox means the partner is not reading: the hub drops it and we hear
-    /// `partner lost`. Returns whether the frame went in.
-    fn deliver(&mut self, partner: &PartnerLink, frame: String) -> bool {
-        let mut route = partner.to_partner();
-        let frame = match &mut *route {
-            Route::Direct(ws) => {
-                let frame = ByteString::from(frame);
-                match ws.text(frame.clone()).now_or_never() {
-                    Some(Ok(())) => return true,
-                    // The partner's session is closing; its departure is on the way to us.
-                    Some(Err(_)) => return false,
-                    None => {
-                        *route = Route::Queued;
-                        String::from(&*frame)
-                    }
-                }
-            }
-            Route::Queued => frame,
-        };
-        let queued = partner.outbox.try_send(Outbound::Frame(frame));
-        drop(route);
-        match queued {
-            Ok(()) => true,
-            Err(flume::TrySendError::Full(_)) => {
-                // If the hub is too busy to hear it now, the next frame that finds the
-                // outbox full tells it again.
-                let _ = self.hub.try_send(Command::TooSlow { id: partner.id });
-                false
-            }
-            // The partner's session has ended; its departure is on the way to us.
-            Err(flume::TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    /// Opens the route from the partner to our socket once nothing the partner sent waits in
-    /// our outbox any more: the partner's frames queued there are all written, so none it
-    /// writes directly from now on can overtake them. Checked under the route's lock, which
-    /// every send holds.
-    fn open_route(&mut self, outbox: &RecvStream<'static, Outbound>) {
-        let Conversation::Chatting(link) = &self.conversation else {
-            return;
-        };
-        let mut route = link.to_me();
-        if matches!(*route, Route::Queued) && outbox.is_empty() {
-            *route = Route::Direct(self.ws.clone());
+                None => not_paired(),
+            },
         }
     }
 
@@ -514,17 +408,12 @@ impl Conn {
         match out {
             Outbound::Frame(text) => say(text),
             Outbound::Paired(partner) => {
-                self.conversation = Conversation::Chatting(partner);
+                self.partner = Some(partner);
                 say(ServerFrame::Response.to_json())
             }
             Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
-            Outbound::Unavailable => {
-                self.conversation = Conversation::Idle;
-                unavailable()
-            }
         }
     }
-
     /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
     /// is dropped; so is one the hub kicks meanwhile. Every write goes through here, pings and
     /// pongs too, so no write can hold the session forever.
@@ -547,6 +436,48 @@ impl Conn {
             },
             why = &mut self.kicked => Err(End::Kicked(why.unwrap_or(Kick::Shutdown))),
         }
+    }
+}
+
+fn not_paired() -> Reply {
+    refuse("not_paired", "You have no partner to talk to yet.")
+}
+
+fn relay_message(
+    config: &SessionConfig,
+    hub: &HubHandle,
+    partner: &PartnerLink,
+    message: &str,
+) -> Reply {
+    if message.trim().is_empty() {
+        return refuse("empty_message", "Empty messages are not sent.");
+    }
+    let max = config.max_message_chars;
+    if message.chars().nth(max).is_some() {
+        return refuse(
+            "message_too_long",
+            format!("Messages are limited to {max} characters."),
+        );
+    }
+    let (to_me, to_partner) = message_frames(message);
+    if deliver(hub, partner, to_partner) {
+        // The sender's copy is its receipt: only for what reached the partner's queue.
+        say(to_me)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Hands a frame to the partner without waiting; returns whether it went in. A partner whose
+/// outbox is full is not reading: the hub drops it and we hear `partner lost`.
+fn deliver(hub: &HubHandle, partner: &PartnerLink, frame: String) -> bool {
+    match partner.deliver(frame) {
+        Delivery::Delivered => true,
+        Delivery::Full => {
+            hub.report_slow(partner.partner());
+            false
+        }
+        Delivery::Gone => false,
     }
 }
 

@@ -33,8 +33,9 @@ pub fn write_transaction<T>(
     }
 }
 
-/// A visitor value no connection has, for "avoid nobody".
-pub const NO_VISITOR: i64 = i64::MIN;
+/// A visitor value no connection has (see `VisitorKey`): what an empty avoid list becomes, so
+/// that the query keeps one shape.
+const NOBODY: i64 = i64::MIN;
 
 /// The oldest waiting chat that `rid` may join, skipping those whose member is in `avoid`;
 /// locked against other processes on MySQL (`SKIP LOCKED`, so concurrent matchmakers each take
@@ -80,7 +81,7 @@ pub fn request(
     visitor: i64,
     avoid: Option<i64>,
 ) -> QueryResult<Requested> {
-    request_avoiding(conn, rid, visitor, &[avoid.unwrap_or(NO_VISITOR)])
+    request_avoiding(conn, rid, visitor, avoid.as_slice())
 }
 
 /// `request`, skipping every visitor in `avoid` (the one just left, the visitor itself).
@@ -90,6 +91,11 @@ pub fn request_avoiding(
     visitor: i64,
     avoid: &[i64],
 ) -> QueryResult<Requested> {
+    let avoid = if avoid.is_empty() {
+        &[NOBODY][..]
+    } else {
+        avoid
+    };
     // One round trip finds the chat and who waits in it: on MySQL each statement is one, and
     // they bound how fast the matchmaker goes. (A waiting chat with nobody in it cannot exist:
     // the member rows go with the chat, by the foreign key's ON DELETE CASCADE.)
@@ -135,7 +141,7 @@ pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Request
     if !still_waiting {
         return Ok(Requested::Waiting);
     }
-    if find_waiting_chat(conn, rid, &[NO_VISITOR])?.is_none() {
+    if find_waiting_chat(conn, rid, &[NOBODY])?.is_none() {
         return Ok(Requested::Waiting);
     }
     leave(conn, rid)?;
@@ -174,7 +180,7 @@ pub fn chats(conn: &mut DbConn) -> QueryResult<Vec<(i64, bool, Vec<i64>)>> {
         .select((chat::id, chat::is_completed))
         .load(conn)?;
     let members: Vec<(i64, i64)> = chat_user::table
-        .order(chat_user::id)
+        .order(chat_user::rid)
         .select((chat_user::chat_id, chat_user::rid))
         .load(conn)?;
     Ok(rows

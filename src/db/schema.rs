@@ -9,8 +9,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    chat_user (id) {
-        id -> Integer,
+    chat_user (rid) {
         rid -> BigInt,
         chat_id -> BigInt,
         created_at -> Timestamp,

@@ -7,7 +7,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 
-use crate::chat::ids;
+use crate::chat::ids::VisitorKey;
 use crate::chat::limits::address_key;
 use crate::secret::SecretKey;
 
@@ -70,7 +70,7 @@ const MAX_VISITOR_TOKEN: usize = 64;
 /// Who the visitor is, across its connections: the page's own random token (`?visitor=`, kept
 /// in the browser's session storage) when it sends a valid one (1 to 64 of `A-Z a-z 0-9 - _`),
 /// else its address (an IPv6 address by its /64). Only a keyed hash of either is kept.
-pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> i64 {
+pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey {
     let token = req.query_string().split('&').find_map(|pair| {
         let value = pair.strip_prefix("visitor=")?;
         let valid = !value.is_empty()
@@ -81,8 +81,8 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> i64 {
         valid.then_some(value)
     });
     match token {
-        Some(token) => ids::named_visitor(key.hash(b"token:", token.as_bytes())),
-        None => ids::address_visitor(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
+        Some(token) => VisitorKey::named(key.hash(b"token:", token.as_bytes())),
+        None => VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
     }
 }
 

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use pairchat::chat::hub::{self, Command, Departure, HubHandle, Kick, Outbound, PartnerLink};
-use pairchat::chat::ids::{ConnId, ConnIds};
+use pairchat::chat::hub::{self, HubHandle, Kick};
+use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
+use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, PartnerLink};
 use pairchat::db::{self, queries, DbConn, DbPool};
 use proptest::prelude::*;
 use tokio::sync::oneshot;
@@ -66,7 +67,7 @@ struct Visitor {
     id: ConnId,
     /// Who it is (its visitor token): kept apart from the last one it talked to.
     key: i64,
-    outbox: hub::OutboxReceiver,
+    outbox: OutboxReceiver,
     _kicked: oneshot::Receiver<Kick>,
     seen: Seen,
     /// Messages sent to the current partner, and received from it.
@@ -108,6 +109,16 @@ struct World {
 }
 
 const OUTBOX: usize = 64;
+
+/// The hub's key for the model's visitor `key`: every other one known by a page token (an odd
+/// key), the rest by an address, as the server tags them.
+fn visitor_key(key: i64) -> VisitorKey {
+    if key & 1 == 1 {
+        VisitorKey::named(key)
+    } else {
+        VisitorKey::address(key)
+    }
+}
 /// Longer than any case: two who talked are kept apart for the whole case.
 const COOLDOWN: Duration = Duration::from_secs(3_600);
 /// How long the matchmaker waits for the connection the model holds before giving up.
@@ -192,15 +203,12 @@ impl World {
 
     async fn arrive(&mut self, key: i64) {
         let id = self.ids.next();
-        let (tx, outbox) = hub::outbox(OUTBOX);
+        let (tx, outbox) = link::outbox(OUTBOX);
         let (kick, kicked) = oneshot::channel();
-        let connect = Command::Connect {
-            id,
-            visitor: key,
-            outbox: tx,
-            kick,
-        };
-        self.hub.send(connect).await.expect("hub");
+        self.hub
+            .connect(id, visitor_key(key), tx, kick)
+            .await
+            .expect("hub");
         self.visitors.push(Visitor {
             id,
             key,
@@ -221,7 +229,7 @@ impl World {
         };
         let v = self.visitors.swap_remove(i);
         if let Seen::Chatting(link) = &v.seen {
-            if let Some(p) = self.visitors.iter_mut().find(|p| p.id == link.id) {
+            if let Some(p) = self.visitors.iter_mut().find(|p| p.id == link.partner()) {
                 p.partner_went = Some(how);
                 self.last_partner.insert(v.key, p.key);
                 self.last_partner.insert(p.key, v.key);
@@ -229,10 +237,7 @@ impl World {
             }
         }
         self.gone_keys.push(v.key);
-        self.hub
-            .send(Command::Leave { id: v.id, how })
-            .await
-            .expect("hub");
+        self.hub.leave(v.id, how).await.expect("hub");
     }
 
     async fn apply(&mut self, step: &Step) {
@@ -267,7 +272,7 @@ impl World {
                     let v = self.visitors.last_mut().expect("just arrived");
                     v.seen = Seen::Asked;
                     let id = v.id;
-                    self.hub.send(Command::Request { id }).await.expect("hub");
+                    self.hub.request(id).expect("hub");
                 }
             }
             Step::Request(i) => {
@@ -277,7 +282,7 @@ impl World {
                 if matches!(self.visitors[i].seen, Seen::Idle) {
                     self.visitors[i].seen = Seen::Asked;
                     let id = self.visitors[i].id;
-                    self.hub.send(Command::Request { id }).await.expect("hub");
+                    self.hub.request(id).expect("hub");
                 }
             }
             Step::Say(i) => {
@@ -286,9 +291,9 @@ impl World {
                 };
                 let v = &mut self.visitors[i];
                 if let Seen::Chatting(partner) = &v.seen {
-                    let text = format!("{}:{}", v.id.0, v.sent + 1);
-                    // A session relays exactly like this: straight into the partner's outbox.
-                    if partner.outbox.try_send(Outbound::Frame(text)).is_ok() {
+                    let text = format!("{}:{}", v.id.rid(), v.sent + 1);
+                    // A session relays exactly like this: over its partner link.
+                    if partner.deliver(text) == Delivery::Delivered {
                         v.sent += 1;
                     }
                 }
@@ -384,6 +389,20 @@ impl World {
                 any = true;
                 match out {
                     Outbound::Frame(f) if f.contains(r#""online""#) => {}
+                    // The request could not be served (the database is down): idle again.
+                    Outbound::Frame(f) if f.contains(r#""unavailable""#) => {
+                        assert!(
+                            self.held.is_some(),
+                            "unavailable while the database answers"
+                        );
+                        assert!(
+                            matches!(v.seen, Seen::Asked),
+                            "unavailable while {:?}",
+                            v.seen
+                        );
+                        self.seen.unavailable += 1;
+                        v.seen = Seen::Idle;
+                    }
                     Outbound::Frame(f) if f.contains(r#""waiting""#) => {
                         assert!(matches!(v.seen, Seen::Asked), "waiting while {:?}", v.seen);
                         v.seen = Seen::Waiting;
@@ -393,7 +412,8 @@ impl World {
                             panic!("a message {f} outside a chat");
                         };
                         let (from, n) = f.split_once(':').expect("model message");
-                        assert_eq!(from, partner.id.0.to_string(), "a message from a stranger");
+                        let partner = partner.partner().rid();
+                        assert_eq!(from, partner.to_string(), "a message from a stranger");
                         assert_eq!(n, (v.received + 1).to_string(), "out of order or twice");
                         v.received += 1;
                     }
@@ -403,8 +423,10 @@ impl World {
                             "paired while {:?}",
                             v.seen
                         );
-                        assert_ne!(link.id, v.id, "paired with themselves");
-                        let partner = keys.get(&link.id).expect("paired with someone connected");
+                        assert_ne!(link.partner(), v.id, "paired with themselves");
+                        let partner = keys
+                            .get(&link.partner())
+                            .expect("paired with someone connected");
                         // The one who asked (the other was waiting) is not paired with the one it
                         // last talked to. (Nor should the one waiting be: see
                         // `the_one_waiting_is_not_paired_again_with_who_it_last_talked_to`.)
@@ -432,19 +454,6 @@ impl World {
                         ended.push(i);
                         break;
                     }
-                    Outbound::Unavailable => {
-                        assert!(
-                            self.held.is_some(),
-                            "unavailable while the database answers"
-                        );
-                        assert!(
-                            matches!(v.seen, Seen::Asked),
-                            "unavailable while {:?}",
-                            v.seen
-                        );
-                        self.seen.unavailable += 1;
-                        v.seen = Seen::Idle;
-                    }
                 }
             }
         }
@@ -453,13 +462,7 @@ impl World {
         for i in ended.into_iter().rev() {
             let v = self.visitors.swap_remove(i);
             self.gone_keys.push(v.key);
-            self.hub
-                .send(Command::Leave {
-                    id: v.id,
-                    how: Departure::Left,
-                })
-                .await
-                .expect("hub");
+            self.hub.leave(v.id, Departure::Left).await.expect("hub");
         }
         any
     }
@@ -490,28 +493,29 @@ impl World {
         let mut waiting = Vec::new();
         for v in &self.visitors {
             match &v.seen {
-                Seen::Idle => assert!(!chat_of.contains_key(&v.id.0), "idle but in a chat"),
+                Seen::Idle => assert!(!chat_of.contains_key(&v.id.rid()), "idle but in a chat"),
                 Seen::Asked => panic!("a request never answered"),
                 Seen::Waiting => {
                     waiting.push(v.key);
                     assert_eq!(
-                        chat_of.get(&v.id.0).map(|c| c.0),
+                        chat_of.get(&v.id.rid()).map(|c| c.0),
                         Some(false),
                         "waits without a row"
                     );
                 }
                 Seen::Chatting(partner) => {
-                    let (completed, members) = chat_of.get(&v.id.0).expect("chatting without rows");
+                    let (completed, members) =
+                        chat_of.get(&v.id.rid()).expect("chatting without rows");
                     assert!(
-                        *completed && members.contains(&partner.id.0),
+                        *completed && members.contains(&partner.partner().rid()),
                         "rows disagree"
                     );
                     let p = self
                         .visitors
                         .iter()
-                        .find(|p| p.id == partner.id)
+                        .find(|p| p.id == partner.partner())
                         .expect("partner is connected");
-                    assert!(matches!(&p.seen, Seen::Chatting(back) if back.id == v.id));
+                    assert!(matches!(&p.seen, Seen::Chatting(back) if back.partner() == v.id));
                     assert_eq!(p.received, v.sent, "every message reached the partner once");
                 }
             }

@@ -124,7 +124,7 @@ async fn wait_for_online(client: &mut Client, count: u64) {
 
 /// Each side reads one frame for every eight it sends, so frames pile up for the other: past
 /// the 32 that actix-ws queues for a socket, relaying falls back from the direct route to the
-/// partner's outbox and back (`hub::Route`). Nothing may be lost, doubled or reordered on the
+/// partner's outbox and back (`chat::link`). Nothing may be lost, doubled or reordered on the
 /// way, and nobody is dropped as a slow reader.
 #[actix_rt::test]
 async fn messages_in_both_directions_arrive_exactly_once_in_order() {

@@ -1,0 +1,185 @@
+//! The partner link: how one session's messages reach its partner's socket, without the hub or
+//! the database. A session only `deliver`s to its link and `open`s its side of it; which way a
+//! frame travels is this module's business, so that other kinds of partner (on another
+//! process, or away and resuming) can become other kinds of link.
+//!
+//! Today's kind is a local partner, reached two ways. At first a frame goes into the partner's
+//! bounded outbox and the partner's session writes it. Once the partner has written its
+//! `response` and nothing from us waits in its outbox, it `open`s the direct route: from then
+//! on the sender writes onto the partner's socket queue itself, one task hop fewer. When that
+//! queue is full the frame goes to the outbox again and the route closes until the partner has
+//! caught up. The ordering rule, in one place: every send and every switch of a route holds
+//! that route's lock, and a route opens only while the outbox it bypasses is empty, so no
+//! frame overtakes another and each arrives once.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytestring::ByteString;
+use flume::r#async::RecvStream;
+use futures_util::FutureExt;
+
+use super::ids::ConnId;
+
+/// How a connection ended, as its partner is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Closed its socket: the partner's socket closes with `partner left`.
+    Left,
+    /// Went silent, broke the connection or was dropped: `partner lost`.
+    Lost,
+}
+
+/// What a session receives in its outbox, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A server frame, already JSON, to write as it is.
+    Frame(String),
+    /// Paired: from now on messages go to this partner.
+    Paired(PartnerLink),
+    /// The partner is gone: close the socket (1000) saying how.
+    PartnerGone(Departure),
+}
+
+/// A session's outbox: bounded, and allocating nothing until something is queued (unlike
+/// tokio's mpsc, which allocates a block of slots per channel up front).
+pub type OutboxSender = flume::Sender<Outbound>;
+pub type OutboxReceiver = flume::Receiver<Outbound>;
+/// The outbox as its session reads it: one receiving future for the session's life.
+pub type Inbox = RecvStream<'static, Outbound>;
+
+pub fn outbox(capacity: usize) -> (OutboxSender, OutboxReceiver) {
+    flume::bounded(capacity)
+}
+
+/// What became of a frame handed to `PartnerLink::deliver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// On its way to the partner, in order.
+    Delivered,
+    /// The partner is not reading (its outbox is full): it should be dropped as too slow.
+    Full,
+    /// The partner's session has ended; its departure is on the way to us.
+    Gone,
+}
+
+/// One direction of a pair: while `Queued` frames go into the receiver's outbox; `Direct`,
+/// onto the receiver's socket queue.
+#[derive(Default)]
+enum Route {
+    #[default]
+    Queued,
+    Direct(actix_ws::Session),
+}
+
+/// A paired partner: where messages to it go.
+#[derive(Clone)]
+pub struct PartnerLink {
+    partner: ConnId,
+    outbox: OutboxSender,
+    /// Both routes of the pair, in one allocation: `[to the one who asked first, to the other]`.
+    routes: Arc<[Mutex<Route>; 2]>,
+    /// Which of `routes` leads to this session (the other leads to the partner).
+    mine: usize,
+}
+
+impl std::fmt::Debug for PartnerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerLink")
+            .field("partner", &self.partner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The two links of a new pair, given each side's id and outbox: `(a's link to b, b's to a)`.
+pub fn pair(a: (ConnId, OutboxSender), b: (ConnId, OutboxSender)) -> (PartnerLink, PartnerLink) {
+    let routes: Arc<[Mutex<Route>; 2]> = Arc::default();
+    let to_b = PartnerLink {
+        partner: b.0,
+        outbox: b.1,
+        routes: routes.clone(),
+        mine: 0,
+    };
+    let to_a = PartnerLink {
+        partner: a.0,
+        outbox: a.1,
+        routes,
+        mine: 1,
+    };
+    (to_b, to_a)
+}
+
+impl PartnerLink {
+    /// Who this link leads to.
+    pub fn partner(&self) -> ConnId {
+        self.partner
+    }
+
+    /// Hands a frame to the partner without waiting: onto its socket queue while the route is
+    /// open, into its outbox otherwise (and when the socket queue is full, closing the route).
+    #[inline]
+    pub fn deliver(&self, frame: String) -> Delivery {
+        let mut route = lock(&self.routes[1 - self.mine]);
+        let frame = match &mut *route {
+            Route::Direct(ws) => {
+                let frame = ByteString::from(frame);
+                match ws.text(frame.clone()).now_or_never() {
+                    Some(Ok(())) => return Delivery::Delivered,
+                    // The partner's session is closing; its departure is on the way to us.
+                    Some(Err(_)) => return Delivery::Gone,
+                    None => {
+                        *route = Route::Queued;
+                        String::from(&*frame)
+                    }
+                }
+            }
+            Route::Queued => frame,
+        };
+        let queued = self.outbox.try_send(Outbound::Frame(frame));
+        drop(route);
+        match queued {
+            Ok(()) => Delivery::Delivered,
+            Err(flume::TrySendError::Full(_)) => Delivery::Full,
+            Err(flume::TrySendError::Disconnected(_)) => Delivery::Gone,
+        }
+    }
+
+    /// The receiving side: opens the route from the partner straight to `socket` once nothing
+    /// the partner sent waits in `inbox` any more (all of it is written, so nothing the partner
+    /// writes directly from now on can overtake it). Call after each outbox item is written.
+    #[inline]
+    pub fn open(&self, socket: &actix_ws::Session, inbox: &Inbox) {
+        let mut route = lock(&self.routes[self.mine]);
+        if matches!(*route, Route::Queued) && inbox.is_empty() {
+            *route = Route::Direct(socket.clone());
+        }
+    }
+}
+
+/// A panic elsewhere while a route was locked leaves nothing half-done in it.
+fn lock(route: &Mutex<Route>) -> MutexGuard<'_, Route> {
+    route.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_side_delivers_into_the_others_outbox_until_the_route_opens() {
+        let ids = super::super::ids::ConnIds::with_node(3);
+        let (a, b) = (ids.next(), ids.next());
+        let (a_tx, a_rx) = outbox(1);
+        let (b_tx, b_rx) = outbox(1);
+        let (to_b, to_a) = pair((a, a_tx), (b, b_tx));
+        assert_eq!((to_b.partner(), to_a.partner()), (b, a));
+        assert_eq!(to_b.deliver("hi b".into()), Delivery::Delivered);
+        assert_eq!(to_a.deliver("hi a".into()), Delivery::Delivered);
+        assert!(matches!(b_rx.try_recv(), Ok(Outbound::Frame(f)) if f == "hi b"));
+        assert!(matches!(a_rx.try_recv(), Ok(Outbound::Frame(f)) if f == "hi a"));
+        // A partner that does not read fills its outbox; one that has gone is gone.
+        assert_eq!(to_b.deliver("1".into()), Delivery::Delivered);
+        assert_eq!(to_b.deliver("2".into()), Delivery::Full);
+        drop(b_rx);
+        assert_eq!(to_b.deliver("3".into()), Delivery::Gone);
+    }
+}

@@ -1,0 +1,147 @@
+//! Who a visitor would rather not meet, and when to stop minding: the stranger it just left
+//! (for the rematch cooldown), and, for a visitor known by its page token, its own other tabs.
+//! A visitor told to wait while it avoids someone is asked again with nothing avoided once the
+//! reason has run out ("relax"): the mechanism that interests will use too.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Ask;
+use crate::chat::ids::{ConnId, VisitorKey};
+
+#[derive(Debug)]
+pub struct Preferences {
+    cooldown: Duration,
+    /// Who each visitor last talked to, and until when they avoid each other.
+    recent: HashMap<VisitorKey, (VisitorKey, Instant)>,
+    /// Connections told to wait while avoiding someone: when to ask again with nobody avoided.
+    relax: HashMap<ConnId, (VisitorKey, Instant)>,
+}
+
+impl Preferences {
+    /// Two visitors who just talked are not paired again for `cooldown` while anyone else is
+    /// waiting.
+    pub fn new(cooldown: Duration) -> Self {
+        Preferences {
+            cooldown,
+            recent: HashMap::new(),
+            relax: HashMap::new(),
+        }
+    }
+
+    /// The visitor `visitor` still keeps apart from at `now`, and until when.
+    fn avoiding(&self, visitor: VisitorKey, now: Instant) -> Option<(VisitorKey, Instant)> {
+        self.recent
+            .get(&visitor)
+            .copied()
+            .filter(|(_, until)| *until > now)
+    }
+
+    /// A request of `id` for a partner, with everyone it avoids now.
+    pub fn ask(&mut self, id: ConnId, visitor: VisitorKey, now: Instant) -> Ask {
+        self.relax.remove(&id);
+        Ask {
+            id,
+            visitor,
+            avoid: self.avoiding(visitor, now).map(|(other, _)| other),
+            avoid_self: visitor.is_named(),
+        }
+    }
+
+    /// `id` was told to wait: if it avoids anyone, it is asked again with nobody avoided once
+    /// that runs out. A named visitor also waits apart from its own other tabs, for as long as
+    /// it would keep apart from a stranger just left.
+    pub fn waiting(&mut self, id: ConnId, visitor: VisitorKey, now: Instant) {
+        let at = self
+            .avoiding(visitor, now)
+            .map(|(_, until)| until)
+            .or_else(|| visitor.is_named().then(|| now + self.cooldown));
+        match at {
+            Some(at) => self.relax.insert(id, (visitor, at)),
+            None => self.relax.remove(&id),
+        };
+    }
+
+    /// `a` and `b` just stopped talking: they avoid each other for the cooldown. Two
+    /// connections that look like one visitor (one address, no tokens) cannot be told apart,
+    /// so they are not kept apart either.
+    pub fn parted(&mut self, a: VisitorKey, b: VisitorKey, now: Instant) {
+        if a != b {
+            let until = now + self.cooldown;
+            self.recent.insert(a, (b, until));
+            self.recent.insert(b, (a, until));
+        }
+    }
+
+    /// `id` is gone: nothing more to ask for it.
+    pub fn forget(&mut self, id: ConnId) {
+        self.relax.remove(&id);
+    }
+
+    /// Forgets cooldowns that have run out; returns the relaxed requests now due (the caller
+    /// submits those whose connection still waits).
+    pub fn due(&mut self, now: Instant) -> Vec<Ask> {
+        self.recent.retain(|_, (_, until)| *until > now);
+        let mut due = Vec::new();
+        self.relax.retain(|&id, &mut (visitor, at)| {
+            if at > now {
+                return true;
+            }
+            due.push(Ask {
+                id,
+                visitor,
+                avoid: None,
+                avoid_self: false,
+            });
+            false
+        });
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::ids::ConnIds;
+
+    #[test]
+    fn strangers_who_parted_avoid_each_other_until_the_cooldown_ends_then_relax() {
+        let t0 = Instant::now();
+        let ids = ConnIds::with_node(5);
+        let (a, b) = (VisitorKey::address(10), VisitorKey::address(20));
+        let mut prefs = Preferences::new(Duration::from_secs(15));
+        prefs.parted(a, b, t0);
+        let id = ids.next();
+        let ask = prefs.ask(id, a, t0 + Duration::from_secs(1));
+        assert_eq!((ask.avoid, ask.avoid_self), (Some(b), false));
+        prefs.waiting(id, a, t0 + Duration::from_secs(1));
+        assert!(prefs.due(t0 + Duration::from_secs(14)).is_empty());
+        let relaxed = prefs.due(t0 + Duration::from_secs(15));
+        assert_eq!(relaxed.len(), 1);
+        assert_eq!((relaxed[0].id, relaxed[0].avoid), (id, None));
+        assert_eq!(
+            prefs.ask(ids.next(), a, t0 + Duration::from_secs(16)).avoid,
+            None
+        );
+    }
+
+    #[test]
+    fn a_named_visitor_avoids_its_own_tabs_and_one_address_is_not_kept_from_itself() {
+        let t0 = Instant::now();
+        let ids = ConnIds::with_node(6);
+        let named = VisitorKey::named(7);
+        let mut prefs = Preferences::new(Duration::from_secs(15));
+        let id = ids.next();
+        assert!(prefs.ask(id, named, t0).avoid_self);
+        prefs.waiting(id, named, t0);
+        assert_eq!(prefs.due(t0 + Duration::from_secs(15)).len(), 1);
+        let shared = VisitorKey::address(8);
+        prefs.parted(shared, shared, t0);
+        assert_eq!(prefs.ask(ids.next(), shared, t0).avoid, None);
+        // A connection that asks again, or leaves, is not relaxed for its old request.
+        let gone = ids.next();
+        prefs.waiting(gone, named, t0);
+        prefs.forget(gone);
+        assert!(prefs.due(t0 + Duration::from_secs(60)).is_empty());
+    }
+}
