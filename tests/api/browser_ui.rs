@@ -552,7 +552,10 @@ async fn the_idle_page_shows_a_fresh_online_count_before_connecting() {
         "return fetch('/online').then(r => r.json().then(b => [r.headers.get('cache-control'), b]));",
     )
     .await;
-    assert_eq!(headers, json!(["no-store", {"online": 1}]));
+    assert_eq!(
+        headers,
+        json!(["no-store", {"online": 1, "max_message_chars": 2000}])
+    );
     close_all([first, other]).await;
 }
 

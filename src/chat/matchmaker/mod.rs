@@ -29,13 +29,13 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 2;
 
 /// A request for a partner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
     pub id: ConnId,
     /// Who the connection is.
     pub visitor: VisitorKey,
-    /// A visitor not to be paired with (the one just left), if any.
-    pub avoid: Option<VisitorKey>,
+    /// Visitors not to be paired with: everyone it talked to within the cooldown.
+    pub avoid: Vec<VisitorKey>,
     /// Not to be paired with its own visitor either (another tab of the same browser).
     pub avoid_self: bool,
 }
@@ -45,14 +45,15 @@ impl Ask {
     fn avoided(&self) -> Vec<i64> {
         let me = self.avoid_self.then_some(self.visitor);
         self.avoid
-            .into_iter()
+            .iter()
+            .copied()
             .chain(me)
             .map(VisitorKey::as_i64)
             .collect()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Pair this connection with a waiting one, or make it wait.
     Request(Ask),
@@ -260,9 +261,9 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
     let decisions = queries::write_transaction(&mut db, |db| {
         let mut decisions = Vec::new();
         for op in batch {
-            match *op {
+            match op {
                 Op::Request(ask) => {
-                    let outcome = match request(db, &ask)? {
+                    let outcome = match request(db, ask)? {
                         Some(partner) => Outcome::Paired { partner },
                         None => Outcome::Waiting,
                     };
@@ -274,7 +275,7 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
                 Op::Leave(id) => {
                     queries::leave(db, id.rid())?;
                 }
-                Op::Barrier(token) => decisions.push(Decision::Flushed(token)),
+                Op::Barrier(token) => decisions.push(Decision::Flushed(*token)),
                 Op::Rematch(ask) => {
                     let rematched = queries::rematch(db, ask.id.rid(), ask.visitor.as_i64())?;
                     if let Some(partner) = paired(rematched) {

@@ -12,8 +12,9 @@ use crate::chat::ids::{ConnId, VisitorKey};
 #[derive(Debug)]
 pub struct Preferences {
     cooldown: Duration,
-    /// Who each visitor last talked to, and until when they avoid each other.
-    recent: HashMap<VisitorKey, (VisitorKey, Instant)>,
+    /// Everyone each visitor talked to within the cooldown, and until when they avoid each
+    /// other. Kept on both sides, so whichever of two asks, it avoids the other.
+    recent: HashMap<VisitorKey, Vec<(VisitorKey, Instant)>>,
     /// Connections told to wait while avoiding someone: when to ask again with nobody avoided.
     relax: HashMap<ConnId, (VisitorKey, Instant)>,
 }
@@ -29,12 +30,17 @@ impl Preferences {
         }
     }
 
-    /// The visitor `visitor` still keeps apart from at `now`, and until when.
-    fn avoiding(&self, visitor: VisitorKey, now: Instant) -> Option<(VisitorKey, Instant)> {
-        self.recent
+    /// The visitors `visitor` still keeps apart from at `now`, and until when the last of
+    /// them runs out.
+    fn avoiding(&self, visitor: VisitorKey, now: Instant) -> (Vec<VisitorKey>, Option<Instant>) {
+        let live = self
+            .recent
             .get(&visitor)
-            .copied()
-            .filter(|(_, until)| *until > now)
+            .into_iter()
+            .flatten()
+            .filter(|(_, until)| *until > now);
+        let avoid = live.clone().map(|(other, _)| *other).collect();
+        (avoid, live.map(|(_, until)| *until).max())
     }
 
     /// A request of `id` for a partner, with everyone it avoids now.
@@ -43,7 +49,7 @@ impl Preferences {
         Ask {
             id,
             visitor,
-            avoid: self.avoiding(visitor, now).map(|(other, _)| other),
+            avoid: self.avoiding(visitor, now).0,
             avoid_self: visitor.is_named(),
         }
     }
@@ -54,7 +60,7 @@ impl Preferences {
     pub fn waiting(&mut self, id: ConnId, visitor: VisitorKey, now: Instant) {
         let at = self
             .avoiding(visitor, now)
-            .map(|(_, until)| until)
+            .1
             .or_else(|| visitor.is_named().then(|| now + self.cooldown));
         match at {
             Some(at) => self.relax.insert(id, (visitor, at)),
@@ -68,8 +74,11 @@ impl Preferences {
     pub fn parted(&mut self, a: VisitorKey, b: VisitorKey, now: Instant) {
         if a != b {
             let until = now + self.cooldown;
-            self.recent.insert(a, (b, until));
-            self.recent.insert(b, (a, until));
+            for (me, other) in [(a, b), (b, a)] {
+                let met = self.recent.entry(me).or_default();
+                met.retain(|(seen, _)| *seen != other);
+                met.push((other, until));
+            }
         }
     }
 
@@ -81,7 +90,10 @@ impl Preferences {
     /// Forgets cooldowns that have run out; returns the relaxed requests now due (the caller
     /// submits those whose connection still waits).
     pub fn due(&mut self, now: Instant) -> Vec<Ask> {
-        self.recent.retain(|_, (_, until)| *until > now);
+        self.recent.retain(|_, met| {
+            met.retain(|(_, until)| *until > now);
+            !met.is_empty()
+        });
         let mut due = Vec::new();
         self.relax.retain(|&id, &mut (visitor, at)| {
             if at > now {
@@ -90,7 +102,7 @@ impl Preferences {
             due.push(Ask {
                 id,
                 visitor,
-                avoid: None,
+                avoid: Vec::new(),
                 avoid_self: false,
             });
             false
@@ -113,16 +125,46 @@ mod tests {
         prefs.parted(a, b, t0);
         let id = ids.next();
         let ask = prefs.ask(id, a, t0 + Duration::from_secs(1));
-        assert_eq!((ask.avoid, ask.avoid_self), (Some(b), false));
+        assert_eq!((ask.avoid, ask.avoid_self), (vec![b], false));
         prefs.waiting(id, a, t0 + Duration::from_secs(1));
         assert!(prefs.due(t0 + Duration::from_secs(14)).is_empty());
         let relaxed = prefs.due(t0 + Duration::from_secs(15));
         assert_eq!(relaxed.len(), 1);
-        assert_eq!((relaxed[0].id, relaxed[0].avoid), (id, None));
-        assert_eq!(
-            prefs.ask(ids.next(), a, t0 + Duration::from_secs(16)).avoid,
-            None
+        assert_eq!(relaxed[0].id, id);
+        assert!(relaxed[0].avoid.is_empty());
+        assert!(prefs
+            .ask(ids.next(), a, t0 + Duration::from_secs(16))
+            .avoid
+            .is_empty());
+    }
+
+    #[test]
+    fn a_visitor_avoids_everyone_it_talked_to_within_the_cooldown_and_they_it() {
+        let t0 = Instant::now();
+        let ids = ConnIds::with_node(7);
+        let (alice, bob, carol) = (
+            VisitorKey::address(10),
+            VisitorKey::address(20),
+            VisitorKey::address(30),
         );
+        let mut prefs = Preferences::new(Duration::from_secs(15));
+        prefs.parted(alice, bob, t0);
+        prefs.parted(alice, carol, t0 + Duration::from_secs(5));
+        let later = t0 + Duration::from_secs(6);
+        // Alice, asking while bob waits, still avoids him: not only her last partner.
+        assert_eq!(prefs.ask(ids.next(), alice, later).avoid, vec![bob, carol]);
+        assert_eq!(prefs.ask(ids.next(), bob, later).avoid, vec![alice]);
+        // Waiting, she is relaxed only once the last of her cooldowns has run out.
+        let id = ids.next();
+        prefs.waiting(id, alice, later);
+        assert!(prefs.due(t0 + Duration::from_secs(16)).is_empty());
+        assert_eq!(
+            prefs
+                .ask(ids.next(), alice, t0 + Duration::from_secs(16))
+                .avoid,
+            vec![carol]
+        );
+        assert_eq!(prefs.due(t0 + Duration::from_secs(20)).len(), 1);
     }
 
     #[test]
@@ -137,7 +179,7 @@ mod tests {
         assert_eq!(prefs.due(t0 + Duration::from_secs(15)).len(), 1);
         let shared = VisitorKey::address(8);
         prefs.parted(shared, shared, t0);
-        assert_eq!(prefs.ask(ids.next(), shared, t0).avoid, None);
+        assert!(prefs.ask(ids.next(), shared, t0).avoid.is_empty());
         // A connection that asks again, or leaves, is not relaxed for its old request.
         let gone = ids.next();
         prefs.waiting(gone, named, t0);
