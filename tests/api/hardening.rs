@@ -262,7 +262,8 @@ async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, u16
     }
 }
 
-async fn forwarded(url: &str, xff: &str) -> Result<Client, u16> {
+/// Opens a WebSocket as a proxy would for a client at `xff` (its X-Forwarded-For).
+pub async fn forwarded(url: &str, xff: &str) -> Result<Client, u16> {
     connect_with(url, &[("x-forwarded-for", xff)]).await
 }
 

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_app, spawn_app_with, wait_for, Client, PATIENCE};
+use crate::hardening::forwarded;
+use crate::helpers::{spawn_app, spawn_app_with, wait_for, PATIENCE};
 
 #[actix_rt::test]
 async fn frames_past_the_burst_are_refused_as_rate_limited_and_the_rest_relayed() {
@@ -90,19 +89,6 @@ async fn connections_past_the_per_address_cap_get_429_until_one_closes() {
     .await;
 }
 
-async fn connect_as(app_url: &str, forwarded_for: &str) -> Result<Client, u16> {
-    let mut request = app_url.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "x-forwarded-for",
-        HeaderValue::from_str(forwarded_for).expect("header"),
-    );
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => Ok(Client { ws }),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[actix_rt::test]
 async fn behind_a_trusted_proxy_the_cap_counts_forwarded_addresses() {
     let app = spawn_app_with(|s| {
@@ -111,20 +97,20 @@ async fn behind_a_trusted_proxy_the_cap_counts_forwarded_addresses() {
     })
     .await;
     let url = app.ws_url();
-    let _a = connect_as(&url, "10.0.0.1").await.expect("first address");
+    let _a = forwarded(&url, "10.0.0.1").await.expect("first address");
     // The last entry is the one the proxy appended; earlier ones are the client's claims.
-    let _b = connect_as(&url, "10.0.0.1, 10.0.0.2")
+    let _b = forwarded(&url, "10.0.0.1, 10.0.0.2")
         .await
         .expect("second address");
-    assert_eq!(connect_as(&url, "10.0.0.2").await.err(), Some(429));
+    assert_eq!(forwarded(&url, "10.0.0.2").await.err(), Some(429));
 }
 
 #[actix_rt::test]
 async fn without_trust_the_forwarded_header_is_ignored() {
     let app = spawn_app_with(|s| s.max_conns_per_ip = 1).await;
     let url = app.ws_url();
-    let _a = connect_as(&url, "10.0.0.1").await.expect("first");
-    assert_eq!(connect_as(&url, "10.0.0.2").await.err(), Some(429));
+    let _a = forwarded(&url, "10.0.0.1").await.expect("first");
+    assert_eq!(forwarded(&url, "10.0.0.2").await.err(), Some(429));
 }
 
 #[actix_rt::test]
