@@ -221,7 +221,7 @@ impl HubHandle {
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
 pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandle {
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
-    let matchmaker = Matchmaker::spawn(pool, decisions_tx);
+    let matchmaker = Matchmaker::spawn(pool, ids.node(), decisions_tx);
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     tokio::spawn(Hub::new(matchmaker, rematch_cooldown).run(commands, decisions));
     HubHandle { tx, ids }
