@@ -16,6 +16,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod limits;
+mod matchmakers;
 mod model;
 mod mysql;
 mod pairing;

@@ -328,58 +328,51 @@ impl Worker {
         }
     }
 
-    /// Two matchmakers that open waiting chats at the same moment each skip the other's
-    /// uncommitted row (`SKIP LOCKED`), and both would wait for ever. So once a batch has
-    /// committed, the requests it left waiting look (a plain read of what is committed) for a
-    /// chat they could join; those that find one move to it, as a rematch does. Whoever
-    /// commits last sees the other, so one of the two always moves. When the other is locked
-    /// (its own matchmaker is checking it too) the request stays pending and is checked again
-    /// after a short random delay.
+    /// Re-checks the requests left waiting (see `recheck`). Those whose chat another
+    /// matchmaker holds stay pending, for another look after a short random delay.
     fn recheck(&mut self) -> Vec<Decision> {
-        let committed = db::get(&self.pool).and_then(|mut db| {
-            Ok(queries::waiting_after(
-                &mut db,
-                QUEUE_START,
-                PEEK,
-                Read::Look,
-            )?)
-        });
-        let committed = match committed {
-            Ok(rows) => rows,
+        match recheck(&self.pool, self.node, &mut self.pending) {
+            Ok(decisions) => decisions,
+            Err(e) if is_conflict(&e) => Vec::new(),
             Err(e) => {
                 // The next request's batch sees whatever is waiting; nothing else to do now.
                 tracing::warn!(error = format!("{e:#}"), "cannot re-check waiting requests");
                 self.pending.clear();
-                return Vec::new();
+                Vec::new()
             }
-        };
-        self.pending.retain(|ask| {
-            let avoid = ask.avoided();
-            let rid = ask.id.rid();
-            committed.iter().any(|w| w.chat == rid)
-                && committed
-                    .iter()
-                    .any(|w| w.chat != rid && !avoid.contains(&w.visitor))
-        });
-        if self.pending.is_empty() {
-            return Vec::new();
         }
-        let ops: Vec<Op> = self.pending.iter().cloned().map(Op::Rematch).collect();
-        let decisions = match self.attempt(&ops) {
-            Ok(decisions) => decisions,
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "cannot re-check waiting requests");
-                self.pending.clear();
-                return Vec::new();
-            }
-        };
-        self.pending.retain(|ask| {
-            !decisions
-                .iter()
-                .any(|d| matches!(d, Decision::Request { conn, .. } if *conn == ask.id))
-        });
-        decisions
     }
+}
+
+/// Two matchmakers that open waiting chats at the same moment each skip the other's
+/// uncommitted row (`SKIP LOCKED`), and both would wait for ever. So once a batch has committed,
+/// the requests it left waiting (`pending`) look, with a plain read of what is committed, for a
+/// chat they could join; those that find one move to it, as a rematch does. Whoever commits
+/// last sees the other, so one of the two always moves. Leaves in `pending` the requests that
+/// could pair but did not move (the other chat was locked: its own matchmaker is looking too),
+/// and returns the pairings made.
+pub fn recheck(pool: &DbPool, node: i64, pending: &mut Vec<Ask>) -> anyhow::Result<Vec<Decision>> {
+    let committed = queries::waiting_after(&mut *db::get(pool)?, QUEUE_START, PEEK, Read::Look)?;
+    pending.retain(|ask| {
+        let avoid = ask.avoided();
+        let rid = ask.id.rid();
+        committed.iter().any(|w| w.chat == rid)
+            && committed
+                .iter()
+                .any(|w| w.chat != rid && !avoid.contains(&w.visitor))
+    });
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
+    // A rematch never opens a chat: no queue places are handed out.
+    let decisions = apply_batch(pool, node, 0, &ops)?.decisions;
+    pending.retain(|ask| {
+        !decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Request { conn, .. } if *conn == ask.id))
+    });
+    Ok(decisions)
 }
 
 /// A random pause of a few milliseconds, so that two matchmakers waiting on each other's rows
