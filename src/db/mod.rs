@@ -3,6 +3,8 @@
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
 pub mod lease;
+#[cfg(feature = "mysql")]
+pub mod mysql_batch;
 pub mod queries;
 pub mod schema;
 

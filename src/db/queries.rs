@@ -14,10 +14,13 @@ pub fn write_transaction<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    #[cfg(feature = "mysql")]
+    if let DbConn::Mysql(_) = conn {
+        return mysql_transaction(conn, f);
+    }
+    #[allow(irrefutable_let_patterns)] // refutable once the mysql feature adds a variant
+    if let DbConn::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
     }
     match f(conn) {
         Ok(value) => {
@@ -28,6 +31,32 @@ pub fn write_transaction<T>(
             // The original error is the one worth reporting; a failed rollback leaves the
             // connection broken, which r2d2 notices and replaces.
             let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
+/// `write_transaction` on MySQL, with `BEGIN` and `COMMIT` as prepared statements (one round
+/// trip each; diesel's transaction manager spends three, see `mysql_batch`). Nothing inside
+/// may open a diesel transaction of its own.
+#[cfg(feature = "mysql")]
+fn mysql_transaction<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use super::mysql_batch;
+    if let DbConn::Mysql(c) = conn {
+        mysql_batch::begin(c)?;
+    }
+    let result = f(conn);
+    let DbConn::Mysql(c) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => mysql_batch::commit(c).map(|()| value),
+        Err(e) => {
+            // As above: the first error is the one to report.
+            let _ = mysql_batch::rollback(c);
             Err(e)
         }
     }

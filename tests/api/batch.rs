@@ -6,6 +6,7 @@
 //! the batch's statements lock on MariaDB.
 
 use pairchat::chat::ids::{ConnId, VisitorKey};
+use pairchat::chat::matchmaker::plan::Writes;
 use pairchat::chat::matchmaker::{apply_batch, apply_one_by_one, Ask, Decision, Op, Outcome};
 use pairchat::db::queries::{self, Member, NewChat, Read, QUEUE_START};
 use pairchat::db::{self, DbPool};
@@ -286,25 +287,62 @@ fn a_second_matchmaker_takes_the_next_waiting_chats_while_the_first_holds_its_ow
 }
 
 #[test]
-fn a_leave_does_not_wait_for_rows_another_matchmaker_holds() {
-    if mariadb_or_skip("a leave locks only its own chat").is_none() {
+fn a_batch_writes_without_waiting_for_rows_another_matchmaker_holds() {
+    if mariadb_or_skip("a batch's writes lock only their own rows").is_none() {
         return;
     }
     let db = TestDb::new();
     let pool = migrated_pool(&db);
-    waiting_chats(&pool, 3);
+    waiting_chats(&pool, 4);
     let (mut first, mut second) = (db::get(&pool).unwrap(), db::get(&pool).unwrap());
     queries::write_transaction(&mut first, |first| {
         let held = queries::waiting_after(first, QUEUE_START, 2, Read::Lock)?;
         assert_eq!(held.len(), 2);
-        // The third waiting chat, and the paired one by a member's id: neither is held. A
-        // statement that scanned the table would wait for the held rows, and fail (error 1205)
-        // after the session's lock wait timeout.
-        let removed = queries::write_transaction(&mut second, |second| {
-            queries::delete_chats(second, &[102], &[201])
-        })?;
-        assert_eq!(removed, 2);
+        // None of the rows the second batch writes is held: the third waiting chat goes, the
+        // paired one goes by a member's id, the fourth is joined, a new one opens. A statement
+        // that scanned a table would wait for the held rows, and fail (error 1205) after the
+        // session's lock wait timeout.
+        let writes = Writes {
+            delete: vec![102],
+            delete_of: vec![201],
+            complete: vec![103],
+            chats: vec![NewChat {
+                id: 500,
+                is_completed: false,
+                queued: 50,
+                visitor: 1,
+            }],
+            members: vec![
+                Member {
+                    rid: 501,
+                    chat_id: 103,
+                    visitor: 2,
+                    node: NODE,
+                },
+                Member {
+                    rid: 500,
+                    chat_id: 500,
+                    visitor: 1,
+                    node: NODE,
+                },
+            ],
+        };
+        queries::write_transaction(&mut second, |second| writes.write(second))?;
         Ok(())
     })
     .unwrap();
+    let rows = queries::chat_rows(&mut first).unwrap();
+    let ids: Vec<(i64, bool, usize)> = rows
+        .iter()
+        .map(|c| (c.id, c.is_completed, c.members.len()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (100, false, 1),
+            (101, false, 1),
+            (103, true, 2),
+            (500, false, 1)
+        ]
+    );
 }

@@ -50,12 +50,39 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// Four statements at most, none when there is nothing to write.
+    /// Four statements at most (on MySQL: the chats of members that left, delete, open and
+    /// complete, members), none when there is nothing to write.
     pub fn write(&self, db: &mut DbConn) -> QueryResult<()> {
+        #[cfg(feature = "mysql")]
+        if let DbConn::Mysql(c) = db {
+            return self.write_mysql(c);
+        }
         queries::delete_chats(db, &self.delete, &self.delete_of)?;
         queries::complete_chats(db, &self.complete)?;
         queries::insert_chats(db, &self.chats)?;
         queries::insert_members(db, &self.members)?;
+        Ok(())
+    }
+
+    /// The same statements, each one round trip (see `db::mysql_batch`).
+    #[cfg(feature = "mysql")]
+    fn write_mysql(&self, c: &mut diesel::MysqlConnection) -> QueryResult<()> {
+        use crate::db::mysql_batch;
+        let mut delete = self.delete.clone();
+        if !self.delete_of.is_empty() {
+            delete.extend(mysql_batch::chats_of(c, &self.delete_of)?);
+        }
+        if !delete.is_empty() {
+            delete.sort_unstable();
+            delete.dedup();
+            mysql_batch::delete_chats(c, &delete)?;
+        }
+        if !self.complete.is_empty() || !self.chats.is_empty() {
+            mysql_batch::upsert_chats(c, &self.complete, &self.chats)?;
+        }
+        if !self.members.is_empty() {
+            mysql_batch::insert_members(c, &self.members)?;
+        }
         Ok(())
     }
 }
