@@ -125,9 +125,10 @@ pub struct ServeArgs {
     /// a TLS proxy. Without it the server's own origin is http:// and the request's Host.
     #[arg(long, env = "PAIRCHAT_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
-    /// Folder of the static assets (JS, CSS) served under /assets.
-    #[arg(long, env = "PAIRCHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
-    pub assets_dir: PathBuf,
+    /// Folder of static assets (JS, CSS) to serve under /assets and /embed.js instead of the
+    /// copy built into the binary; it must hold embed.js and js/chat.js.
+    #[arg(long, env = "PAIRCHAT_ASSETS_DIR")]
+    pub assets_dir: Option<PathBuf>,
     /// Seconds during which two visitors who just talked are not paired with each other again,
     /// even when nobody else is waiting.
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = DEFAULT_REMATCH_COOLDOWN_SECS)]

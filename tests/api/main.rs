@@ -14,6 +14,7 @@ mod flags;
 mod hardening;
 mod health;
 mod helpers;
+mod installed;
 mod limits;
 mod model;
 mod mysql;

@@ -2,6 +2,7 @@
 //! environment, a server started on a free port, signals, and its exit and log.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +13,12 @@ use crate::helpers::PATIENCE;
 /// The binary, with none of the test's own settings (`PAIRCHAT_*`, `DATABASE_URL`,
 /// `RUST_LOG`) leaking into what it is told, and its key file out of the source tree.
 pub fn pairchat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
+    pairchat_at(Path::new(env!("CARGO_BIN_EXE_pairchat")))
+}
+
+/// `pairchat()` for the binary at `program` (a copy of it, or a wrapper that runs it).
+pub fn pairchat_at(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
     for (var, _) in std::env::vars_os() {
         let name = var.to_string_lossy();
         if name.starts_with("PAIRCHAT_") || name == "DATABASE_URL" || name == "RUST_LOG" {
