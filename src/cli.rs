@@ -14,6 +14,7 @@ use crate::chat::session::SessionConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
 use crate::startup::Application;
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,9 @@ use crate::startup::Application;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written to stderr. Every subcommand takes it, after its name.
+    #[arg(long, global = true, env = "PAIRCHAT_LOG_FORMAT", value_enum, default_value_t = DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
     /// Flags for `serve`, which runs when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
+use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_WORKERS: usize = 0;
@@ -26,6 +27,7 @@ pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 pub const DEFAULT_RATE_PER_SEC: f64 = 5.0;
 pub const DEFAULT_RATE_BURST: u32 = 10;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pairchat.db";
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 pub const DEFAULT_SECRET_KEY_FILE: &str = "pairchat.key";
 pub const DEFAULT_MAX_CONNS_PER_IP: usize = 32;
 pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;

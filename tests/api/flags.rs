@@ -204,6 +204,13 @@ const SETTINGS: &[Setting] = &[
         &[],
         creates_that_key_file,
     ),
+    row(
+        "--log-format",
+        "PAIRCHAT_LOG_FORMAT",
+        "json",
+        &[],
+        logs_json_lines,
+    ),
     // No variable: given only on the command line.
     on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
 ];
@@ -900,6 +907,18 @@ fn sends_hsts(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let (status, head) = crate::health::http_head(address, "/", "").await;
         assert_eq!(status, 200);
         assert!(head.contains("strict-transport-security:"), "{head}");
+    })
+}
+
+fn logs_json_lines(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let log = r.server.log_so_far();
+        for line in log.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(event["fields"]["message"].is_string(), "{line}");
+        }
+        assert!(log.contains("pairchat is serving"), "{log}");
     })
 }
 

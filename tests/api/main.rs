@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod installed;
 mod limits;
+mod logs;
 mod model;
 mod mysql;
 mod pairing;

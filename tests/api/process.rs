@@ -93,8 +93,12 @@ impl Server {
         let deadline = Instant::now() + PATIENCE;
         // Its own log line, not just a listener on the port: between `free_address` and the
         // bind another process may take the port, and a connect would then reach that one.
-        let serving = format!("address={}", server.address);
-        while !server.log_so_far().contains(&serving)
+        // As text or as JSON (`--log-format json`).
+        let serving = [
+            format!("address={}", server.address),
+            format!("\"address\":\"{}\"", server.address),
+        ];
+        while !serving.iter().any(|s| server.log_so_far().contains(s))
             || std::net::TcpStream::connect(&server.address).is_err()
         {
             if let Ok(Some(status)) = server.child.try_wait() {
