@@ -1,12 +1,14 @@
-//! A batch's statements on MySQL, each one round trip. On MySQL every statement is a loopback
+//! A batch's statements on MySQL, each one round trip. On MySQL every statement is a network
 //! round trip, and they bound how fast the matchmaker goes; diesel spends more than one on
 //! some: a list (`IN (…)`, a multi-row `VALUES`) makes a statement of new text, which diesel
 //! prepares anew each time (two round trips), and `BEGIN`/`COMMIT` go through `batch_execute`,
 //! which switches multi-statement mode on and off around them (three). So here every
 //! statement has fixed text, prepared once per connection and then reused from diesel's
 //! statement cache: a list travels as one JSON bind, unpacked by `JSON_TABLE` (MariaDB 10.6,
-//! MySQL 8), which also drives each statement through the primary key. Values are only
-//! integers and booleans.
+//! MySQL 8), which drives each statement through the primary key (`STRAIGHT_JOIN` from the
+//! list: prepared, MariaDB 10.11 otherwise plans some of them as scans, which wait for rows
+//! other matchmakers hold; tests/api/batch.rs holds rows and writes a batch past them). The
+//! values are integers only.
 
 use std::marker::PhantomData;
 
@@ -80,18 +82,14 @@ impl Statement for Rollback {
     const BINDS: bool = false;
 }
 
-struct ChatsOf;
-impl Statement for ChatsOf {
-    const BEFORE: &'static str = "SELECT chat_user.chat_id FROM JSON_TABLE(";
-    const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$')) AS j \
-        STRAIGHT_JOIN chat_user ON chat_user.rid = j.id";
-}
-
-struct Delete;
-impl Statement for Delete {
+/// Removes the chats of the connections in the list, with everyone in them (the members by
+/// the foreign key's ON DELETE CASCADE).
+struct DeleteOf;
+impl Statement for DeleteOf {
     const BEFORE: &'static str = "DELETE chat FROM JSON_TABLE(";
     const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$')) AS j \
-        STRAIGHT_JOIN chat ON chat.id = j.id";
+        STRAIGHT_JOIN chat_user ON chat_user.rid = j.id \
+        STRAIGHT_JOIN chat ON chat.id = chat_user.chat_id";
 }
 
 /// Opens the new chats and completes the joined ones, in one statement: a joined chat's row is
@@ -151,13 +149,9 @@ pub fn rollback(c: &mut MysqlConnection) -> QueryResult<()> {
     fixed::<Rollback>(String::new()).execute(c).map(drop)
 }
 
-/// The chats the connections `rids` are in.
-pub fn chats_of(c: &mut MysqlConnection, rids: &[i64]) -> QueryResult<Vec<i64>> {
-    fixed::<ChatsOf>(json_ids(rids)).load(c)
-}
-
-pub fn delete_chats(c: &mut MysqlConnection, ids: &[i64]) -> QueryResult<usize> {
-    fixed::<Delete>(json_ids(ids)).execute(c)
+/// Removes the chats the connections `rids` are in, with everyone in them.
+pub fn delete_chats_of(c: &mut MysqlConnection, rids: &[i64]) -> QueryResult<usize> {
+    fixed::<DeleteOf>(json_ids(rids)).execute(c)
 }
 
 /// Completes the stored waiting chats `complete` and opens `chats`. Fails, so that the

@@ -50,8 +50,8 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// Four statements at most (on MySQL: the chats of members that left, delete, open and
-    /// complete, members), none when there is nothing to write.
+    /// Four statements at most (three on MySQL, where opening and completing chats is one),
+    /// none when there is nothing to write.
     pub fn write(&self, db: &mut DbConn) -> QueryResult<()> {
         #[cfg(feature = "mysql")]
         if let DbConn::Mysql(c) = db {
@@ -68,14 +68,13 @@ impl Writes {
     #[cfg(feature = "mysql")]
     fn write_mysql(&self, c: &mut diesel::MysqlConnection) -> QueryResult<()> {
         use crate::db::mysql_batch;
-        let mut delete = self.delete.clone();
-        if !self.delete_of.is_empty() {
-            delete.extend(mysql_batch::chats_of(c, &self.delete_of)?);
-        }
-        if !delete.is_empty() {
-            delete.sort_unstable();
-            delete.dedup();
-            mysql_batch::delete_chats(c, &delete)?;
+        // A stored chat the batch read waited for its opener, whose id is the chat's: so every
+        // chat to delete is named by a member, and one statement removes them all.
+        let mut members = [&self.delete[..], &self.delete_of[..]].concat();
+        if !members.is_empty() {
+            members.sort_unstable();
+            members.dedup();
+            mysql_batch::delete_chats_of(c, &members)?;
         }
         if !self.complete.is_empty() || !self.chats.is_empty() {
             mysql_batch::upsert_chats(c, &self.complete, &self.chats)?;
