@@ -5,6 +5,7 @@
 //! the same. On SQLite, or on MariaDB when `TEST_MYSQL_URL` is set (CI runs both). Then what
 //! the batch's statements lock on MariaDB.
 
+use diesel::RunQueryDsl;
 use pairchat::chat::ids::{ConnId, VisitorKey};
 use pairchat::chat::matchmaker::plan::Writes;
 use pairchat::chat::matchmaker::{apply_batch, apply_one_by_one, Ask, Decision, Op, Outcome};
@@ -268,6 +269,17 @@ fn a_second_matchmaker_takes_the_next_waiting_chats_while_the_first_holds_its_ow
     let pool = migrated_pool(&db);
     waiting_chats(&pool, 6);
     let (mut first, mut second) = (db::get(&pool).unwrap(), db::get(&pool).unwrap());
+    // Every pooled session runs at READ COMMITTED: no gap locks, and a plain read sees what
+    // others committed.
+    #[derive(diesel::QueryableByName)]
+    struct Isolation {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        level: String,
+    }
+    let isolation: Isolation = diesel::sql_query("SELECT @@SESSION.tx_isolation AS level")
+        .get_result(&mut *first)
+        .unwrap();
+    assert_eq!(isolation.level, "READ-COMMITTED");
     let chats = |rows: Vec<queries::Waiting>| rows.iter().map(|w| w.chat).collect::<Vec<_>>();
     queries::write_transaction(&mut first, |first| {
         let mine = queries::waiting_after(first, QUEUE_START, 2, Read::Lock)?;
