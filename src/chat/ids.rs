@@ -48,6 +48,11 @@ impl ConnIds {
         }
     }
 
+    /// This process's node id: the high half of every id it hands out.
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
     pub fn next(&self) -> ConnId {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         ConnId(((self.node as i64) << 32) | seq as i64)
