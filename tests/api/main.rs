@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod limits;
+mod metrics;
 mod model;
 mod mysql;
 mod pairing;
