@@ -97,8 +97,6 @@ struct Entry {
     state: State,
     online_sent: usize,
     online_sent_at: Instant,
-    /// When it last asked for a partner (time to pair).
-    requested_at: Instant,
 }
 
 /// The hub's state and rules, synchronous so they are tested without sockets.
@@ -111,6 +109,9 @@ struct Hub {
     flushes: HashMap<u64, oneshot::Sender<()>>,
     next_flush: u64,
     metrics: Arc<Metrics>,
+    /// When each connection that waits for a partner asked (time to pair): kept here, not in
+    /// every `Entry`, so that idle and chatting connections carry nothing for it.
+    asked_at: HashMap<ConnId, Instant>,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -257,6 +258,7 @@ impl Hub {
             flushes: HashMap::new(),
             next_flush: 0,
             metrics,
+            asked_at: HashMap::new(),
         }
     }
 
@@ -353,7 +355,6 @@ impl Hub {
                 state: State::Idle,
                 online_sent: count,
                 online_sent_at: Instant::now(),
-                requested_at: Instant::now(),
             },
         );
     }
@@ -393,7 +394,7 @@ impl Hub {
         let now = Instant::now();
         // A fresh request starts the wait; asking again for one already waiting does not.
         if conn.state == State::Idle {
-            conn.requested_at = now;
+            self.asked_at.insert(id, now);
         }
         conn.state = State::Requested;
         let ask = self.preferences.ask(id, conn.visitor, now);
@@ -405,6 +406,7 @@ impl Hub {
             return;
         };
         self.preferences.forget(id);
+        self.asked_at.remove(&id);
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
@@ -466,6 +468,7 @@ impl Hub {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if matches!(conn.state, State::Requested | State::Waiting) {
                         conn.state = State::Idle;
+                        self.asked_at.remove(&id);
                         self.send(id, Outbound::Frame(unavailable_frame(&self.metrics)));
                     }
                 }
@@ -504,8 +507,10 @@ impl Hub {
             }
             if let Some(conn) = self.conns.get_mut(&me) {
                 conn.state = State::Chatting(other);
+            }
+            if let Some(asked) = self.asked_at.remove(&me) {
                 self.metrics
-                    .waited_for_partner(now.saturating_duration_since(conn.requested_at));
+                    .waited_for_partner(now.saturating_duration_since(asked));
             }
             self.send(me, Outbound::Paired(link));
         }
