@@ -14,6 +14,7 @@ use crate::chat::session::SessionConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
 use crate::startup::Application;
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,9 @@ use crate::startup::Application;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines are written to stderr. Every subcommand takes it, after its name.
+    #[arg(long, global = true, env = "PAIRCHAT_LOG_FORMAT", value_enum, default_value_t = DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
     /// Flags for `serve`, which runs when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -129,9 +133,10 @@ pub struct ServeArgs {
     /// a TLS proxy. Without it the server's own origin is http:// and the request's Host.
     #[arg(long, env = "PAIRCHAT_PUBLIC_ORIGIN")]
     pub public_origin: Option<String>,
-    /// Folder of the static assets (JS, CSS) served under /assets.
-    #[arg(long, env = "PAIRCHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
-    pub assets_dir: PathBuf,
+    /// Folder of static assets (JS, CSS) to serve under /assets and /embed.js instead of the
+    /// copy built into the binary; it must hold embed.js and js/chat.js.
+    #[arg(long, env = "PAIRCHAT_ASSETS_DIR")]
+    pub assets_dir: Option<PathBuf>,
     /// Seconds during which two visitors who just talked are not paired with each other again,
     /// even when nobody else is waiting.
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = DEFAULT_REMATCH_COOLDOWN_SECS)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
+use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_WORKERS: usize = 0;
@@ -26,8 +27,7 @@ pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 pub const DEFAULT_RATE_PER_SEC: f64 = 5.0;
 pub const DEFAULT_RATE_BURST: u32 = 10;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pairchat.db";
-/// The assets of the source tree this binary was built from.
-pub const DEFAULT_ASSETS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 pub const DEFAULT_SECRET_KEY_FILE: &str = "pairchat.key";
 pub const DEFAULT_MAX_CONNS_PER_IP: usize = 32;
 pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;
@@ -62,8 +62,8 @@ pub struct Settings {
     /// The origin visitors use (https://chat.example.com behind a TLS proxy); without it the
     /// server's own origin is `http://` and the request's `Host`.
     pub public_origin: Option<String>,
-    /// Where the static assets are.
-    pub assets_dir: PathBuf,
+    /// A folder of static assets to serve instead of the copy built into the binary.
+    pub assets_dir: Option<PathBuf>,
     /// How long two visitors who just talked are kept apart.
     pub rematch_cooldown: Duration,
     /// The key file of the visitor hash; `None`: a random key for this process only.
@@ -89,7 +89,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             public_origin: None,
-            assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
+            assets_dir: None,
             rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             secret_key_file: None,
             force: false,

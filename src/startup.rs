@@ -6,8 +6,6 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use std::path::PathBuf;
-
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpServer};
@@ -21,7 +19,7 @@ use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries, DbPool};
 use crate::memory;
 
-use crate::routes::assets::ASSET_MAX_AGE_SECS;
+use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
 use crate::routes::{self, security::OriginPolicy};
 use crate::secret::SecretKey;
@@ -37,7 +35,7 @@ pub struct AppState {
     pub connect_rate: ConnectRate,
     pub forwarding: Forwarding,
     pub origins: OriginPolicy,
-    pub assets_dir: PathBuf,
+    pub assets: Assets,
     pub secret: SecretKey,
 }
 
@@ -52,8 +50,6 @@ pub struct Application {
     _lease: ServerLease,
 }
 
-/// Files the assets folder must hold for the page and the widget to work.
-const REQUIRED_ASSETS: [&str; 2] = ["embed.js", "js/chat.js"];
 /// Open files kept free for the listener, the database and logs when `--max-connections` is
 /// left to the open-files limit.
 const SPARE_FILES: u64 = 64;
@@ -68,7 +64,7 @@ impl Application {
         let origins =
             OriginPolicy::new(&settings.allowed_origins, settings.public_origin.as_deref())
                 .map_err(anyhow::Error::msg)?;
-        check_assets(&settings.assets_dir)?;
+        let assets = Assets::new(settings.assets_dir.as_deref())?;
         let secret = match &settings.secret_key_file {
             Some(path) => SecretKey::load_or_create(path)?,
             None => SecretKey::random()?,
@@ -135,10 +131,9 @@ impl Application {
             ),
             forwarding: Forwarding::new(settings.trust_forwarded_for, &settings.trusted_proxies),
             origins,
-            assets_dir: settings.assets_dir.clone(),
+            assets: assets.clone(),
             secret,
         });
-        let assets_dir = settings.assets_dir.clone();
         let mut server = HttpServer::new(move || {
             let policy = state.origins.clone();
             App::new()
@@ -166,7 +161,7 @@ impl Application {
                     }
                 })
                 .configure(routes::configure)
-                .service(routes::assets_service(assets_dir.clone()))
+                .configure(|cfg| assets.configure(cfg))
         })
         .disable_signals()
         // Chat frames are small and latency matters: no Nagle delay (which, against the
@@ -272,21 +267,6 @@ fn listen(bind: &str) -> anyhow::Result<TcpListener> {
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
-}
-
-/// Refuses to start with an assets folder that lacks the page's script: every page would load
-/// without its chat.
-fn check_assets(dir: &std::path::Path) -> anyhow::Result<()> {
-    for file in REQUIRED_ASSETS {
-        let path = dir.join(file);
-        anyhow::ensure!(
-            path.is_file(),
-            "the assets folder {} has no {file}: point --assets-dir at the assets/ folder of \
-             the source tree",
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// Connections the open-files limit leaves room for (one file each).

@@ -234,7 +234,7 @@ impl HubHandle {
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
 pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandle {
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
-    let matchmaker = Matchmaker::spawn(pool, decisions_tx);
+    let matchmaker = Matchmaker::spawn(pool, ids.node(), decisions_tx);
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let metrics = Arc::new(Metrics::new(ids.node()));
     let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone());

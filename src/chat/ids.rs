@@ -48,7 +48,7 @@ impl ConnIds {
         }
     }
 
-    /// This process's node id: the high half of every id it hands out.
+    /// This process's node id, as its rows record it (`chat_user.node`).
     pub fn node(&self) -> u32 {
         self.node
     }
@@ -78,10 +78,9 @@ impl VisitorKey {
         VisitorKey(hash | 1)
     }
 
-    /// The key of a visitor known only by its address, from its keyed hash. Never `i64::MIN`,
-    /// which the queries keep for "nobody".
+    /// The key of a visitor known only by its address, from its keyed hash.
     pub fn address(hash: i64) -> Self {
-        VisitorKey((hash & !1).max(i64::MIN + 2))
+        VisitorKey(hash & !1)
     }
 
     pub fn is_named(self) -> bool {
@@ -114,7 +113,6 @@ mod tests {
             assert!(VisitorKey::named(hash).is_named());
             let by_address = VisitorKey::address(hash);
             assert!(!by_address.is_named());
-            assert_ne!(by_address.as_i64(), i64::MIN, "i64::MIN means nobody");
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
 pub mod lease;
+#[cfg(feature = "mysql")]
+pub mod mysql_batch;
 pub mod queries;
 pub mod schema;
 
@@ -48,6 +50,9 @@ const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql
 const POOL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long SQLite waits on a lock held by another connection before answering SQLITE_BUSY.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// How long a MySQL statement waits for a row lock another transaction holds.
+#[cfg(feature = "mysql")]
+const MYSQL_LOCK_WAIT_SECS: u32 = 5;
 
 /// One connection to whichever backend the URL names.
 #[derive(diesel::MultiConnection)]
@@ -112,21 +117,30 @@ pub(crate) fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").unwrap_or(url)
 }
 
-/// Connection settings applied to every pooled SQLite connection.
+/// Session settings applied to every pooled connection.
+///
+/// On MySQL, READ COMMITTED: a locking read takes no gap locks, so matchmakers on other
+/// processes inserting waiting chats do not deadlock on them, and a plain read sees what others
+/// have committed (the re-check after a batch relies on it). A lock wait gives up after a few
+/// seconds (error 1205, retried), not InnoDB's default 50.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SessionSettings;
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
-    #[allow(irrefutable_let_patterns)] // refutable once the mysql feature adds a variant
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        if let DbConn::Sqlite(c) = conn {
-            c.batch_execute(&format!(
+        let settings = match conn {
+            DbConn::Sqlite(_) => format!(
                 "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-            ))
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        }
-        Ok(())
+            ),
+            #[cfg(feature = "mysql")]
+            DbConn::Mysql(_) => format!(
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                 SET SESSION innodb_lock_wait_timeout = {MYSQL_LOCK_WAIT_SECS};"
+            ),
+        };
+        conn.batch_execute(&settings)
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -143,7 +157,7 @@ pub fn build_pool(url: &str, max_size: u32) -> anyhow::Result<DbPool> {
         .max_size(max_size)
         .min_idle(Some(0))
         .connection_timeout(POOL_TIMEOUT)
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SessionSettings))
         .build_unchecked(manager);
     Ok(pool)
 }
@@ -163,7 +177,7 @@ pub fn build_health_pool(url: &str) -> anyhow::Result<DbPool> {
         .max_size(1)
         .min_idle(Some(0))
         .connection_timeout(HEALTH_TIMEOUT)
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SessionSettings))
         .build_unchecked(ConnectionManager::<DbConn>::new(conn_url)))
 }
 

@@ -14,10 +14,13 @@ pub fn write_transaction<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    #[cfg(feature = "mysql")]
+    if let DbConn::Mysql(_) = conn {
+        return mysql_transaction(conn, f);
+    }
+    #[allow(irrefutable_let_patterns)] // refutable once the mysql feature adds a variant
+    if let DbConn::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
     }
     match f(conn) {
         Ok(value) => {
@@ -33,34 +36,186 @@ pub fn write_transaction<T>(
     }
 }
 
-/// A visitor value no connection has (see `VisitorKey`): what an empty avoid list becomes, so
-/// that the query keeps one shape.
-const NOBODY: i64 = i64::MIN;
-
-/// The oldest waiting chat that `rid` may join, skipping those whose member is in `avoid`;
-/// locked against other processes on MySQL (`SKIP LOCKED`, so concurrent matchmakers each take
-/// a different one).
-/// Returns `(chat id, the rid waiting in it)`.
-fn find_waiting_chat(
+/// `write_transaction` on MySQL, with `BEGIN` and `COMMIT` as prepared statements (one round
+/// trip each; diesel's transaction manager spends three, see `mysql_batch`). Nothing inside
+/// may open a diesel transaction of its own.
+#[cfg(feature = "mysql")]
+fn mysql_transaction<T>(
     conn: &mut DbConn,
-    rid: i64,
-    avoid: &[i64],
-) -> QueryResult<Option<(i64, i64)>> {
+    f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use super::mysql_batch;
+    if let DbConn::Mysql(c) = conn {
+        mysql_batch::begin(c)?;
+    }
+    let result = f(conn);
+    let DbConn::Mysql(c) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => mysql_batch::commit(c).map(|()| value),
+        Err(e) => {
+            // As above: the first error is the one to report.
+            let _ = mysql_batch::rollback(c);
+            Err(e)
+        }
+    }
+}
+
+/// A waiting chat as the matchmaker sees it: where it stands in the queue and who waits in it.
+/// The one waiting is the connection that opened it, whose id is the chat's id, and its
+/// visitor is kept on the chat row too: the queue is read from `chat` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+pub struct Waiting {
+    pub chat: i64,
+    pub queued: i64,
+    pub visitor: i64,
+}
+
+impl Waiting {
+    /// The connection waiting in it.
+    pub fn rid(&self) -> i64 {
+        self.chat
+    }
+
+    /// Its place in the queue: oldest first, the chat id breaking ties.
+    pub fn key(&self) -> (i64, i64) {
+        (self.queued, self.chat)
+    }
+}
+
+/// The first place in the queue, before every chat.
+pub const QUEUE_START: (i64, i64) = (i64::MIN, i64::MIN);
+
+/// Whether a read of the queue locks the rows it returns (on MySQL: `FOR UPDATE SKIP LOCKED`,
+/// so that concurrent matchmakers each take different chats) or only looks (a plain read of
+/// what is committed). SQLite has one writer at a time and locks nothing per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Lock,
+    Look,
+}
+
+/// The waiting chats strictly after `after` in queue order, oldest first, at most `limit`.
+///
+/// On MySQL the scan reads the index `chat_waiting (is_completed, queued, id)` in order and stops
+/// after `limit` rows, so `SKIP LOCKED` locks only the rows it returns (tests/api/batch.rs shows
+/// a second reader getting the next chats while the first holds its own). `EXPLAIN` on MariaDB
+/// 10.11: `chat: type=range, key=chat_waiting, Extra=Using where`, no filesort. It reads `chat`
+/// alone: joined with `chat_user`, the prepared statement (not the same query sent as text) is
+/// planned as a sort over a block nested-loop join, which locks every waiting row. One statement
+/// shape whatever the page, so the prepared statement is reused.
+pub fn waiting_after(
+    conn: &mut DbConn,
+    after: (i64, i64),
+    limit: usize,
+    read: Read,
+) -> QueryResult<Vec<Waiting>> {
+    let (queued, id) = after;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let query = chat::table
-        .inner_join(chat_user::table)
         .filter(chat::is_completed.eq(false))
-        .filter(chat::id.ne(rid))
-        .filter(chat_user::visitor.ne_all(avoid))
-        .order(chat::id)
-        .select((chat::id, chat_user::rid));
-    match conn {
-        DbConn::Sqlite(_) => query.first::<(i64, i64)>(conn).optional(),
+        .filter(chat::queued.ge(queued))
+        .filter(chat::queued.gt(queued).or(chat::id.gt(id)))
+        .order((chat::queued, chat::id))
+        .limit(limit)
+        .select((chat::id, chat::queued, chat::visitor));
+    match (conn, read) {
         #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => query
-            .for_update()
-            .skip_locked()
-            .first::<(i64, i64)>(c)
-            .optional(),
+        (DbConn::Mysql(c), Read::Lock) => query.for_update().skip_locked().load(c),
+        (conn, _) => query.load(conn),
+    }
+}
+
+/// The chats among `chats` that still wait, locked as `waiting_after` locks them.
+pub fn waiting_among(conn: &mut DbConn, chats: &[i64]) -> QueryResult<Vec<Waiting>> {
+    let query = chat::table
+        .filter(chat::is_completed.eq(false))
+        .filter(chat::id.eq_any(chats))
+        .select((chat::id, chat::queued, chat::visitor));
+    match conn {
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => query.for_update().skip_locked().load(c),
+        conn => query.load(conn),
+    }
+}
+
+/// A chat the matchmaker opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Insertable)]
+#[diesel(table_name = chat)]
+pub struct NewChat {
+    pub id: i64,
+    pub is_completed: bool,
+    pub queued: i64,
+    /// The visitor of the connection that opens it (whose id is `id`).
+    pub visitor: i64,
+}
+
+/// A connection's place in a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Insertable)]
+#[diesel(table_name = chat_user)]
+pub struct Member {
+    pub rid: i64,
+    pub chat_id: i64,
+    pub visitor: i64,
+    pub node: i64,
+}
+
+/// Removes the chats `chats`, and the chats of the connections `members`, with everyone in
+/// them (by the foreign key's ON DELETE CASCADE). The members' chats are looked up first: MariaDB
+/// 10.11 runs `DELETE … WHERE id IN (SELECT …)` as a scan of every chat, locking each row it
+/// passes, where a list of ids is a primary-key lookup that locks only those rows.
+pub fn delete_chats(conn: &mut DbConn, chats: &[i64], members: &[i64]) -> QueryResult<usize> {
+    let mut ids = chats.to_vec();
+    if !members.is_empty() {
+        let theirs: Vec<i64> = chat_user::table
+            .filter(chat_user::rid.eq_any(members))
+            .select(chat_user::chat_id)
+            .load(conn)?;
+        ids.extend(theirs);
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    diesel::delete(chat::table.filter(chat::id.eq_any(ids))).execute(conn)
+}
+
+/// Marks waiting chats complete (someone joined them).
+pub fn complete_chats(conn: &mut DbConn, chats: &[i64]) -> QueryResult<usize> {
+    if chats.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(chat::table.filter(chat::id.eq_any(chats)))
+        .set(chat::is_completed.eq(true))
+        .execute(conn)
+}
+
+/// Opens chats, in one statement.
+pub fn insert_chats(conn: &mut DbConn, chats: &[NewChat]) -> QueryResult<usize> {
+    if chats.is_empty() {
+        return Ok(0);
+    }
+    // Multi-row inserts do not compile on the MultiConnection enum: one arm per backend.
+    let insert = diesel::insert_into(chat::table).values(chats);
+    match conn {
+        DbConn::Sqlite(c) => insert.execute(c),
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => insert.execute(c),
+    }
+}
+
+/// Puts connections into chats, in one statement.
+pub fn insert_members(conn: &mut DbConn, members: &[Member]) -> QueryResult<usize> {
+    if members.is_empty() {
+        return Ok(0);
+    }
+    let insert = diesel::insert_into(chat_user::table).values(members);
+    match conn {
+        DbConn::Sqlite(c) => insert.execute(c),
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => insert.execute(c),
     }
 }
 
@@ -73,88 +228,105 @@ pub enum Requested {
     Waiting,
 }
 
-/// Pairs `rid` (visitor `visitor`) with the longest-waiting visitor other than `avoid`, or makes
-/// it wait. Call inside `write_transaction`. `rid` must not already be in a chat.
+// One operation at a time, a few statements each: what a batch must come to (the reference the
+// batch is tested against, tests/api/batch.rs), and a way for tests to lay rows down.
+
+/// The oldest waiting chat that `rid` may join: not its own, nobody in `avoid` in it.
+fn first_waiting(conn: &mut DbConn, rid: i64, avoid: &[i64]) -> QueryResult<Option<Waiting>> {
+    let mut after = QUEUE_START;
+    loop {
+        let page = waiting_after(conn, after, 64, Read::Lock)?;
+        if let Some(found) = page
+            .iter()
+            .find(|w| w.chat != rid && !avoid.contains(&w.visitor))
+        {
+            return Ok(Some(*found));
+        }
+        match page.last() {
+            Some(last) if page.len() == 64 => after = last.key(),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Pairs `member` with the longest-waiting visitor not in `avoid`, or makes it wait in a chat
+/// of its own, placed `queued` in the queue. Call inside `write_transaction`; `member.rid` must
+/// not already be in a chat (its `chat_id` is ignored).
+pub fn request_one(
+    conn: &mut DbConn,
+    member: Member,
+    queued: i64,
+    avoid: &[i64],
+) -> QueryResult<Requested> {
+    if let Some(found) = first_waiting(conn, member.rid, avoid)? {
+        insert_members(
+            conn,
+            &[Member {
+                chat_id: found.chat,
+                ..member
+            }],
+        )?;
+        complete_chats(conn, &[found.chat])?;
+        return Ok(Requested::Paired {
+            partner: found.rid(),
+        });
+    }
+    // The connection id is unique, so it serves as the new chat's id.
+    let id = member.rid;
+    let visitor = member.visitor;
+    insert_chats(
+        conn,
+        &[NewChat {
+            id,
+            is_completed: false,
+            queued,
+            visitor,
+        }],
+    )?;
+    insert_members(
+        conn,
+        &[Member {
+            chat_id: id,
+            ..member
+        }],
+    )?;
+    Ok(Requested::Waiting)
+}
+
+/// `request_one` for a connection of no process (node 0), placed first in the queue: the
+/// waiting (or paired) rows of a process that crashed, as tests lay them down.
 pub fn request(
     conn: &mut DbConn,
     rid: i64,
     visitor: i64,
     avoid: Option<i64>,
 ) -> QueryResult<Requested> {
-    request_avoiding(conn, rid, visitor, avoid.as_slice())
-}
-
-/// `request`, skipping every visitor in `avoid` (the one just left, the visitor itself).
-pub fn request_avoiding(
-    conn: &mut DbConn,
-    rid: i64,
-    visitor: i64,
-    avoid: &[i64],
-) -> QueryResult<Requested> {
-    let avoid = if avoid.is_empty() {
-        &[NOBODY][..]
-    } else {
-        avoid
+    let member = Member {
+        rid,
+        chat_id: rid,
+        visitor,
+        node: 0,
     };
-    // One round trip finds the chat and who waits in it: on MySQL each statement is one, and
-    // they bound how fast the matchmaker goes. (A waiting chat with nobody in it cannot exist:
-    // the member rows go with the chat, by the foreign key's ON DELETE CASCADE.)
-    if let Some((chat_id, partner)) = find_waiting_chat(conn, rid, avoid)? {
-        diesel::insert_into(chat_user::table)
-            .values((
-                chat_user::rid.eq(rid),
-                chat_user::chat_id.eq(chat_id),
-                chat_user::visitor.eq(visitor),
-            ))
-            .execute(conn)?;
-        diesel::update(chat::table.find(chat_id))
-            .set(chat::is_completed.eq(true))
-            .execute(conn)?;
-        return Ok(Requested::Paired { partner });
-    }
-    // The connection id is unique, so it serves as the new chat's id.
-    diesel::insert_into(chat::table)
-        .values((chat::id.eq(rid), chat::is_completed.eq(false)))
-        .execute(conn)?;
-    diesel::insert_into(chat_user::table)
-        .values((
-            chat_user::rid.eq(rid),
-            chat_user::chat_id.eq(rid),
-            chat_user::visitor.eq(visitor),
-        ))
-        .execute(conn)?;
-    Ok(Requested::Waiting)
+    request_one(conn, member, 0, avoid.as_slice())
 }
 
-/// Gives a visitor who waits because it avoided someone (or itself) another chance, with nobody
-/// avoided:
-/// if `rid` still waits alone and another chat waits, `rid` leaves its own chat and joins that
-/// one. Returns `Waiting` when nothing changed (no other chat, or `rid` is no longer waiting).
-pub fn rematch(conn: &mut DbConn, rid: i64, visitor: i64) -> QueryResult<Requested> {
-    let still_waiting = chat::table
-        .find(rid)
-        .filter(chat::is_completed.eq(false))
-        .select(chat::id)
-        .first::<i64>(conn)
-        .optional()?
-        .is_some();
-    if !still_waiting {
+/// Moves `member`, waiting alone in its own chat, to the oldest other waiting chat it may join
+/// (nobody in `avoid` in it). Returns `Waiting` when nothing changed (no such chat, or `rid` is
+/// no longer waiting).
+pub fn rematch_one(conn: &mut DbConn, member: Member, avoid: &[i64]) -> QueryResult<Requested> {
+    if waiting_among(conn, &[member.rid])?.is_empty()
+        || first_waiting(conn, member.rid, avoid)?.is_none()
+    {
         return Ok(Requested::Waiting);
     }
-    if find_waiting_chat(conn, rid, &[NOBODY])?.is_none() {
-        return Ok(Requested::Waiting);
-    }
-    leave(conn, rid)?;
-    request(conn, rid, visitor, None)
+    leave(conn, member.rid)?;
+    request_one(conn, member, 0, avoid)
 }
 
-/// Removes `rid`'s chat with everyone in it (its partner's row too, by the foreign key's
-/// ON DELETE CASCADE), in one statement. Returns how many chats it removed (0 or 1).
+/// Removes `rid`'s chat with everyone in it (its partner's row too). Returns how many chats it
+/// removed (0 or 1).
 pub fn leave(conn: &mut DbConn, rid: i64) -> QueryResult<usize> {
-    let mine = chat_user::table
-        .filter(chat_user::rid.eq(rid))
-        .select(chat_user::chat_id);
-    diesel::delete(chat::table.filter(chat::id.eq_any(mine))).execute(conn)
+    delete_chats(conn, &[], &[rid])
 }
 
 /// Empties both chat tables; returns how many rows were removed.
@@ -192,6 +364,48 @@ pub fn chats(conn: &mut DbConn) -> QueryResult<Vec<(i64, bool, Vec<i64>)>> {
                 .map(|(_, r)| *r)
                 .collect();
             (id, done, rids)
+        })
+        .collect())
+}
+
+/// A chat as stored, in full: for tests that compare two ways of reaching the same rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRow {
+    pub id: i64,
+    pub is_completed: bool,
+    pub queued: i64,
+    pub visitor: i64,
+    /// `(rid, visitor, node)` of each member, by rid.
+    pub members: Vec<(i64, i64, i64)>,
+}
+
+/// Every chat with its members, by chat id.
+pub fn chat_rows(conn: &mut DbConn) -> QueryResult<Vec<ChatRow>> {
+    let chats: Vec<(i64, bool, i64, i64)> = chat::table
+        .order(chat::id)
+        .select((chat::id, chat::is_completed, chat::queued, chat::visitor))
+        .load(conn)?;
+    let members: Vec<(i64, i64, i64, i64)> = chat_user::table
+        .order(chat_user::rid)
+        .select((
+            chat_user::chat_id,
+            chat_user::rid,
+            chat_user::visitor,
+            chat_user::node,
+        ))
+        .load(conn)?;
+    Ok(chats
+        .into_iter()
+        .map(|(id, is_completed, queued, visitor)| ChatRow {
+            id,
+            is_completed,
+            queued,
+            visitor,
+            members: members
+                .iter()
+                .filter(|m| m.0 == id)
+                .map(|&(_, rid, visitor, node)| (rid, visitor, node))
+                .collect(),
         })
         .collect())
 }

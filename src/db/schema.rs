@@ -5,6 +5,8 @@ diesel::table! {
         id -> BigInt,
         is_completed -> Bool,
         created_at -> Timestamp,
+        queued -> BigInt,
+        visitor -> BigInt,
     }
 }
 
@@ -14,6 +16,7 @@ diesel::table! {
         chat_id -> BigInt,
         created_at -> Timestamp,
         visitor -> BigInt,
+        node -> BigInt,
     }
 }
 

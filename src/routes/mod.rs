@@ -12,8 +12,6 @@ mod ws;
 
 use actix_web::web;
 
-pub use assets::assets_service;
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::upgrade))
         .route("/healthz", web::get().to(health::healthz))

@@ -212,6 +212,13 @@ const SETTINGS: &[Setting] = &[
         &[],
         creates_that_key_file,
     ),
+    row(
+        "--log-format",
+        "PAIRCHAT_LOG_FORMAT",
+        "json",
+        &[],
+        logs_json_lines,
+    ),
     // No variable: given only on the command line.
     on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
 ];
@@ -348,7 +355,7 @@ fn exits_within(mut cmd: std::process::Command) -> (bool, String) {
     (failed, err)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("folder");
     for entry in std::fs::read_dir(from).expect("assets") {
         let entry = entry.expect("entry");
@@ -519,8 +526,8 @@ fn the_readme_configuration_table_matches_help() {
             entry.flag
         );
         match (&row.default, &entry.default) {
-            (Some(readme), Some(help)) => assert!(
-                readme == help || Path::new(env!("CARGO_MANIFEST_DIR")).join(readme) == *help,
+            (Some(readme), Some(help)) => assert_eq!(
+                readme, help,
                 "{}: README says default `{readme}`, --help says `{help}`",
                 entry.flag
             ),
@@ -930,6 +937,18 @@ fn sends_hsts(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
+fn logs_json_lines(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let log = r.server.log_so_far();
+        for line in log.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(event["fields"]["message"].is_string(), "{line}");
+        }
+        assert!(log.contains("pairchat is serving"), "{log}");
+    })
+}
+
 fn creates_that_key_file(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let key = std::fs::read_to_string(r.dir.join("my.key")).expect("the key file");
@@ -1078,7 +1097,7 @@ async fn with_no_settings_the_server_keeps_the_readme_defaults() {
         Some(403)
     );
 
-    // --assets-dir: the source tree's assets.
+    // --assets-dir none: the copy of assets/ built into the binary.
     let (status, body) = http_get(
         server.address.parse().expect("address"),
         "/assets/js/chat.js",

@@ -438,7 +438,7 @@ async fn an_allowed_origin_that_is_not_an_origin_stops_start_up_naming_it() {
 async fn a_missing_assets_folder_stops_start_up() {
     let db = TestDb::new();
     let mut settings = Settings::new("127.0.0.1:0", db.url.clone());
-    settings.assets_dir = "/nonexistent/pairchat-assets".into();
+    settings.assets_dir = Some("/nonexistent/pairchat-assets".into());
     let err = Application::build(settings).await.err().expect("refused");
     assert!(
         format!("{err:#}").contains("/nonexistent/pairchat-assets"),

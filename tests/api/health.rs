@@ -14,6 +14,16 @@ pub async fn http_request(
     path: &str,
     extra: &str,
 ) -> (u16, String, String) {
+    let (status, head, body) = http_bytes(address, path, extra).await;
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `http_request` with the body as it came, byte for byte.
+pub async fn http_bytes(
+    address: std::net::SocketAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
@@ -26,14 +36,18 @@ pub async fn http_request(
         .await
         .expect("response in time")
         .expect("read");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let body = response.get(end + 4..).unwrap_or_default().to_vec();
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status line");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    (status, head, body)
 }
 
 #[actix_rt::test]

@@ -5,6 +5,7 @@
 // `#[cfg(test)]` code and `#[test]` functions as tests, not this crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batch;
 mod browser;
 mod browser_ui;
 mod cli;
@@ -14,7 +15,10 @@ mod flags;
 mod hardening;
 mod health;
 mod helpers;
+mod installed;
 mod limits;
+mod logs;
+mod matchmakers;
 mod metrics;
 mod model;
 mod mysql;

@@ -8,7 +8,7 @@ use crate::helpers::{available_or_skip, mysql_server_url, spawn_app_on, wait_for
 use crate::proxy::Proxy;
 
 /// The MariaDB server URL, or `None` after printing why the test skips.
-fn mariadb_or_skip(test: &str) -> Option<String> {
+pub fn mariadb_or_skip(test: &str) -> Option<String> {
     let url = mysql_server_url();
     let how = "set TEST_MYSQL_URL (and build with --features mysql) to run it";
     available_or_skip(url.is_some(), "PAIRCHAT_REQUIRE_MYSQL", test, how);

@@ -2,6 +2,7 @@
 //! environment, a server started on a free port, signals, and its exit and log.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +13,12 @@ use crate::helpers::PATIENCE;
 /// The binary, with none of the test's own settings (`PAIRCHAT_*`, `DATABASE_URL`,
 /// `RUST_LOG`) leaking into what it is told, and its key file out of the source tree.
 pub fn pairchat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairchat"));
+    pairchat_at(Path::new(env!("CARGO_BIN_EXE_pairchat")))
+}
+
+/// `pairchat()` for the binary at `program` (a copy of it, or a wrapper that runs it).
+pub fn pairchat_at(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
     for (var, _) in std::env::vars_os() {
         let name = var.to_string_lossy();
         if name.starts_with("PAIRCHAT_") || name == "DATABASE_URL" || name == "RUST_LOG" {
@@ -87,8 +93,12 @@ impl Server {
         let deadline = Instant::now() + PATIENCE;
         // Its own log line, not just a listener on the port: between `free_address` and the
         // bind another process may take the port, and a connect would then reach that one.
-        let serving = format!("address={}", server.address);
-        while !server.log_so_far().contains(&serving)
+        // As text or as JSON (`--log-format json`).
+        let serving = [
+            format!("address={}", server.address),
+            format!("\"address\":\"{}\"", server.address),
+        ];
+        while !serving.iter().any(|s| server.log_so_far().contains(s))
             || std::net::TcpStream::connect(&server.address).is_err()
         {
             if let Ok(Some(status)) = server.child.try_wait() {

@@ -4,16 +4,20 @@
 //! On MySQL, `SKIP LOCKED` lets several server processes match against the same rows. What a
 //! request avoids (and when it stops minding) is `preferences`.
 
+pub mod plan;
 pub mod preferences;
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use tokio::sync::mpsc as async_mpsc;
 
 use super::ids::{ConnId, VisitorKey};
+use crate::db::queries::{Read, QUEUE_START};
 use crate::db::{self, queries, DbConn, DbPool};
 use diesel::r2d2;
 
@@ -27,6 +31,10 @@ const MAX_BACKLOG: usize = 65_536;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Attempts at one batch before its requests are answered `Unavailable`.
 const ATTEMPTS: usize = 2;
+/// Attempts more after a deadlock or a lock wait timeout (another matchmaker held the rows).
+const CONFLICT_ATTEMPTS: usize = 20;
+/// Waiting chats a re-check reads.
+const PEEK: usize = 1_024;
 
 /// A request for a partner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,14 +117,19 @@ pub struct Matchmaker {
 }
 
 impl Matchmaker {
-    /// Starts the matchmaker thread; decisions come back on `decisions`, in order.
-    pub fn spawn(pool: DbPool, decisions: async_mpsc::Sender<Vec<Decision>>) -> Self {
+    /// Starts the matchmaker thread of server process `node` (the node its rows name);
+    /// decisions come back on `decisions`, in order.
+    pub fn spawn(pool: DbPool, node: u32, decisions: async_mpsc::Sender<Vec<Decision>>) -> Self {
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let worker = Worker {
             pool,
+            node: i64::from(node),
             rx,
             decisions,
             retry: Vec::new(),
+            last_ticket: 0,
+            pending: Vec::new(),
+            held: Vec::new(),
         };
         if let Err(e) = thread::Builder::new()
             .name("matchmaker".into())
@@ -182,16 +195,40 @@ fn refused(op: Op) -> Option<Decision> {
 
 struct Worker {
     pool: DbPool,
+    node: i64,
     rx: mpsc::Receiver<Op>,
     decisions: async_mpsc::Sender<Vec<Decision>>,
     /// Removals that failed (database down), retried until they succeed.
     retry: Vec<ConnId>,
+    /// The queue place of the last chat this matchmaker opened.
+    last_ticket: i64,
+    /// Requests left waiting by a committed batch, to be checked against chats that other
+    /// matchmakers committed meanwhile (MySQL only; see `recheck`).
+    pending: Vec<Ask>,
+    /// Barriers answered once `pending` is settled.
+    held: Vec<Decision>,
 }
 
 impl Worker {
     fn run(mut self) {
         while let Some(batch) = self.next_batch() {
-            let decisions = self.apply(&batch);
+            let mut decisions = if batch.is_empty() {
+                Vec::new()
+            } else {
+                self.apply(&batch)
+            };
+            if !self.pending.is_empty() {
+                decisions.extend(self.recheck());
+            }
+            // A barrier also waits for the re-checks of what came before it.
+            let (barriers, rest): (Vec<_>, Vec<_>) = decisions
+                .into_iter()
+                .partition(|d| matches!(d, Decision::Flushed(_)));
+            self.held.extend(barriers);
+            let mut decisions = rest;
+            if self.pending.is_empty() {
+                decisions.append(&mut self.held);
+            }
             if !decisions.is_empty() && self.decisions.blocking_send(decisions).is_err() {
                 break; // the hub is gone: the server is stopping
             }
@@ -200,20 +237,27 @@ impl Worker {
     }
 
     /// Waits for work, then takes whatever else is queued, up to `MAX_BATCH`. Failed removals go
-    /// first, so they are retried before any request that might meet their ghost rows.
+    /// first, so they are retried before any request that might meet their ghost rows. Returns
+    /// an empty batch when a re-check or a retry is due before anything arrives.
     fn next_batch(&mut self) -> Option<Vec<Op>> {
-        let first = if self.retry.is_empty() {
-            Some(self.rx.recv().ok()?)
+        let wait = if !self.pending.is_empty() {
+            Some(recheck_delay())
+        } else if !self.retry.is_empty() {
+            Some(RETRY_DELAY)
         } else {
-            match self.rx.recv_timeout(RETRY_DELAY) {
+            None
+        };
+        let first = match wait {
+            None => Some(self.rx.recv().ok()?),
+            Some(wait) => match self.rx.recv_timeout(wait) {
                 Ok(op) => Some(op),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return None,
-            }
+            },
         };
         let mut batch: Vec<Op> = self.retry.drain(..).map(Op::Leave).collect();
         batch.extend(first);
-        while batch.len() < MAX_BATCH {
+        while !batch.is_empty() && batch.len() < MAX_BATCH {
             match self.rx.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
@@ -222,25 +266,23 @@ impl Worker {
         Some(batch)
     }
 
+    /// The first queue place for the chats of the next batch: the time in microseconds, kept
+    /// increasing when the clock is not.
+    fn tickets(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        now.max(self.last_ticket + 1)
+    }
+
     fn apply(&mut self, batch: &[Op]) -> Vec<Decision> {
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            match apply_batch(&self.pool, batch) {
-                Ok(decisions) => return decisions,
-                // No connection to be had: the pool has already waited its timeout.
-                Err(e) if e.downcast_ref::<r2d2::PoolError>().is_some() => {
-                    last_error = Some(e);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        if let Some(e) = last_error {
-            tracing::warn!(
+        match self.attempt(batch) {
+            Ok(decisions) => return decisions,
+            Err(e) => tracing::warn!(
                 error = format!("{e:#}"),
                 ops = batch.len(),
                 "matchmaking batch failed"
-            );
+            ),
         }
         batch
             .iter()
@@ -253,38 +295,182 @@ impl Worker {
             })
             .collect()
     }
+
+    /// Applies `batch`, again after a deadlock or lock wait timeout (another matchmaker held a
+    /// row) and once more after any other failure.
+    fn attempt(&mut self, batch: &[Op]) -> anyhow::Result<Vec<Decision>> {
+        let mut failures = 0;
+        let mut conflicts = 0;
+        loop {
+            let first_ticket = self.tickets();
+            let e = match apply_batch(&self.pool, self.node, first_ticket, batch) {
+                Ok(applied) => {
+                    self.last_ticket = first_ticket + applied.tickets_used;
+                    if applied.recheck {
+                        self.pending.extend(applied.waiting);
+                    }
+                    return Ok(applied.decisions);
+                }
+                Err(e) => e,
+            };
+            if e.downcast_ref::<r2d2::PoolError>().is_some() {
+                return Err(e); // no connection to be had: the pool has waited its timeout
+            }
+            if is_conflict(&e) && conflicts < CONFLICT_ATTEMPTS {
+                conflicts += 1;
+                thread::sleep(recheck_delay());
+                continue;
+            }
+            failures += 1;
+            if failures >= ATTEMPTS {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Re-checks the requests left waiting (see `recheck`). Those whose chat another
+    /// matchmaker holds stay pending, for another look after a short random delay.
+    fn recheck(&mut self) -> Vec<Decision> {
+        match recheck(&self.pool, self.node, &mut self.pending) {
+            Ok(decisions) => decisions,
+            Err(e) if is_conflict(&e) => Vec::new(),
+            Err(e) => {
+                // The next request's batch sees whatever is waiting; nothing else to do now.
+                tracing::warn!(error = format!("{e:#}"), "cannot re-check waiting requests");
+                self.pending.clear();
+                Vec::new()
+            }
+        }
+    }
 }
 
-/// Applies `batch` in order in one write transaction: all of it or none.
-pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>> {
+/// Two matchmakers that open waiting chats at the same moment each skip the other's
+/// uncommitted row (`SKIP LOCKED`), and both would wait for ever. So once a batch has committed,
+/// the requests it left waiting (`pending`) look, with a plain read of what is committed, for a
+/// chat they could join; those that find one move to it, as a rematch does. Whoever commits
+/// last sees the other, so one of the two always moves. Leaves in `pending` the requests that
+/// could pair but did not move (the other chat was locked: its own matchmaker is looking too),
+/// and returns the pairings made.
+pub fn recheck(pool: &DbPool, node: i64, pending: &mut Vec<Ask>) -> anyhow::Result<Vec<Decision>> {
+    let committed = queries::waiting_after(&mut *db::get(pool)?, QUEUE_START, PEEK, Read::Look)?;
+    pending.retain(|ask| {
+        let avoid = ask.avoided();
+        let rid = ask.id.rid();
+        committed.iter().any(|w| w.chat == rid)
+            && committed
+                .iter()
+                .any(|w| w.chat != rid && !avoid.contains(&w.visitor))
+    });
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
+    // A rematch never opens a chat: no queue places are handed out.
+    let decisions = apply_batch(pool, node, 0, &ops)?.decisions;
+    pending.retain(|ask| {
+        !decisions
+            .iter()
+            .any(|d| matches!(d, Decision::Request { conn, .. } if *conn == ask.id))
+    });
+    Ok(decisions)
+}
+
+/// A random pause of a few milliseconds, so that two matchmakers waiting on each other's rows
+/// do not retry in step.
+fn recheck_delay() -> Duration {
+    Duration::from_micros(fastrand::u64(1_000..=10_000))
+}
+
+/// A deadlock (MySQL error 1213) or a lock wait timeout (1205): another matchmaker held the
+/// rows; the transaction was rolled back and is worth running again.
+fn is_conflict(e: &anyhow::Error) -> bool {
+    e.chain().any(
+        |cause| match cause.downcast_ref::<diesel::result::Error>() {
+            Some(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+            Some(DieselError::DatabaseError(_, info)) => {
+                info.message().contains("Lock wait timeout exceeded")
+                    || info.message().contains("Deadlock found")
+            }
+            _ => false,
+        },
+    )
+}
+
+/// A batch as applied.
+#[derive(Debug)]
+pub struct Applied {
+    pub decisions: Vec<Decision>,
+    /// The batch's requests still waiting at its end, oldest first.
+    pub waiting: Vec<Ask>,
+    /// Whether they must be re-checked once committed: on MySQL, other matchmakers may have
+    /// committed chats this batch skipped as locked. SQLite has one writer at a time, and each
+    /// sees every commit before it.
+    pub recheck: bool,
+    pub tickets_used: i64,
+}
+
+/// Applies `batch` in one write transaction, all of it or none: reads the waiting chats it
+/// needs, decides in memory (`plan`), and writes in at most four statements. The chats it opens
+/// take the queue places from `first_ticket` on; its rows name `node` as their process.
+pub fn apply_batch(
+    pool: &DbPool,
+    node: i64,
+    first_ticket: i64,
+    batch: &[Op],
+) -> anyhow::Result<Applied> {
+    let mut db = db::get(pool)?;
+    let recheck = !matches!(*db, DbConn::Sqlite(_));
+    let planned = queries::write_transaction(&mut db, |db| {
+        let planned = plan::plan(&mut plan::Stored(db), node, first_ticket, batch)?;
+        planned.writes.write(db)?;
+        Ok(planned)
+    })?;
+    Ok(Applied {
+        decisions: planned.decisions,
+        waiting: planned.waiting,
+        recheck,
+        tickets_used: planned.tickets_used,
+    })
+}
+
+/// What `apply_batch` must come to: each operation applied on its own, a few statements each,
+/// in one transaction. The reference the batch is tested against.
+pub fn apply_one_by_one(
+    pool: &DbPool,
+    node: i64,
+    first_ticket: i64,
+    batch: &[Op],
+) -> anyhow::Result<Vec<Decision>> {
     let mut db = db::get(pool)?;
     let decisions = queries::write_transaction(&mut db, |db| {
         let mut decisions = Vec::new();
+        let mut ticket = first_ticket;
         for op in batch {
             match op {
                 Op::Request(ask) => {
-                    let outcome = match request(db, ask)? {
-                        Some(partner) => Outcome::Paired { partner },
-                        None => Outcome::Waiting,
-                    };
+                    let requested =
+                        queries::request_one(db, member(ask, node), ticket, &ask.avoided())?;
+                    if requested == queries::Requested::Waiting {
+                        ticket += 1;
+                    }
                     decisions.push(Decision::Request {
                         conn: ask.id,
-                        outcome,
+                        outcome: outcome(requested),
                     });
                 }
-                Op::Leave(id) => {
-                    queries::leave(db, id.rid())?;
-                }
-                Op::Barrier(token) => decisions.push(Decision::Flushed(*token)),
                 Op::Rematch(ask) => {
-                    let rematched = queries::rematch(db, ask.id.rid(), ask.visitor.as_i64())?;
-                    if let Some(partner) = paired(rematched) {
+                    let rematched = queries::rematch_one(db, member(ask, node), &ask.avoided())?;
+                    if let Outcome::Paired { partner } = outcome(rematched) {
                         decisions.push(Decision::Request {
                             conn: ask.id,
                             outcome: Outcome::Paired { partner },
                         });
                     }
                 }
+                Op::Leave(id) => {
+                    queries::leave(db, id.rid())?;
+                }
+                Op::Barrier(token) => decisions.push(Decision::Flushed(*token)),
             }
         }
         Ok(decisions)
@@ -292,16 +478,20 @@ pub fn apply_batch(pool: &DbPool, batch: &[Op]) -> anyhow::Result<Vec<Decision>>
     Ok(decisions)
 }
 
-/// The partner `ask` was paired with, or `None` when it now waits.
-fn request(db: &mut DbConn, ask: &Ask) -> diesel::QueryResult<Option<ConnId>> {
-    let requested =
-        queries::request_avoiding(db, ask.id.rid(), ask.visitor.as_i64(), &ask.avoided())?;
-    Ok(paired(requested))
+fn member(ask: &Ask, node: i64) -> queries::Member {
+    queries::Member {
+        rid: ask.id.rid(),
+        chat_id: ask.id.rid(),
+        visitor: ask.visitor.as_i64(),
+        node,
+    }
 }
 
-fn paired(requested: queries::Requested) -> Option<ConnId> {
+fn outcome(requested: queries::Requested) -> Outcome {
     match requested {
-        queries::Requested::Paired { partner } => Some(ConnId::from_rid(partner)),
-        queries::Requested::Waiting => None,
+        queries::Requested::Paired { partner } => Outcome::Paired {
+            partner: ConnId::from_rid(partner),
+        },
+        queries::Requested::Waiting => Outcome::Waiting,
     }
 }

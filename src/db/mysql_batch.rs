@@ -1,0 +1,192 @@
+//! A batch's statements on MySQL, each one round trip. On MySQL every statement is a loopback
+//! round trip, and they bound how fast the matchmaker goes; diesel spends more than one on
+//! some: a list (`IN (…)`, a multi-row `VALUES`) makes a statement of new text, which diesel
+//! prepares anew each time (two round trips), and `BEGIN`/`COMMIT` go through `batch_execute`,
+//! which switches multi-statement mode on and off around them (three). So here every
+//! statement has fixed text, prepared once per connection and then reused from diesel's
+//! statement cache: a list travels as one JSON bind, unpacked by `JSON_TABLE` (MariaDB 10.6,
+//! MySQL 8), which also drives each statement through the primary key. Values are only
+//! integers and booleans.
+
+use std::marker::PhantomData;
+
+use diesel::mysql::{Mysql, MysqlConnection};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryResult, RunQueryDsl};
+
+use super::queries::{Member, NewChat};
+
+/// The text of one statement, before and after its one JSON bind (if it has one).
+trait Statement: 'static {
+    const BEFORE: &'static str;
+    const AFTER: &'static str;
+    const BINDS: bool = true;
+}
+
+/// A statement of `K`'s text with `json` bound, cached by its type.
+struct Fixed<K> {
+    json: String,
+    kind: PhantomData<K>,
+}
+
+fn fixed<K: Statement>(json: String) -> Fixed<K> {
+    Fixed {
+        json,
+        kind: PhantomData,
+    }
+}
+
+impl<K: Statement> QueryId for Fixed<K> {
+    type QueryId = K;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<K: Statement> QueryFragment<Mysql> for Fixed<K> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+        out.push_sql(K::BEFORE);
+        if K::BINDS {
+            out.push_bind_param::<Text, _>(&self.json)?;
+        }
+        out.push_sql(K::AFTER);
+        Ok(())
+    }
+}
+
+impl<K: Statement> Query for Fixed<K> {
+    type SqlType = BigInt;
+}
+
+impl<K: Statement> RunQueryDsl<MysqlConnection> for Fixed<K> {}
+
+struct Begin;
+impl Statement for Begin {
+    const BEFORE: &'static str = "BEGIN";
+    const AFTER: &'static str = "";
+    const BINDS: bool = false;
+}
+
+struct Commit;
+impl Statement for Commit {
+    const BEFORE: &'static str = "COMMIT";
+    const AFTER: &'static str = "";
+    const BINDS: bool = false;
+}
+
+struct Rollback;
+impl Statement for Rollback {
+    const BEFORE: &'static str = "ROLLBACK";
+    const AFTER: &'static str = "";
+    const BINDS: bool = false;
+}
+
+struct ChatsOf;
+impl Statement for ChatsOf {
+    const BEFORE: &'static str = "SELECT chat_user.chat_id FROM JSON_TABLE(";
+    const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$')) AS j \
+        STRAIGHT_JOIN chat_user ON chat_user.rid = j.id";
+}
+
+struct Delete;
+impl Statement for Delete {
+    const BEFORE: &'static str = "DELETE chat FROM JSON_TABLE(";
+    const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$')) AS j \
+        STRAIGHT_JOIN chat ON chat.id = j.id";
+}
+
+/// Opens the new chats and completes the joined ones, in one statement: a joined chat's row is
+/// there already, and the duplicate key turns its insert into `is_completed = TRUE`. (An
+/// `UPDATE` joined with `JSON_TABLE` waited for rows other transactions held, when prepared.)
+struct UpsertChats;
+impl Statement for UpsertChats {
+    const BEFORE: &'static str = "INSERT INTO chat (id, is_completed, queued, visitor) \
+        SELECT id, is_completed, queued, visitor FROM JSON_TABLE(";
+    const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$[0]', \
+        is_completed BOOLEAN PATH '$[1]', queued BIGINT PATH '$[2]', \
+        visitor BIGINT PATH '$[3]')) AS j ON DUPLICATE KEY UPDATE is_completed = TRUE";
+}
+
+struct InsertMembers;
+impl Statement for InsertMembers {
+    const BEFORE: &'static str = "INSERT INTO chat_user (rid, chat_id, visitor, node) \
+        SELECT rid, chat_id, visitor, node FROM JSON_TABLE(";
+    const AFTER: &'static str = ", '$[*]' COLUMNS (rid BIGINT PATH '$[0]', \
+        chat_id BIGINT PATH '$[1]', visitor BIGINT PATH '$[2]', node BIGINT PATH '$[3]')) AS j";
+}
+
+fn json_ids(ids: &[i64]) -> String {
+    let mut json = String::with_capacity(2 + ids.len() * 20);
+    json.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&id.to_string());
+    }
+    json.push(']');
+    json
+}
+
+fn json_rows<const N: usize>(rows: impl Iterator<Item = [i64; N]>) -> String {
+    let mut json = String::from("[");
+    for (i, row) in rows.enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&json_ids(&row));
+    }
+    json.push(']');
+    json
+}
+
+pub fn begin(c: &mut MysqlConnection) -> QueryResult<()> {
+    fixed::<Begin>(String::new()).execute(c).map(drop)
+}
+
+pub fn commit(c: &mut MysqlConnection) -> QueryResult<()> {
+    fixed::<Commit>(String::new()).execute(c).map(drop)
+}
+
+pub fn rollback(c: &mut MysqlConnection) -> QueryResult<()> {
+    fixed::<Rollback>(String::new()).execute(c).map(drop)
+}
+
+/// The chats the connections `rids` are in.
+pub fn chats_of(c: &mut MysqlConnection, rids: &[i64]) -> QueryResult<Vec<i64>> {
+    fixed::<ChatsOf>(json_ids(rids)).load(c)
+}
+
+pub fn delete_chats(c: &mut MysqlConnection, ids: &[i64]) -> QueryResult<usize> {
+    fixed::<Delete>(json_ids(ids)).execute(c)
+}
+
+/// Completes the stored waiting chats `complete` and opens `chats`. Fails, so that the
+/// transaction rolls back, when a chat to open was there already or one to complete was not:
+/// MySQL counts an inserted row as 1 and an updated one as 2.
+pub fn upsert_chats(
+    c: &mut MysqlConnection,
+    complete: &[i64],
+    chats: &[NewChat],
+) -> QueryResult<()> {
+    let rows = complete.iter().map(|&id| [id, 1, 0, 0]).chain(
+        chats
+            .iter()
+            .map(|n| [n.id, i64::from(n.is_completed), n.queued, n.visitor]),
+    );
+    let affected = fixed::<UpsertChats>(json_rows(rows)).execute(c)?;
+    let expected = 2 * complete.len() + chats.len();
+    if affected == expected {
+        Ok(())
+    } else {
+        Err(diesel::result::Error::QueryBuilderError(
+            format!("opening and completing chats touched {affected} rows, not {expected}").into(),
+        ))
+    }
+}
+
+pub fn insert_members(c: &mut MysqlConnection, members: &[Member]) -> QueryResult<usize> {
+    let rows = members
+        .iter()
+        .map(|m| [m.rid, m.chat_id, m.visitor, m.node]);
+    fixed::<InsertMembers>(json_rows(rows)).execute(c)
+}
