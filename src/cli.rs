@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "PAIRCHAT_BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
+    /// Address and port of a second listener that answers only GET /metrics (Prometheus text
+    /// format); without it there is none. Keep it private: it is not for visitors.
+    #[arg(long, env = "PAIRCHAT_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
     /// HTTP worker threads (0: one per CPU core).
@@ -160,6 +164,7 @@ impl ServeArgs {
     pub fn settings(&self) -> Settings {
         Settings {
             bind: self.bind.clone(),
+            metrics_bind: self.metrics_bind.clone(),
             database_url: self.db.database_url.clone(),
             workers: self.workers,
             db_pool_size: self.db_pool_size,
@@ -218,6 +223,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
+        if let Some(metrics) = app.metrics_address() {
+            tracing::info!(%metrics, "serving /metrics");
+        }
         tracing::info!(address = %app.address(), "pairchat is serving");
         app.run_until_stopped().await
     })

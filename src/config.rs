@@ -38,6 +38,8 @@ pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 pub struct Settings {
     /// Address to listen on; port 0 picks a free one (tests).
     pub bind: String,
+    /// Address of the metrics listener (`GET /metrics`, Prometheus text); `None`: no listener.
+    pub metrics_bind: Option<String>,
     pub database_url: String,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
@@ -75,6 +77,7 @@ impl Settings {
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
         Settings {
             bind: bind.into(),
+            metrics_bind: None,
             database_url: database_url.into(),
             workers: DEFAULT_WORKERS,
             db_pool_size: DEFAULT_DB_POOL_SIZE,

@@ -3,6 +3,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod memory;
+pub mod metrics;
 pub mod routes;
 pub mod secret;
 pub mod startup;

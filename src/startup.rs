@@ -1,5 +1,5 @@
-//! Builds the application: pool, migrations, the listening socket, the database lease,
-//! start-up clearing, hub, HTTP server. Binds before it clears anything (a second server on a
+//! Builds the application: pool, migrations, the listening sockets, the database lease,
+//! start-up clearing, hub, HTTP server (and the metrics listener's, when asked for). Binds before it clears anything (a second server on a
 //! taken port fails without touching the live one's rows), and returns bound, so `port()` is
 //! known (tests bind port 0).
 
@@ -42,6 +42,8 @@ pub struct AppState {
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The metrics listener (`--metrics-bind`), when there is one.
+    metrics: Option<(SocketAddr, Server)>,
     hub: HubHandle,
     settings: Settings,
     /// Held while the server runs: no other server clears these tables meanwhile.
@@ -81,6 +83,14 @@ impl Application {
         let listener = listen(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match &settings.metrics_bind {
+            Some(bind) => {
+                let listener =
+                    listen(bind).with_context(|| format!("cannot listen on {bind} for metrics"))?;
+                Some((listener.local_addr()?, listener))
+            }
+            None => None,
+        };
 
         let prep_pool = pool.clone();
         let url = settings.database_url.clone();
@@ -97,6 +107,12 @@ impl Application {
 
         let hub = hub::spawn(pool.clone(), ConnIds::new(), settings.rematch_cooldown);
         memory::spawn_trimmer(hub.clone());
+        let metrics = match metrics_listener {
+            Some((address, listener)) => {
+                Some((address, routes::metrics::server(listener, hub.clone())?))
+            }
+            None => None,
+        };
         let max_connections = match settings.max_connections {
             0 => open_files_room(),
             n => n,
@@ -159,6 +175,7 @@ impl Application {
         Ok(Application {
             address,
             server,
+            metrics,
             hub,
             settings,
             _lease: lease,
@@ -171,6 +188,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.address.port()
+    }
+
+    /// Where `GET /metrics` is served; `None` without `--metrics-bind`.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(address, _)| *address)
     }
 
     pub fn hub(&self) -> HubHandle {
@@ -186,7 +208,8 @@ impl Application {
         }
     }
 
-    /// Serves until SIGTERM or Ctrl-C (or a `Stopper`), then shuts down gracefully.
+    /// Serves until SIGTERM or Ctrl-C (or a `Stopper`), then shuts down gracefully; the
+    /// metrics listener stops once the main server has.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stopper = self.stopper();
         actix_web::rt::spawn(async move {
@@ -194,7 +217,16 @@ impl Application {
             tracing::info!("shutting down");
             stopper.stop().await;
         });
-        self.server.await.context("server error")
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        served.context("server error")
     }
 }
 

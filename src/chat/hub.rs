@@ -5,6 +5,7 @@
 //! get a `PartnerLink` to each other and relay without the hub or the database.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +16,7 @@ use super::matchmaker::preferences::Preferences;
 use super::matchmaker::{Decision, Matchmaker, Op, Outcome};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
+use crate::metrics::Metrics;
 
 /// Commands queued from all sessions to the hub.
 const COMMAND_CAPACITY: usize = 8_192;
@@ -106,6 +108,10 @@ struct Hub {
     shutdown: Option<Vec<oneshot::Sender<()>>>,
     flushes: HashMap<u64, oneshot::Sender<()>>,
     next_flush: u64,
+    metrics: Arc<Metrics>,
+    /// When each connection that waits for a partner asked (time to pair): kept here, not in
+    /// every `Entry`, so that idle and chatting connections carry nothing for it.
+    asked_at: HashMap<ConnId, Instant>,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -113,6 +119,7 @@ struct Hub {
 pub struct HubHandle {
     tx: mpsc::Sender<Command>,
     ids: ConnIds,
+    metrics: Arc<Metrics>,
 }
 
 /// Why `HubHandle::request` did not queue the request.
@@ -129,8 +136,9 @@ pub enum TrySendError {
 #[error("the chat hub has stopped")]
 pub struct HubGone;
 
-/// The error frame for a request that cannot be served now.
-pub fn unavailable_frame() -> String {
+/// The error frame for a request that cannot be served now, counted as sent.
+pub fn unavailable_frame(metrics: &Metrics) -> String {
+    metrics.error_sent("unavailable");
     ServerFrame::error(
         "unavailable",
         "Pairing is unavailable right now; please try again shortly.",
@@ -141,6 +149,11 @@ pub fn unavailable_frame() -> String {
 impl HubHandle {
     pub fn next_id(&self) -> ConnId {
         self.ids.next()
+    }
+
+    /// The process's metrics (made with the hub, labelled with its node id).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     async fn send(&self, cmd: Command) -> Result<(), HubGone> {
@@ -223,16 +236,20 @@ pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandl
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
     let matchmaker = Matchmaker::spawn(pool, ids.node(), decisions_tx);
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
-    tokio::spawn(Hub::new(matchmaker, rematch_cooldown).run(commands, decisions));
-    HubHandle { tx, ids }
+    let metrics = Arc::new(Metrics::new(ids.node()));
+    let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone());
+    tokio::spawn(hub.run(commands, decisions));
+    HubHandle { tx, ids, metrics }
 }
 
-fn error_frame(code: &'static str, detail: &'static str) -> Outbound {
+/// An error frame, counted as sent.
+fn error_frame(metrics: &Metrics, code: &'static str, detail: &'static str) -> Outbound {
+    metrics.error_sent(code);
     Outbound::Frame(ServerFrame::error(code, detail).to_json())
 }
 
 impl Hub {
-    fn new(matchmaker: Matchmaker, rematch_cooldown: Duration) -> Self {
+    fn new(matchmaker: Matchmaker, rematch_cooldown: Duration, metrics: Arc<Metrics>) -> Self {
         Hub {
             conns: HashMap::new(),
             matchmaker,
@@ -240,6 +257,8 @@ impl Hub {
             shutdown: None,
             flushes: HashMap::new(),
             next_flush: 0,
+            metrics,
+            asked_at: HashMap::new(),
         }
     }
 
@@ -257,6 +276,13 @@ impl Hub {
                     None => break,
                 },
                 Some(batch) = decisions.recv() => {
+                    // Over this channel `Unavailable` answers a failed transaction (requests
+                    // the queue refuses are answered in `submit`).
+                    let failed = batch.iter().any(|d| matches!(d,
+                        Decision::Request { outcome: Outcome::Unavailable, .. }));
+                    if failed {
+                        self.metrics.database_error();
+                    }
                     for decision in batch {
                         self.decide(decision);
                     }
@@ -342,11 +368,16 @@ impl Hub {
             State::Idle => self.ask(id),
             State::Requested | State::Waiting => self.send(
                 id,
-                error_frame("already_waiting", "You are already waiting for a partner."),
+                error_frame(
+                    &self.metrics,
+                    "already_waiting",
+                    "You are already waiting for a partner.",
+                ),
             ),
             State::Chatting(_) | State::Ended => self.send(
                 id,
                 error_frame(
+                    &self.metrics,
                     "already_paired",
                     "You are already in a conversation; close it to start another.",
                 ),
@@ -360,8 +391,13 @@ impl Hub {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        let now = Instant::now();
+        // A fresh request starts the wait; asking again for one already waiting does not.
+        if conn.state == State::Idle {
+            self.asked_at.insert(id, now);
+        }
         conn.state = State::Requested;
-        let ask = self.preferences.ask(id, conn.visitor, Instant::now());
+        let ask = self.preferences.ask(id, conn.visitor, now);
         self.submit(Op::Request(ask));
     }
 
@@ -370,6 +406,7 @@ impl Hub {
             return;
         };
         self.preferences.forget(id);
+        self.asked_at.remove(&id);
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
@@ -431,7 +468,8 @@ impl Hub {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     if matches!(conn.state, State::Requested | State::Waiting) {
                         conn.state = State::Idle;
-                        self.send(id, Outbound::Frame(unavailable_frame()));
+                        self.asked_at.remove(&id);
+                        self.send(id, Outbound::Frame(unavailable_frame(&self.metrics)));
                     }
                 }
             }
@@ -460,6 +498,8 @@ impl Hub {
             return;
         };
         let (to_b, to_a) = link::pair((a, a_outbox), (b, b_outbox));
+        self.metrics.paired();
+        let now = Instant::now();
         for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
             // The first may be dropped as too slow on the way, and the second then told that.
             if !self.conns.contains_key(&other) {
@@ -467,6 +507,10 @@ impl Hub {
             }
             if let Some(conn) = self.conns.get_mut(&me) {
                 conn.state = State::Chatting(other);
+            }
+            if let Some(asked) = self.asked_at.remove(&me) {
+                self.metrics
+                    .waited_for_partner(now.saturating_duration_since(asked));
             }
             self.send(me, Outbound::Paired(link));
         }

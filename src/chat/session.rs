@@ -21,6 +21,7 @@ use super::ids::{ConnId, VisitorKey};
 use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+use crate::metrics::Metrics;
 
 /// Limits and timings of one connection (defaults and rules: `config`).
 #[derive(Debug, Clone)]
@@ -183,7 +184,9 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             .await
             .is_err()
         {
-            let why = close_reason(&End::Kicked(Kick::Shutdown));
+            let end = End::Kicked(Kick::Shutdown);
+            live.client.hub.metrics().closed(close_label(&end));
+            let why = close_reason(&end);
             let _ = live.client.ws.clone().close(why).await;
             return;
         }
@@ -195,6 +198,7 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             _ => Departure::Lost,
         };
         let client = &mut live.client;
+        client.hub.metrics().closed(close_label(&end));
         // If the hub is gone the server is stopping and the rows are cleared at the next start.
         let _ = client.hub.leave(id, how).await;
         if !matches!(end, End::Gone) {
@@ -235,7 +239,7 @@ impl Live {
                             if !matches!(frame, AggregatedMessage::Pong(_)) {
                                 last_busy = last_heard;
                             }
-                            let written = match client.on_client_frame(frame) {
+                            let written = match client.on_client_frame(frame, last_heard) {
                                 Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
@@ -301,16 +305,20 @@ fn say(frame: String) -> Reply {
     Ok(Some(Write::Text(frame)))
 }
 
-fn refuse(code: &'static str, detail: impl Into<String>) -> Reply {
+/// An error frame, counted as sent.
+fn refuse(metrics: &Metrics, code: &'static str, detail: impl Into<String>) -> Reply {
+    metrics.error_sent(code);
     say(ServerFrame::error(code, detail).to_json())
 }
 
 impl Client {
-    fn on_client_frame(&mut self, frame: AggregatedMessage) -> Reply {
+    /// `received`: when the frame was read (the relay latency counts from it).
+    fn on_client_frame(&mut self, frame: AggregatedMessage, received: Instant) -> Reply {
         match frame {
-            AggregatedMessage::Text(text) => self.on_text(&text),
+            AggregatedMessage::Text(text) => self.on_text(&text, received),
             AggregatedMessage::Binary(_) => self.over_rate().unwrap_or_else(|| {
                 refuse(
+                    self.hub.metrics(),
                     "binary_not_supported",
                     "Only JSON text frames are accepted.",
                 )
@@ -333,6 +341,7 @@ impl Client {
         }
         let rate = self.config.rate_per_sec;
         Some(refuse(
+            self.hub.metrics(),
             "rate_limited",
             format!("Too many frames: at most {rate} a second. This one was dropped."),
         ))
@@ -368,7 +377,7 @@ impl Client {
         Some(Ok(None))
     }
 
-    fn on_text(&mut self, text: &str) -> Reply {
+    fn on_text(&mut self, text: &str, received: Instant) -> Reply {
         let frame = parse_client_frame(text);
         // Typing frames are counted apart, so they never crowd out a message; anything else
         // (a broken frame too) is counted as a chat frame.
@@ -381,25 +390,27 @@ impl Client {
         }
         let frame = match frame {
             Ok(frame) => frame,
-            Err(e) => return refuse(e.code(), e.to_string()),
+            Err(e) => return refuse(self.hub.metrics(), e.code(), e.to_string()),
         };
         match frame {
             // The hub knows whether this connection waits or talks already, and says so.
             ClientFrame::Request => match self.hub.request(self.id) {
                 Ok(()) => Ok(None),
-                Err(TrySendError::Busy) => say(unavailable_frame()),
+                Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
                 Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
             },
             ClientFrame::Message(message) => match &self.partner {
-                Some(partner) => relay_message(&self.config, &self.hub, partner, &message),
-                None => not_paired(),
+                Some(partner) => {
+                    relay_message(&self.config, &self.hub, partner, &message, received)
+                }
+                None => not_paired(self.hub.metrics()),
             },
             ClientFrame::Typing(typing) => match &self.partner {
                 Some(partner) => {
                     deliver(&self.hub, partner, ServerFrame::Typing { typing }.to_json());
                     Ok(None)
                 }
-                None => not_paired(),
+                None => not_paired(self.hub.metrics()),
             },
         }
     }
@@ -439,8 +450,8 @@ impl Client {
     }
 }
 
-fn not_paired() -> Reply {
-    refuse("not_paired", "You have no partner to talk to yet.")
+fn not_paired(metrics: &Metrics) -> Reply {
+    refuse(metrics, "not_paired", "You have no partner to talk to yet.")
 }
 
 fn relay_message(
@@ -448,19 +459,23 @@ fn relay_message(
     hub: &HubHandle,
     partner: &PartnerLink,
     message: &str,
+    received: Instant,
 ) -> Reply {
+    let metrics = hub.metrics();
     if message.trim().is_empty() {
-        return refuse("empty_message", "Empty messages are not sent.");
+        return refuse(metrics, "empty_message", "Empty messages are not sent.");
     }
     let max = config.max_message_chars;
     if message.chars().nth(max).is_some() {
         return refuse(
+            metrics,
             "message_too_long",
             format!("Messages are limited to {max} characters."),
         );
     }
     let (to_me, to_partner) = message_frames(message);
     if deliver(hub, partner, to_partner) {
+        metrics.relayed(received.into_std());
         // The sender's copy is its receipt: only for what reached the partner's queue.
         say(to_me)
     } else {
@@ -503,7 +518,23 @@ fn ended_by(e: ProtocolError) -> End {
 }
 
 fn close_reason(end: &End) -> Option<CloseReason> {
-    let (code, text) = match end {
+    close_of(end).map(|(code, text)| CloseReason {
+        code,
+        description: Some(text.to_owned()),
+    })
+}
+
+/// How an ending is counted (`metrics::CLOSE_REASONS`): the reason the server's close frame
+/// gives, or what the client did when the close was its own.
+fn close_label(end: &End) -> &'static str {
+    match end {
+        End::ClientClosed => "client closed",
+        _ => close_of(end).map_or("connection lost", |(_, text)| text),
+    }
+}
+
+fn close_of(end: &End) -> Option<(CloseCode, &'static str)> {
+    Some(match end {
         End::ClientClosed => (CloseCode::Normal, "bye"),
         End::Gone => return None,
         End::TimedOut => (CloseCode::Policy, "no heartbeat"),
@@ -521,9 +552,5 @@ fn close_reason(end: &End) -> Option<CloseReason> {
         End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
         End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
         End::Flooding => (CloseCode::Policy, "rate limit exceeded"),
-    };
-    Some(CloseReason {
-        code,
-        description: Some(text.to_owned()),
     })
 }

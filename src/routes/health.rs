@@ -18,6 +18,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     match answered {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
         Ok(Err(e)) => {
+            state.hub.metrics().database_error();
             tracing::warn!(
                 error = format!("{e:#}"),
                 "health check: database unreachable"

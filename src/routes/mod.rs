@@ -1,8 +1,10 @@
-//! HTTP routes: thin handlers over the chat and the database, plus the static assets.
+//! HTTP routes: thin handlers over the chat and the database, plus the static assets; and the
+//! metrics listener's one route (`metrics`), which `configure` leaves out.
 
 pub mod assets;
 pub mod client;
 mod health;
+pub mod metrics;
 mod online;
 mod page;
 pub mod security;

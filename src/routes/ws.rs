@@ -22,6 +22,7 @@ pub async fn upgrade(
 ) -> actix_web::Result<HttpResponse> {
     if !state.origins.allows_upgrade(&req) {
         return Ok(refusal(
+            &state,
             HttpResponse::Forbidden(),
             "origin_not_allowed",
             "This site is not allowed to use the chat.",
@@ -32,6 +33,7 @@ pub async fn upgrade(
         .client_ip(req.peer_addr().map(|a| a.ip()), req.headers())
     else {
         return Ok(refusal(
+            &state,
             HttpResponse::BadRequest(),
             "bad_request",
             "The client address could not be determined.",
@@ -39,6 +41,7 @@ pub async fn upgrade(
     };
     if !state.connect_rate.allow(ip, std::time::Instant::now()) {
         return Ok(refusal(
+            &state,
             HttpResponse::TooManyRequests(),
             "too_many_connects",
             "Too many new connections from your address; wait a moment and try again.",
@@ -48,6 +51,7 @@ pub async fn upgrade(
         Ok(slot) => slot,
         Err(Refused::AddressFull) => {
             return Ok(refusal(
+                &state,
                 HttpResponse::TooManyRequests(),
                 "too_many_connections",
                 "Too many open connections from your address; close one and try again.",
@@ -55,6 +59,7 @@ pub async fn upgrade(
         }
         Err(Refused::ServerFull) => {
             return Ok(refusal(
+                &state,
                 HttpResponse::ServiceUnavailable(),
                 "server_full",
                 "The server is full right now; please try again shortly.",
@@ -79,7 +84,13 @@ pub async fn upgrade(
 /// What `dev::Payload` wraps a stream of its own as (actix-http's `BoxedPayloadStream`).
 type PayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
-/// An upgrade refused before it began, with a JSON body saying why.
-fn refusal(mut status: actix_web::HttpResponseBuilder, error: &str, detail: &str) -> HttpResponse {
+/// An upgrade refused before it began, with a JSON body saying why (counted as an error sent).
+fn refusal(
+    state: &AppState,
+    mut status: actix_web::HttpResponseBuilder,
+    error: &'static str,
+    detail: &str,
+) -> HttpResponse {
+    state.hub.metrics().error_sent(error);
     status.json(json!({ "error": error, "detail": detail }))
 }

@@ -28,7 +28,8 @@ struct Setting {
     flag: &'static str,
     env: &'static str,
     /// The value given; `{bind}`, `{db}` and `{dir}` stand for the server's address, its
-    /// database URL and a fresh folder of its own, `{workers}` for one more than the cores.
+    /// database URL and a fresh folder of its own, `{metrics}` for another free address,
+    /// `{workers}` for one more than the cores.
     /// Empty for a switch (`--flag` alone, `VAR=true`).
     value: &'static str,
     /// Other flags the check needs, in groups, given as flags in every variant.
@@ -55,6 +56,13 @@ const SETTINGS: &[Setting] = &[
         "{bind}",
         &[],
         serves_on_its_address,
+    ),
+    row(
+        "--metrics-bind",
+        "PAIRCHAT_METRICS_BIND",
+        "{metrics}",
+        &[],
+        serves_metrics_there_and_only_there,
     ),
     row(
         "--database-url",
@@ -271,6 +279,8 @@ enum Via {
 /// A server started with one setting, and what its check needs to know.
 struct Running {
     server: Server,
+    /// The address `{metrics}` stood for.
+    metrics: String,
     db_url: String,
     dir: PathBuf,
     /// The live server holding the database, for `on_a_live_database` rows.
@@ -285,6 +295,7 @@ const ASSET_MARKER: &str = "// assets from the folder named on the command line\
 struct Prepared {
     cmd: std::process::Command,
     address: String,
+    metrics: String,
     db_url: String,
     path: PathBuf,
     dir: tempfile::TempDir,
@@ -294,6 +305,7 @@ fn start(setting: &Setting, via: Via) -> Running {
     let Prepared {
         cmd,
         address,
+        metrics,
         db_url,
         path,
         dir,
@@ -307,6 +319,7 @@ fn start(setting: &Setting, via: Via) -> Running {
     });
     Running {
         server: Server::spawn(cmd, address),
+        metrics,
         db_url,
         dir: path,
         _holder: holder,
@@ -368,10 +381,12 @@ fn prepare(setting: &Setting, via: Via) -> Prepared {
     // The flags' own database is always a SQLite file: they are about the command line.
     let db_url = format!("sqlite://{}", path.join("flags.db").display());
     let address = free_address();
+    let metrics = free_address();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) + 1;
     let value = setting
         .value
         .replace("{bind}", &address)
+        .replace("{metrics}", &metrics)
         .replace("{db}", &db_url)
         .replace("{dir}", &path.display().to_string())
         .replace("{workers}", &workers.to_string());
@@ -410,6 +425,7 @@ fn prepare(setting: &Setting, via: Via) -> Prepared {
     Prepared {
         cmd,
         address,
+        metrics,
         db_url,
         path,
         dir,
@@ -612,6 +628,17 @@ fn serves_on_its_address(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '
     Box::pin(async move {
         let mut c = Client::connect(&r.server.ws_url()).await;
         assert_eq!(c.recv_any().await["type"], "online");
+    })
+}
+
+fn serves_metrics_there_and_only_there(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let metrics = r.metrics.parse().expect("address");
+        let (status, body) = http_get(metrics, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("pairchat_connections{node="), "{body}");
+        let main = r.server.address.parse().expect("address");
+        assert_eq!(http_get(main, "/metrics").await.0, 404);
     })
 }
 
@@ -980,6 +1007,15 @@ async fn with_no_settings_the_server_keeps_the_readme_defaults() {
 
     // sqlite://pairchat.db: a file in the working directory.
     assert!(dir.path().join("pairchat.db").exists(), "no ./pairchat.db");
+
+    // No --metrics-bind: no metrics listener, and none on the main one.
+    assert!(
+        !server.log_so_far().contains("/metrics"),
+        "{}",
+        server.log_so_far()
+    );
+    let main = server.address.parse().expect("address");
+    assert_eq!(http_get(main, "/metrics").await.0, 404);
 
     // --workers 0: one per core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

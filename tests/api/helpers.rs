@@ -20,6 +20,8 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The metrics listener's address, when the settings asked for one.
+    pub metrics: Option<SocketAddr>,
     pub hub: HubHandle,
     /// A pool of the test's own, to look at the rows.
     pub pool: DbPool,
@@ -130,11 +132,13 @@ pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> 
         .await
         .expect("application builds");
     let address = app.address();
+    let metrics = app.metrics_address();
     let hub = app.hub();
     actix_web::rt::spawn(app.run_until_stopped());
     let pool = db::build_pool(&db.url, 2).expect("test pool");
     TestApp {
         address,
+        metrics,
         hub,
         pool,
         _db: db,

@@ -19,6 +19,7 @@ mod installed;
 mod limits;
 mod logs;
 mod matchmakers;
+mod metrics;
 mod model;
 mod mysql;
 mod pairing;
