@@ -234,9 +234,9 @@ impl HubHandle {
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
 pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandle {
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
-    let matchmaker = Matchmaker::spawn(pool, ids.node(), decisions_tx);
-    let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let metrics = Arc::new(Metrics::new(ids.node()));
+    let matchmaker = Matchmaker::spawn(pool, ids.node(), metrics.clone(), decisions_tx);
+    let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone());
     tokio::spawn(hub.run(commands, decisions));
     HubHandle { tx, ids, metrics }
@@ -276,13 +276,6 @@ impl Hub {
                     None => break,
                 },
                 Some(batch) = decisions.recv() => {
-                    // Over this channel `Unavailable` answers a failed transaction (requests
-                    // the queue refuses are answered in `submit`).
-                    let failed = batch.iter().any(|d| matches!(d,
-                        Decision::Request { outcome: Outcome::Unavailable, .. }));
-                    if failed {
-                        self.metrics.database_error();
-                    }
                     for decision in batch {
                         self.decide(decision);
                     }

@@ -6,11 +6,13 @@
 //! deadlocks, re-checks).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
 use pairchat::chat::matchmaker::{self, Ask, Decision, Matchmaker, Op, Outcome};
 use pairchat::db::queries::{self, ChatRow, Member, NewChat};
 use pairchat::db::{self, DbPool};
+use pairchat::metrics::Metrics;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tokio::sync::mpsc;
@@ -80,7 +82,7 @@ impl World {
                 let (tx, decisions) = mpsc::channel(1_024);
                 let pool = db::build_pool(url, 2).unwrap();
                 Node {
-                    matchmaker: Matchmaker::spawn(pool, node, tx),
+                    matchmaker: Matchmaker::spawn(pool, node, Arc::new(Metrics::new(node)), tx),
                     decisions,
                     ids: ConnIds::with_node(node),
                 }

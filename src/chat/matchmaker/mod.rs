@@ -9,6 +9,7 @@ pub mod preferences;
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,7 @@ use tokio::sync::mpsc as async_mpsc;
 use super::ids::{ConnId, VisitorKey};
 use crate::db::queries::{Read, QUEUE_START};
 use crate::db::{self, queries, DbConn, DbPool};
+use crate::metrics::Metrics;
 use diesel::r2d2;
 
 /// Most operations applied in one transaction.
@@ -119,11 +121,18 @@ pub struct Matchmaker {
 impl Matchmaker {
     /// Starts the matchmaker thread of server process `node` (the node its rows name);
     /// decisions come back on `decisions`, in order.
-    pub fn spawn(pool: DbPool, node: u32, decisions: async_mpsc::Sender<Vec<Decision>>) -> Self {
+    /// Failed transactions are counted in `metrics`.
+    pub fn spawn(
+        pool: DbPool,
+        node: u32,
+        metrics: Arc<Metrics>,
+        decisions: async_mpsc::Sender<Vec<Decision>>,
+    ) -> Self {
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let worker = Worker {
             pool,
             node: i64::from(node),
+            metrics,
             rx,
             decisions,
             retry: Vec::new(),
@@ -196,6 +205,7 @@ fn refused(op: Op) -> Option<Decision> {
 struct Worker {
     pool: DbPool,
     node: i64,
+    metrics: Arc<Metrics>,
     rx: mpsc::Receiver<Op>,
     decisions: async_mpsc::Sender<Vec<Decision>>,
     /// Removals that failed (database down), retried until they succeed.
@@ -278,11 +288,14 @@ impl Worker {
     fn apply(&mut self, batch: &[Op]) -> Vec<Decision> {
         match self.attempt(batch) {
             Ok(decisions) => return decisions,
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                ops = batch.len(),
-                "matchmaking batch failed"
-            ),
+            Err(e) => {
+                self.metrics.database_error();
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    ops = batch.len(),
+                    "matchmaking batch failed"
+                );
+            }
         }
         batch
             .iter()
@@ -336,6 +349,7 @@ impl Worker {
             Err(e) if is_conflict(&e) => Vec::new(),
             Err(e) => {
                 // The next request's batch sees whatever is waiting; nothing else to do now.
+                self.metrics.database_error();
                 tracing::warn!(error = format!("{e:#}"), "cannot re-check waiting requests");
                 self.pending.clear();
                 Vec::new()
