@@ -14,6 +14,7 @@ use anyhow::Context;
 use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
+use crate::chat::matchmaker::Sharing;
 use crate::chat::session::SessionConfig;
 use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries, DbPool};
@@ -105,7 +106,17 @@ impl Application {
         .context("database preparation panicked")??;
         tracing::info!(removed, "cleared stale chat rows");
 
-        let hub = hub::spawn(pool.clone(), ConnIds::new(), settings.rematch_cooldown);
+        let sharing = if lease.is_held() {
+            Sharing::Alone
+        } else {
+            Sharing::Shared // --force: another server writes the same rows
+        };
+        let hub = hub::spawn(
+            pool.clone(),
+            ConnIds::new(),
+            sharing,
+            settings.rematch_cooldown,
+        );
         memory::spawn_trimmer(hub.clone());
         let metrics = match metrics_listener {
             Some((address, listener)) => {

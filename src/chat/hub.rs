@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ids::{ConnId, ConnIds, VisitorKey};
 use super::link::{self, Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
-use super::matchmaker::{Decision, Matchmaker, Op, Outcome};
+use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
 use super::protocol::ServerFrame;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -232,10 +232,15 @@ impl HubHandle {
 
 /// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
-pub fn spawn(pool: DbPool, ids: ConnIds, rematch_cooldown: Duration) -> HubHandle {
+pub fn spawn(
+    pool: DbPool,
+    ids: ConnIds,
+    sharing: Sharing,
+    rematch_cooldown: Duration,
+) -> HubHandle {
     let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
     let metrics = Arc::new(Metrics::new(ids.node()));
-    let matchmaker = Matchmaker::spawn(pool, ids.node(), metrics.clone(), decisions_tx);
+    let matchmaker = Matchmaker::spawn(pool, ids.node(), sharing, metrics.clone(), decisions_tx);
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone());
     tokio::spawn(hub.run(commands, decisions));
@@ -619,7 +624,12 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let pool = db::build_pool(&url, 2).expect("pool");
         db::run_migrations(&mut db::get(&pool).expect("conn")).expect("migrations");
-        let hub = spawn(pool.clone(), ConnIds::with_node(1), Duration::from_secs(60));
+        let hub = spawn(
+            pool.clone(),
+            ConnIds::with_node(1),
+            Sharing::Alone,
+            Duration::from_secs(60),
+        );
         Setup {
             hub,
             pool,
@@ -786,7 +796,12 @@ mod tests {
     #[tokio::test]
     async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
         let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
-        let hub = spawn(pool, ConnIds::with_node(2), Duration::from_secs(60));
+        let hub = spawn(
+            pool,
+            ConnIds::with_node(2),
+            Sharing::Alone,
+            Duration::from_secs(60),
+        );
         let s = arrive(&hub, 8).await;
         hub.request(s.id).expect("hub");
         assert!(matches!(

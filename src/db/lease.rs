@@ -27,6 +27,12 @@ enum Held {
 const IN_USE: &str = "another pairchat server is using this database";
 
 impl ServerLease {
+    /// Whether this process holds the lease: no other server writes the rows (`--force`
+    /// going ahead without it says no).
+    pub fn is_held(&self) -> bool {
+        !matches!(self._held, Held::Nothing)
+    }
+
     /// Takes the lease on the database at `url`. When another process holds it: an error, or
     /// with `force` a warning and no lease.
     pub fn take(url: &str, force: bool) -> anyhow::Result<ServerLease> {

@@ -220,7 +220,8 @@ fn a_batch_comes_to_what_its_operations_come_to_one_by_one() {
             let known = lay(&batch_pool, &stored);
             lay(&single_pool, &stored);
             let ops = concrete(known, &ops);
-            let batch = apply_batch(&batch_pool, NODE, first_ticket, &ops).unwrap();
+            let batch =
+                apply_batch(&mut db::get(&batch_pool).unwrap(), NODE, first_ticket, &ops).unwrap();
             let single = apply_one_by_one(&single_pool, NODE, first_ticket, &ops).unwrap();
             prop_assert_eq!(&batch.decisions, &single, "decisions of {:?}", ops);
             let rows = |pool: &DbPool| queries::chat_rows(&mut db::get(pool).unwrap()).unwrap();

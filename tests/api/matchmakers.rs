@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
-use pairchat::chat::matchmaker::{self, Ask, Decision, Matchmaker, Op, Outcome};
+use pairchat::chat::matchmaker::{self, Ask, Decision, Matchmaker, Op, Outcome, Sharing};
 use pairchat::db::queries::{self, ChatRow, Member, NewChat};
 use pairchat::db::{self, DbPool};
 use pairchat::metrics::Metrics;
@@ -82,7 +82,13 @@ impl World {
                 let (tx, decisions) = mpsc::channel(1_024);
                 let pool = db::build_pool(url, 2).unwrap();
                 Node {
-                    matchmaker: Matchmaker::spawn(pool, node, Arc::new(Metrics::new(node)), tx),
+                    matchmaker: Matchmaker::spawn(
+                        pool,
+                        node,
+                        Sharing::Shared,
+                        Arc::new(Metrics::new(node)),
+                        tx,
+                    ),
                     decisions,
                     ids: ConnIds::with_node(node),
                 }
@@ -317,7 +323,12 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
             }],
         )?;
         // ...when matchmaker 22 asks for `early`: it skips the locked row and waits.
-        let applied = matchmaker::apply_batch(&pool, 22, 10, &[Op::Request(early.clone())]);
+        let applied = matchmaker::apply_batch(
+            &mut db::get(&pool).unwrap(),
+            22,
+            10,
+            &[Op::Request(early.clone())],
+        );
         let decisions = applied.map_err(|e| panic!("{e:#}")).unwrap().decisions;
         assert_eq!(
             decisions,
@@ -335,7 +346,7 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
     };
     assert_eq!(waiting(&pool), 2, "both wait once both have committed");
     // Matchmaker 21 committed last: its re-check finds `early` and joins it.
-    let decisions = matchmaker::recheck(&pool, 21, &mut pending).unwrap();
+    let decisions = matchmaker::recheck(&mut db::get(&pool).unwrap(), 21, &mut pending).unwrap();
     assert_eq!(
         decisions,
         [Decision::Request {
@@ -347,8 +358,10 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
     assert_eq!(waiting(&pool), 0);
     // Matchmaker 22's own re-check now finds its request no longer waiting.
     let mut theirs = vec![early];
-    assert!(matchmaker::recheck(&pool, 22, &mut theirs)
-        .unwrap()
-        .is_empty());
+    assert!(
+        matchmaker::recheck(&mut db::get(&pool).unwrap(), 22, &mut theirs)
+            .unwrap()
+            .is_empty()
+    );
     assert!(theirs.is_empty());
 }

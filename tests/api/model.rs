@@ -11,6 +11,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use pairchat::chat::hub::{self, HubHandle, Kick};
 use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
 use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, PartnerLink};
+use pairchat::chat::matchmaker::Sharing;
 use pairchat::db::{self, queries, DbConn, DbPool};
 use proptest::prelude::*;
 use tokio::sync::oneshot;
@@ -167,7 +168,7 @@ impl World {
         let ids = ConnIds::with_node(9);
         let pool = one_connection_pool(url);
         World {
-            hub: hub::spawn(pool.clone(), ids.clone(), COOLDOWN),
+            hub: hub::spawn(pool.clone(), ids.clone(), Sharing::Alone, COOLDOWN),
             pool,
             rows: db::build_pool(url, 2).expect("pool"),
             ids,
@@ -324,7 +325,12 @@ impl World {
                 .await
                 .expect("blocking");
                 self.ghosts.clear();
-                self.hub = hub::spawn(self.pool.clone(), self.ids.clone(), COOLDOWN);
+                self.hub = hub::spawn(
+                    self.pool.clone(),
+                    self.ids.clone(),
+                    Sharing::Alone,
+                    COOLDOWN,
+                );
             }
             Step::Ghost => {
                 let rid = -self.next_ghost; // no live connection (nor visitor) is negative

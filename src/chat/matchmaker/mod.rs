@@ -38,6 +38,16 @@ const CONFLICT_ATTEMPTS: usize = 20;
 /// Waiting chats a re-check reads.
 const PEEK: usize = 1_024;
 
+/// Whether other matchmakers (other server processes) may write the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// This process holds the database lease: its batches see every commit but their own.
+    Alone,
+    /// Others may commit waiting chats a batch skipped as locked: waiting requests are
+    /// re-checked after each commit (`recheck`).
+    Shared,
+}
+
 /// A request for a partner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
@@ -125,6 +135,7 @@ impl Matchmaker {
     pub fn spawn(
         pool: DbPool,
         node: u32,
+        sharing: Sharing,
         metrics: Arc<Metrics>,
         decisions: async_mpsc::Sender<Vec<Decision>>,
     ) -> Self {
@@ -132,7 +143,9 @@ impl Matchmaker {
         let worker = Worker {
             pool,
             node: i64::from(node),
+            sharing,
             metrics,
+            db: None,
             rx,
             decisions,
             retry: Vec::new(),
@@ -205,7 +218,10 @@ fn refused(op: Op) -> Option<Decision> {
 struct Worker {
     pool: DbPool,
     node: i64,
+    sharing: Sharing,
     metrics: Arc<Metrics>,
+    /// The connection batches run on, while it works.
+    db: Option<db::PooledConn>,
     rx: mpsc::Receiver<Op>,
     decisions: async_mpsc::Sender<Vec<Decision>>,
     /// Removals that failed (database down), retried until they succeed.
@@ -316,10 +332,12 @@ impl Worker {
         let mut conflicts = 0;
         loop {
             let first_ticket = self.tickets();
-            let e = match apply_batch(&self.pool, self.node, first_ticket, batch) {
+            let (node, sharing) = (self.node, self.sharing);
+            let applied = self.with_db(|db| apply_batch(db, node, first_ticket, batch));
+            let e = match applied {
                 Ok(applied) => {
                     self.last_ticket = first_ticket + applied.tickets_used;
-                    if applied.recheck {
+                    if applied.recheck && sharing == Sharing::Shared {
                         self.pending.extend(applied.waiting);
                     }
                     return Ok(applied.decisions);
@@ -341,10 +359,32 @@ impl Worker {
         }
     }
 
+    /// Runs `f` on the matchmaker's connection, kept from one batch to the next: a checkout
+    /// costs a round trip (r2d2 tests the connection with `SELECT 1`). After a failure the
+    /// connection goes back to the pool, and the next checkout tests it.
+    fn with_db<T>(
+        &mut self,
+        f: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let db = match &mut self.db {
+            Some(db) => db,
+            None => self.db.insert(db::get(&self.pool)?),
+        };
+        let result = f(db);
+        if result.is_err() {
+            self.db = None;
+        }
+        result
+    }
+
     /// Re-checks the requests left waiting (see `recheck`). Those whose chat another
     /// matchmaker holds stay pending, for another look after a short random delay.
     fn recheck(&mut self) -> Vec<Decision> {
-        match recheck(&self.pool, self.node, &mut self.pending) {
+        let node = self.node;
+        let mut pending = std::mem::take(&mut self.pending);
+        let rechecked = self.with_db(|db| recheck(db, node, &mut pending));
+        self.pending = pending;
+        match rechecked {
             Ok(decisions) => decisions,
             Err(e) if is_conflict(&e) => Vec::new(),
             Err(e) => {
@@ -365,8 +405,12 @@ impl Worker {
 /// last sees the other, so one of the two always moves. Leaves in `pending` the requests that
 /// could pair but did not move (the other chat was locked: its own matchmaker is looking too),
 /// and returns the pairings made.
-pub fn recheck(pool: &DbPool, node: i64, pending: &mut Vec<Ask>) -> anyhow::Result<Vec<Decision>> {
-    let committed = queries::waiting_after(&mut *db::get(pool)?, QUEUE_START, PEEK, Read::Look)?;
+pub fn recheck(
+    db: &mut DbConn,
+    node: i64,
+    pending: &mut Vec<Ask>,
+) -> anyhow::Result<Vec<Decision>> {
+    let committed = queries::waiting_after(db, QUEUE_START, PEEK, Read::Look)?;
     pending.retain(|ask| {
         let avoid = ask.avoided();
         let rid = ask.id.rid();
@@ -380,7 +424,7 @@ pub fn recheck(pool: &DbPool, node: i64, pending: &mut Vec<Ask>) -> anyhow::Resu
     }
     let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
     // A rematch never opens a chat: no queue places are handed out.
-    let decisions = apply_batch(pool, node, 0, &ops)?.decisions;
+    let decisions = apply_batch(db, node, 0, &ops)?.decisions;
     pending.retain(|ask| {
         !decisions
             .iter()
@@ -427,14 +471,13 @@ pub struct Applied {
 /// needs, decides in memory (`plan`), and writes in at most four statements. The chats it opens
 /// take the queue places from `first_ticket` on; its rows name `node` as their process.
 pub fn apply_batch(
-    pool: &DbPool,
+    db: &mut DbConn,
     node: i64,
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
-    let mut db = db::get(pool)?;
     let recheck = !matches!(*db, DbConn::Sqlite(_));
-    let planned = queries::write_transaction(&mut db, |db| {
+    let planned = queries::write_transaction(db, |db| {
         let planned = plan::plan(&mut plan::Stored(db), node, first_ticket, batch)?;
         planned.writes.write(db)?;
         Ok(planned)
