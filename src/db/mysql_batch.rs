@@ -75,6 +75,13 @@ impl Statement for Commit {
     const BINDS: bool = false;
 }
 
+struct CommitAndChain;
+impl Statement for CommitAndChain {
+    const BEFORE: &'static str = "COMMIT AND CHAIN";
+    const AFTER: &'static str = "";
+    const BINDS: bool = false;
+}
+
 struct Rollback;
 impl Statement for Rollback {
     const BEFORE: &'static str = "ROLLBACK";
@@ -143,6 +150,10 @@ pub fn begin(c: &mut MysqlConnection) -> QueryResult<()> {
 
 pub fn commit(c: &mut MysqlConnection) -> QueryResult<()> {
     fixed::<Commit>(String::new()).execute(c).map(drop)
+}
+
+pub fn commit_and_chain(c: &mut MysqlConnection) -> QueryResult<()> {
+    fixed::<CommitAndChain>(String::new()).execute(c).map(drop)
 }
 
 pub fn rollback(c: &mut MysqlConnection) -> QueryResult<()> {

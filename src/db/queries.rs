@@ -16,7 +16,7 @@ pub fn write_transaction<T>(
 ) -> QueryResult<T> {
     #[cfg(feature = "mysql")]
     if let DbConn::Mysql(_) = conn {
-        return mysql_transaction(conn, f);
+        return mysql_transaction(conn, None, f);
     }
     #[allow(irrefutable_let_patterns)] // refutable once the mysql feature adds a variant
     if let DbConn::Sqlite(c) = conn {
@@ -36,27 +36,68 @@ pub fn write_transaction<T>(
     }
 }
 
+/// `write_transaction` for a connection that runs one transaction after another (the
+/// matchmaker's). On MySQL each commit is `COMMIT AND CHAIN`, which opens the next transaction
+/// at once, so that the next one costs no `BEGIN` round trip; `open` says whether one is open
+/// (false for a fresh connection, and again after a failure, which rolls back).
+pub fn chained_transaction<T>(
+    conn: &mut DbConn,
+    open: &mut bool,
+    f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+) -> QueryResult<T> {
+    #[cfg(feature = "mysql")]
+    if let DbConn::Mysql(_) = conn {
+        return mysql_transaction(conn, Some(open), f);
+    }
+    let _ = open;
+    write_transaction(conn, f)
+}
+
+/// Ends the (empty) transaction a `chained_transaction` left open.
+pub fn end_chain(conn: &mut DbConn) -> QueryResult<()> {
+    #[cfg(feature = "mysql")]
+    if let DbConn::Mysql(c) = conn {
+        return super::mysql_batch::commit(c);
+    }
+    let _ = conn;
+    Ok(())
+}
+
 /// `write_transaction` on MySQL, with `BEGIN` and `COMMIT` as prepared statements (one round
-/// trip each; diesel's transaction manager spends three, see `mysql_batch`). Nothing inside
-/// may open a diesel transaction of its own.
+/// trip each; diesel's transaction manager spends three, see `mysql_batch`), chained when
+/// `open` is given (see `chained_transaction`). Nothing inside may open a diesel transaction
+/// of its own.
 #[cfg(feature = "mysql")]
 fn mysql_transaction<T>(
     conn: &mut DbConn,
+    open: Option<&mut bool>,
     f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
 ) -> QueryResult<T> {
     use super::mysql_batch;
+    let chained = open.as_deref().copied().unwrap_or(false);
     if let DbConn::Mysql(c) = conn {
-        mysql_batch::begin(c)?;
+        if !chained {
+            mysql_batch::begin(c)?;
+        }
     }
     let result = f(conn);
     let DbConn::Mysql(c) = conn else {
         return result;
     };
-    match result {
-        Ok(value) => mysql_batch::commit(c).map(|()| value),
-        Err(e) => {
+    match (result, open) {
+        (Ok(value), Some(open)) => {
+            *open = false; // until the chained commit has succeeded
+            mysql_batch::commit_and_chain(c)?;
+            *open = true;
+            Ok(value)
+        }
+        (Ok(value), None) => mysql_batch::commit(c).map(|()| value),
+        (Err(e), open) => {
             // As above: the first error is the one to report.
             let _ = mysql_batch::rollback(c);
+            if let Some(open) = open {
+                *open = false;
+            }
             Err(e)
         }
     }

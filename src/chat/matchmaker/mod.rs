@@ -35,6 +35,8 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 2;
 /// Attempts more after a deadlock or a lock wait timeout (another matchmaker held the rows).
 const CONFLICT_ATTEMPTS: usize = 20;
+/// How long an idle matchmaker keeps its connection before giving it back to the pool.
+const IDLE_RELEASE: Duration = Duration::from_millis(100);
 /// Waiting chats a re-check reads.
 const PEEK: usize = 1_024;
 
@@ -220,8 +222,9 @@ struct Worker {
     node: i64,
     sharing: Sharing,
     metrics: Arc<Metrics>,
-    /// The connection batches run on, while it works.
-    db: Option<db::PooledConn>,
+    /// The connection batches run on, while it works, and whether it has a transaction open
+    /// (see `queries::chained_transaction`).
+    db: Option<(db::PooledConn, bool)>,
     rx: mpsc::Receiver<Op>,
     decisions: async_mpsc::Sender<Vec<Decision>>,
     /// Removals that failed (database down), retried until they succeed.
@@ -274,6 +277,14 @@ impl Worker {
             None
         };
         let first = match wait {
+            None if self.db.is_some() => match self.rx.recv_timeout(IDLE_RELEASE) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.release_db();
+                    Some(self.rx.recv().ok()?)
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+            },
             None => Some(self.rx.recv().ok()?),
             Some(wait) => match self.rx.recv_timeout(wait) {
                 Ok(op) => Some(op),
@@ -333,7 +344,8 @@ impl Worker {
         loop {
             let first_ticket = self.tickets();
             let (node, sharing) = (self.node, self.sharing);
-            let applied = self.with_db(|db| apply_batch(db, node, first_ticket, batch));
+            let applied =
+                self.with_db(|db, open| apply_in(db, Some(open), node, first_ticket, batch));
             let e = match applied {
                 Ok(applied) => {
                     self.last_ticket = first_ticket + applied.tickets_used;
@@ -361,20 +373,31 @@ impl Worker {
 
     /// Runs `f` on the matchmaker's connection, kept from one batch to the next: a checkout
     /// costs a round trip (r2d2 tests the connection with `SELECT 1`). After a failure the
-    /// connection goes back to the pool, and the next checkout tests it.
+    /// connection goes back to the pool, and the next checkout tests it; so it does after
+    /// `IDLE_RELEASE` without work.
     fn with_db<T>(
         &mut self,
-        f: impl FnOnce(&mut DbConn) -> anyhow::Result<T>,
+        f: impl FnOnce(&mut DbConn, &mut bool) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let db = match &mut self.db {
+        let (db, open) = match &mut self.db {
             Some(db) => db,
-            None => self.db.insert(db::get(&self.pool)?),
+            None => self.db.insert((db::get(&self.pool)?, false)),
         };
-        let result = f(db);
+        let result = f(db, open);
         if result.is_err() {
             self.db = None;
         }
         result
+    }
+
+    /// Gives the connection back to the pool (idle, the matchmaker does not keep one), its
+    /// chained transaction (empty) ended.
+    fn release_db(&mut self) {
+        if let Some((mut db, open)) = self.db.take() {
+            if open {
+                let _ = queries::end_chain(&mut db);
+            }
+        }
     }
 
     /// Re-checks the requests left waiting (see `recheck`). Those whose chat another
@@ -382,7 +405,7 @@ impl Worker {
     fn recheck(&mut self) -> Vec<Decision> {
         let node = self.node;
         let mut pending = std::mem::take(&mut self.pending);
-        let rechecked = self.with_db(|db| recheck(db, node, &mut pending));
+        let rechecked = self.with_db(|db, open| recheck_in(db, Some(open), node, &mut pending));
         self.pending = pending;
         match rechecked {
             Ok(decisions) => decisions,
@@ -410,7 +433,23 @@ pub fn recheck(
     node: i64,
     pending: &mut Vec<Ask>,
 ) -> anyhow::Result<Vec<Decision>> {
-    let committed = queries::waiting_after(db, QUEUE_START, PEEK, Read::Look)?;
+    recheck_in(db, None, node, pending)
+}
+
+/// `recheck` on a connection whose transactions are chained when `open` is given.
+fn recheck_in(
+    db: &mut DbConn,
+    mut open: Option<&mut bool>,
+    node: i64,
+    pending: &mut Vec<Ask>,
+) -> anyhow::Result<Vec<Decision>> {
+    let peek = |db: &mut DbConn| queries::waiting_after(db, QUEUE_START, PEEK, Read::Look);
+    // In a chained transaction the look is committed too, so that no transaction is left
+    // open holding the table's metadata lock while the matchmaker idles.
+    let committed = match open.as_deref_mut() {
+        Some(open) => queries::chained_transaction(db, open, peek)?,
+        None => peek(db)?,
+    };
     pending.retain(|ask| {
         let avoid = ask.avoided();
         let rid = ask.id.rid();
@@ -424,7 +463,7 @@ pub fn recheck(
     }
     let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
     // A rematch never opens a chat: no queue places are handed out.
-    let decisions = apply_batch(db, node, 0, &ops)?.decisions;
+    let decisions = apply_in(db, open, node, 0, &ops)?.decisions;
     pending.retain(|ask| {
         !decisions
             .iter()
@@ -476,12 +515,27 @@ pub fn apply_batch(
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
+    apply_in(db, None, node, first_ticket, batch)
+}
+
+/// `apply_batch` in a transaction chained to the connection's last when `open` is given.
+fn apply_in(
+    db: &mut DbConn,
+    open: Option<&mut bool>,
+    node: i64,
+    first_ticket: i64,
+    batch: &[Op],
+) -> anyhow::Result<Applied> {
     let recheck = !matches!(*db, DbConn::Sqlite(_));
-    let planned = queries::write_transaction(db, |db| {
+    let run = |db: &mut DbConn| {
         let planned = plan::plan(&mut plan::Stored(db), node, first_ticket, batch)?;
         planned.writes.write(db)?;
         Ok(planned)
-    })?;
+    };
+    let planned = match open {
+        Some(open) => queries::chained_transaction(db, open, run)?,
+        None => queries::write_transaction(db, run)?,
+    };
     Ok(Applied {
         decisions: planned.decisions,
         waiting: planned.waiting,
