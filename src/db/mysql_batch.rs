@@ -61,33 +61,22 @@ impl<K: Statement> Query for Fixed<K> {
 
 impl<K: Statement> RunQueryDsl<MysqlConnection> for Fixed<K> {}
 
-struct Begin;
-impl Statement for Begin {
-    const BEFORE: &'static str = "BEGIN";
-    const AFTER: &'static str = "";
-    const BINDS: bool = false;
+/// A statement without a bind: the transaction's own.
+macro_rules! bare_statement {
+    ($name:ident, $sql:literal) => {
+        struct $name;
+        impl Statement for $name {
+            const BEFORE: &'static str = $sql;
+            const AFTER: &'static str = "";
+            const BINDS: bool = false;
+        }
+    };
 }
 
-struct Commit;
-impl Statement for Commit {
-    const BEFORE: &'static str = "COMMIT";
-    const AFTER: &'static str = "";
-    const BINDS: bool = false;
-}
-
-struct CommitAndChain;
-impl Statement for CommitAndChain {
-    const BEFORE: &'static str = "COMMIT AND CHAIN";
-    const AFTER: &'static str = "";
-    const BINDS: bool = false;
-}
-
-struct Rollback;
-impl Statement for Rollback {
-    const BEFORE: &'static str = "ROLLBACK";
-    const AFTER: &'static str = "";
-    const BINDS: bool = false;
-}
+bare_statement!(Begin, "BEGIN");
+bare_statement!(Commit, "COMMIT");
+bare_statement!(CommitAndChain, "COMMIT AND CHAIN");
+bare_statement!(Rollback, "ROLLBACK");
 
 /// Removes the chats of the connections in the list, with everyone in them (the members by
 /// the foreign key's ON DELETE CASCADE).
@@ -119,50 +108,35 @@ impl Statement for InsertMembers {
         chat_id BIGINT PATH '$[1]', visitor BIGINT PATH '$[2]', node BIGINT PATH '$[3]')) AS j";
 }
 
-fn json_ids(ids: &[i64]) -> String {
-    let mut json = String::with_capacity(2 + ids.len() * 20);
-    json.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&id.to_string());
-    }
-    json.push(']');
-    json
+/// The list as the one JSON value its statement binds.
+fn json(list: &impl serde::Serialize) -> QueryResult<String> {
+    serde_json::to_string(list).map_err(|e| diesel::result::Error::SerializationError(e.into()))
 }
 
-fn json_rows<const N: usize>(rows: impl Iterator<Item = [i64; N]>) -> String {
-    let mut json = String::from("[");
-    for (i, row) in rows.enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(&json_ids(&row));
-    }
-    json.push(']');
-    json
+/// Runs a statement without a bind.
+fn bare<K: Statement>(c: &mut MysqlConnection) -> QueryResult<()> {
+    fixed::<K>(String::new()).execute(c).map(drop)
 }
 
 pub fn begin(c: &mut MysqlConnection) -> QueryResult<()> {
-    fixed::<Begin>(String::new()).execute(c).map(drop)
+    bare::<Begin>(c)
 }
 
 pub fn commit(c: &mut MysqlConnection) -> QueryResult<()> {
-    fixed::<Commit>(String::new()).execute(c).map(drop)
+    bare::<Commit>(c)
 }
 
 pub fn commit_and_chain(c: &mut MysqlConnection) -> QueryResult<()> {
-    fixed::<CommitAndChain>(String::new()).execute(c).map(drop)
+    bare::<CommitAndChain>(c)
 }
 
 pub fn rollback(c: &mut MysqlConnection) -> QueryResult<()> {
-    fixed::<Rollback>(String::new()).execute(c).map(drop)
+    bare::<Rollback>(c)
 }
 
 /// Removes the chats the connections `rids` are in, with everyone in them.
 pub fn delete_chats_of(c: &mut MysqlConnection, rids: &[i64]) -> QueryResult<usize> {
-    fixed::<DeleteOf>(json_ids(rids)).execute(c)
+    fixed::<DeleteOf>(json(&rids)?).execute(c)
 }
 
 /// Completes the stored waiting chats `complete` and opens `chats`. Fails, so that the
@@ -173,12 +147,16 @@ pub fn upsert_chats(
     complete: &[i64],
     chats: &[NewChat],
 ) -> QueryResult<()> {
-    let rows = complete.iter().map(|&id| [id, 1, 0, 0]).chain(
-        chats
-            .iter()
-            .map(|n| [n.id, i64::from(n.is_completed), n.queued, n.visitor]),
-    );
-    let affected = fixed::<UpsertChats>(json_rows(rows)).execute(c)?;
+    let rows: Vec<[i64; 4]> = complete
+        .iter()
+        .map(|&id| [id, 1, 0, 0])
+        .chain(
+            chats
+                .iter()
+                .map(|n| [n.id, i64::from(n.is_completed), n.queued, n.visitor]),
+        )
+        .collect();
+    let affected = fixed::<UpsertChats>(json(&rows)?).execute(c)?;
     let expected = 2 * complete.len() + chats.len();
     if affected == expected {
         Ok(())
@@ -190,8 +168,9 @@ pub fn upsert_chats(
 }
 
 pub fn insert_members(c: &mut MysqlConnection, members: &[Member]) -> QueryResult<usize> {
-    let rows = members
+    let rows: Vec<[i64; 4]> = members
         .iter()
-        .map(|m| [m.rid, m.chat_id, m.visitor, m.node]);
-    fixed::<InsertMembers>(json_rows(rows)).execute(c)
+        .map(|m| [m.rid, m.chat_id, m.visitor, m.node])
+        .collect();
+    fixed::<InsertMembers>(json(&rows)?).execute(c)
 }
