@@ -58,7 +58,7 @@ for r in $(seq 1 "$rounds"); do
     "$bench" relay --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" --pairs "$pairs" \
       --rate "$rates" --duration 10 --json --no-progress --note "$s" \
       >"$out/$s-$r.json" 2>/dev/null || echo "  relay against $s failed"
-    kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+    stop_server
     sleep 1
   done
 done

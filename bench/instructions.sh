@@ -30,7 +30,7 @@ measure() {
   local out
   out=$("$bench" relay --url ws://127.0.0.1:41070/ws --server-pid "$pid" --pairs 100 --rate 400 \
     --warmup 1 --duration "$1" --json --no-progress 2>/dev/null)
-  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+  stop_server
   local ir
   ir=$(grep -h "^summary:\|^totals:" "$tmp"/cg.out.* | awk '{print $2}' | head -1)
   rm -f "$tmp"/cg.out.*

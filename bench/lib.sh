@@ -3,8 +3,13 @@
 
 tmp=$(mktemp -d)
 pid=
-cleanup() {
+# Stops the server $pid (SIGTERM, then waits for it), if there is one.
+stop_server() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  pid=
+}
+cleanup() {
+  stop_server
   rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -62,7 +62,7 @@ for r in $(seq 1 "$rounds"); do
     "$bench" "$scenario" --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" "$@" \
       --json --no-progress --note "$v" >"$out/$v-$r.json" 2>/dev/null ||
       echo "  $scenario against $v exited non-zero (its checks failed, or it did not run)"
-    kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+    stop_server
     sleep 1
   done
 done

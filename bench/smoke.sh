@@ -55,7 +55,7 @@ run churn churn "${common[@]}" --clients 20 --duration 1
 run soak soak "${common[@]}" --short --clients 50 --duration 2 --json
 run hiccup hiccup --no-progress --duration 1
 
-kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+stop_server
 sport=$(free_port) || { echo "no free port"; exit 1; }
 run startup startup --url "ws://127.0.0.1:$sport/ws" --no-progress --runs 2 --idle 0.2 -- \
   "$server" serve --bind "127.0.0.1:$sport" --database-url "sqlite://$tmp/startup.db" "${extra[@]}"
