@@ -22,7 +22,9 @@ const NODE: i64 = 7;
 /// Visitors: few, so that avoid lists and a visitor's own tabs come into play.
 const VISITORS: i64 = 6;
 
-fn visitor(i: i64) -> VisitorKey {
+/// The test visitor `i`: odd ones known by a page token, even ones by an address (also used by
+/// tests/api/matchmakers.rs).
+pub fn visitor(i: i64) -> VisitorKey {
     // Odd keys are page tokens (kept apart from themselves when asked), even ones addresses.
     if i % 2 == 1 {
         VisitorKey::named(i)
@@ -186,16 +188,10 @@ fn concrete(mut known: Vec<(i64, i64)>, ops: &[Abstract]) -> Vec<Op> {
         .collect()
 }
 
-fn migrated_pool(db: &TestDb) -> DbPool {
-    let pool = db::build_pool(&db.url, 2).unwrap();
-    db::run_migrations(&mut db::get(&pool).unwrap()).unwrap();
-    pool
-}
-
 #[test]
 fn a_batch_comes_to_what_its_operations_come_to_one_by_one() {
     let (db_batch, db_single) = (TestDb::new(), TestDb::new());
-    let (batch_pool, single_pool) = (migrated_pool(&db_batch), migrated_pool(&db_single));
+    let (batch_pool, single_pool) = (db_batch.migrated_pool(2), db_single.migrated_pool(2));
     let cases = if crate::helpers::mysql_server_url().is_some() {
         96
     } else {
@@ -267,7 +263,7 @@ fn a_second_matchmaker_takes_the_next_waiting_chats_while_the_first_holds_its_ow
         return;
     }
     let db = TestDb::new();
-    let pool = migrated_pool(&db);
+    let pool = db.migrated_pool(2);
     waiting_chats(&pool, 6);
     let (mut first, mut second) = (db::get(&pool).unwrap(), db::get(&pool).unwrap());
     // Every pooled session runs at READ COMMITTED: no gap locks, and a plain read sees what
@@ -305,7 +301,7 @@ fn a_batch_writes_without_waiting_for_rows_another_matchmaker_holds() {
         return;
     }
     let db = TestDb::new();
-    let pool = migrated_pool(&db);
+    let pool = db.migrated_pool(2);
     waiting_chats(&pool, 4);
     let (mut first, mut second) = (db::get(&pool).unwrap(), db::get(&pool).unwrap());
     queries::write_transaction(&mut first, |first| {

@@ -53,6 +53,13 @@ pub fn mysql_server_url() -> Option<String> {
 }
 
 impl TestDb {
+    /// A pool of `size` connections on this database, its schema migrated.
+    pub fn migrated_pool(&self, size: u32) -> DbPool {
+        let pool = db::build_pool(&self.url, size).expect("pool");
+        db::run_migrations(&mut db::get(&pool).expect("connection")).expect("migrations");
+        pool
+    }
+
     pub fn new() -> TestDb {
         match mysql_server_url() {
             Some(server) => Self::mysql(&server),

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
+use pairchat::chat::ids::{ConnId, ConnIds};
 use pairchat::chat::matchmaker::{self, Ask, Decision, Matchmaker, Op, Outcome, Sharing};
 use pairchat::db::queries::{self, ChatRow, Member, NewChat};
 use pairchat::db::{self, DbPool};
@@ -17,6 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tokio::sync::mpsc;
 
+use crate::batch::visitor;
 use crate::helpers::TestDb;
 use crate::mysql::mariadb_or_skip;
 
@@ -44,16 +45,6 @@ fn step() -> impl Strategy<Value = Step> {
         4 => any::<usize>().prop_map(Step::Leave),
         1 => Just(Step::Settle),
     ]
-}
-
-/// Odd visitors are known by a page token (kept apart from their own other tabs), even ones
-/// by an address.
-fn visitor(i: i64) -> VisitorKey {
-    if i % 2 == 1 {
-        VisitorKey::named(i)
-    } else {
-        VisitorKey::address(i * 2)
-    }
 }
 
 struct Node {
@@ -264,7 +255,7 @@ fn run_case(url: &str, steps: &[Step]) {
 #[test]
 fn three_matchmakers_on_one_database_keep_every_invariant() {
     let db = TestDb::new();
-    db::run_migrations(&mut db::get(&db::build_pool(&db.url, 1).unwrap()).unwrap()).unwrap();
+    db.migrated_pool(1);
     let cases = if crate::helpers::mysql_server_url().is_some() {
         32
     } else {
@@ -291,8 +282,7 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
         return;
     }
     let db = TestDb::new();
-    let pool = db::build_pool(&db.url, 2).unwrap();
-    db::run_migrations(&mut db::get(&pool).unwrap()).unwrap();
+    let pool = db.migrated_pool(2);
     let ask = |rid, v| Ask {
         id: ConnId::from_rid(rid),
         visitor: visitor(v),
