@@ -106,10 +106,14 @@ impl Application {
         .context("database preparation panicked")??;
         tracing::info!(removed, "cleared stale chat rows");
 
-        let sharing = if lease.is_held() {
+        let sqlite = matches!(
+            db::backend_of(&settings.database_url),
+            Ok(db::Backend::Sqlite)
+        );
+        let sharing = if lease.is_held() || sqlite {
             Sharing::Alone
         } else {
-            Sharing::Shared // --force: another server writes the same rows
+            Sharing::Shared // --force on MySQL: another server writes the same rows
         };
         let hub = hub::spawn(
             pool.clone(),

@@ -43,7 +43,9 @@ const PEEK: usize = 1_024;
 /// Whether other matchmakers (other server processes) may write the same rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
-    /// This process holds the database lease: its batches see every commit but their own.
+    /// This process holds the database lease, or the database is SQLite (one writer at a
+    /// time, each batch seeing every commit before it): nobody commits a waiting chat a batch
+    /// could not see.
     Alone,
     /// Others may commit waiting chats a batch skipped as locked: waiting requests are
     /// re-checked after each commit (`recheck`).
@@ -349,7 +351,7 @@ impl Worker {
             let e = match applied {
                 Ok(applied) => {
                     self.last_ticket = first_ticket + applied.tickets_used;
-                    if applied.recheck && sharing == Sharing::Shared {
+                    if sharing == Sharing::Shared {
                         self.pending.extend(applied.waiting);
                     }
                     return Ok(applied.decisions);
@@ -499,10 +501,6 @@ pub struct Applied {
     pub decisions: Vec<Decision>,
     /// The batch's requests still waiting at its end, oldest first.
     pub waiting: Vec<Ask>,
-    /// Whether they must be re-checked once committed: on MySQL, other matchmakers may have
-    /// committed chats this batch skipped as locked. SQLite has one writer at a time, and each
-    /// sees every commit before it.
-    pub recheck: bool,
     pub tickets_used: i64,
 }
 
@@ -526,7 +524,6 @@ fn apply_in(
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
-    let recheck = !matches!(*db, DbConn::Sqlite(_));
     let run = |db: &mut DbConn| {
         let planned = plan::plan(&mut plan::Stored(db), node, first_ticket, batch)?;
         planned.writes.write(db)?;
@@ -539,7 +536,6 @@ fn apply_in(
     Ok(Applied {
         decisions: planned.decisions,
         waiting: planned.waiting,
-        recheck,
         tickets_used: planned.tickets_used,
     })
 }
