@@ -7,4 +7,5 @@ pub mod metrics;
 pub mod routes;
 pub mod secret;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! Builds the application: pool, migrations, the listening sockets, the database lease,
+//! Builds the application (the handlers' shared state is `state::AppState`): pool, migrations, the listening sockets, the database lease,
 //! start-up clearing, hub, HTTP server (and the metrics listener's, when asked for). Binds before it clears anything (a second server on a
 //! taken port fails without touching the live one's rows), and returns bound, so `port()` is
 //! known (tests bind port 0).
@@ -15,30 +15,15 @@ use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::matchmaker::Sharing;
-use crate::chat::session::SessionConfig;
 use crate::config::{Settings, CONNECT_BURST_SECONDS};
-use crate::db::{self, lease::ServerLease, queries, DbPool};
+use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
 use crate::routes::{self, security::OriginPolicy};
 use crate::secret::SecretKey;
-
-/// What every request handler shares.
-pub struct AppState {
-    pub hub: HubHandle,
-    /// For health checks alone: one connection with a short wait, never queued behind the
-    /// matchmaker.
-    pub health_pool: DbPool,
-    pub session: Arc<SessionConfig>,
-    pub conns_per_ip: Arc<ConnsPerIp>,
-    pub connect_rate: ConnectRate,
-    pub forwarding: Forwarding,
-    pub origins: OriginPolicy,
-    pub assets: Assets,
-    pub secret: SecretKey,
-}
+use crate::state::AppState;
 
 pub struct Application {
     address: SocketAddr,

@@ -14,7 +14,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use rust_embed::Embed;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long browsers may use an asset before revalidating it (names carry no version).
 pub const ASSET_MAX_AGE_SECS: u32 = 300;

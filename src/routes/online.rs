@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn online(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Ok(stats) = state.hub.stats().await else {

@@ -13,7 +13,7 @@ use crate::chat::frame_limit::FrameLimit;
 use crate::chat::limits::Refused;
 use crate::chat::session;
 use crate::routes::client::visitor_key;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn upgrade(
     req: HttpRequest,

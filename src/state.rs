@@ -1,0 +1,27 @@
+//! What every request handler shares, built by `startup` and read by `routes`.
+
+use std::sync::Arc;
+
+use crate::chat::hub::HubHandle;
+use crate::chat::limits::{ConnectRate, ConnsPerIp};
+use crate::chat::session::SessionConfig;
+use crate::db::DbPool;
+use crate::routes::assets::Assets;
+use crate::routes::client::Forwarding;
+use crate::routes::security::OriginPolicy;
+use crate::secret::SecretKey;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub hub: HubHandle,
+    /// For health checks alone: one connection with a short wait, never queued behind the
+    /// matchmaker.
+    pub health_pool: DbPool,
+    pub session: Arc<SessionConfig>,
+    pub conns_per_ip: Arc<ConnsPerIp>,
+    pub connect_rate: ConnectRate,
+    pub forwarding: Forwarding,
+    pub origins: OriginPolicy,
+    pub assets: Assets,
+    pub secret: SecretKey,
+}
