@@ -11,6 +11,7 @@ use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
+use crate::cluster::ClusterConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
 use crate::startup::Application;
@@ -72,6 +73,22 @@ pub struct ServeArgs {
     /// format); without it there is none. Keep it private: it is not for visitors.
     #[arg(long, env = "PAIRCHAT_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+    /// Join the other servers on this database through Redis (e.g. redis://127.0.0.1:6379/):
+    /// visitors on different servers meet and chat. Needs a MySQL/MariaDB database. Without
+    /// it this server must be the only one on its database.
+    #[arg(long, env = "PAIRCHAT_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// With --redis-url: how often this server tells the others it is alive, in milliseconds.
+    #[arg(long, env = "PAIRCHAT_NODE_HEARTBEAT_MS", default_value_t = DEFAULT_NODE_HEARTBEAT_MS, value_parser = positive::<u64>)]
+    pub node_heartbeat_ms: u64,
+    /// With --redis-url: a server silent this long (milliseconds) is taken for dead: its
+    /// visitors' partners are told `partner lost` and its rows are swept.
+    #[arg(long, env = "PAIRCHAT_NODE_TIMEOUT_MS", default_value_t = DEFAULT_NODE_TIMEOUT_MS, value_parser = positive::<u64>)]
+    pub node_timeout_ms: u64,
+    /// With --redis-url: how long a message to a partner on another server may wait for Redis
+    /// before the sender is told `undelivered`, in milliseconds.
+    #[arg(long, env = "PAIRCHAT_RELAY_TIMEOUT_MS", default_value_t = DEFAULT_RELAY_TIMEOUT_MS, value_parser = positive::<u64>)]
+    pub relay_timeout_ms: u64,
     #[command(flatten)]
     pub db: DbArgs,
     /// HTTP worker threads (0: one per CPU core).
@@ -165,6 +182,12 @@ impl ServeArgs {
         Settings {
             bind: self.bind.clone(),
             metrics_bind: self.metrics_bind.clone(),
+            cluster: self.redis_url.clone().map(|redis_url| ClusterConfig {
+                redis_url,
+                heartbeat: Duration::from_millis(self.node_heartbeat_ms),
+                node_timeout: Duration::from_millis(self.node_timeout_ms),
+                relay_timeout: Duration::from_millis(self.relay_timeout_ms),
+            }),
             database_url: self.db.database_url.clone(),
             workers: self.workers,
             db_pool_size: self.db_pool_size,
@@ -212,7 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = db::get(&pool)?;
             db::run_migrations(&mut conn)?;
             // Held while the tables are emptied, so no server starts on them meanwhile.
-            let _lease = ServerLease::take(url, args.force)?;
+            let _lease = ServerLease::reset(url, args.force)?;
             let removed = queries::clear_all(&mut conn).context("cannot empty the chat tables")?;
             tracing::info!(removed, "chat tables emptied");
             Ok(())

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
+use crate::cluster::ClusterConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -31,6 +32,9 @@ pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 pub const DEFAULT_SECRET_KEY_FILE: &str = "pairchat.key";
 pub const DEFAULT_MAX_CONNS_PER_IP: usize = 32;
 pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;
+pub const DEFAULT_NODE_HEARTBEAT_MS: u64 = 1_000;
+pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 3_000;
+pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 5_000;
 /// New connections an address may open at once, as a multiple of its rate per second.
 pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 
@@ -41,6 +45,8 @@ pub struct Settings {
     /// Address of the metrics listener (`GET /metrics`, Prometheus text); `None`: no listener.
     pub metrics_bind: Option<String>,
     pub database_url: String,
+    /// With `--redis-url`: this process is one of several on the database.
+    pub cluster: Option<ClusterConfig>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Pooled database connections (the matchmaker; health checks have one of their own).
@@ -79,6 +85,7 @@ impl Settings {
             bind: bind.into(),
             metrics_bind: None,
             database_url: database_url.into(),
+            cluster: None,
             workers: DEFAULT_WORKERS,
             db_pool_size: DEFAULT_DB_POOL_SIZE,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
@@ -183,12 +190,33 @@ impl Settings {
             ("rate_per_sec", check_positive(s.rate_per_sec).err()),
             ("rate_burst", check_positive(s.rate_burst).err()),
         ];
-        match checks
+        if let Some((name, e)) = checks
             .into_iter()
             .find_map(|(name, e)| e.map(|e| (name, e)))
         {
-            Some((name, e)) => anyhow::bail!("setting {name} {e}"),
-            None => Ok(()),
+            anyhow::bail!("setting {name} {e}");
         }
+        if let Some(cluster) = &self.cluster {
+            if !self.database_url.starts_with("mysql://") {
+                anyhow::bail!(
+                    "--redis-url needs a MySQL/MariaDB --database-url (mysql://...): several \
+                     servers cannot share a SQLite file"
+                );
+            }
+            let timings = [
+                ("node_heartbeat", cluster.heartbeat),
+                ("node_timeout", cluster.node_timeout),
+                ("relay_timeout", cluster.relay_timeout),
+            ];
+            for (name, value) in timings {
+                if let Some(e) = check_positive(value).err() {
+                    anyhow::bail!("setting {name} {e}");
+                }
+            }
+            if cluster.node_timeout <= cluster.heartbeat {
+                anyhow::bail!("--node-timeout-ms must be longer than --node-heartbeat-ms");
+            }
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod memory;

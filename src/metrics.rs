@@ -24,7 +24,7 @@ pub const RELAY_LATENCY_SAMPLE: u64 = 16;
 
 /// Every error code the server sends a client: in error frames (the protocol's), and in the
 /// body of a refused upgrade.
-pub const ERROR_CODES: [&str; 16] = [
+pub const ERROR_CODES: [&str; 17] = [
     "bad_json",
     "unknown_type",
     "bad_frame",
@@ -36,6 +36,7 @@ pub const ERROR_CODES: [&str; 16] = [
     "message_too_long",
     "rate_limited",
     "unavailable",
+    "undelivered",
     "origin_not_allowed",
     "too_many_connections",
     "too_many_connects",

@@ -1,5 +1,6 @@
-//! Builds the application (the handlers' shared state is `state::AppState`): pool, migrations, the listening sockets, the database lease,
-//! start-up clearing, hub, HTTP server (and the metrics listener's, when asked for). Binds before it clears anything (a second server on a
+//! Builds the application (the handlers' shared state is `state::AppState`): pool, migrations,
+//! the listening sockets, the database lease, start-up clearing, the cluster (with
+//! `--redis-url`), hub, HTTP server (and the metrics listener's, when asked for). Binds before it clears anything (a second server on a
 //! taken port fails without touching the live one's rows), and returns bound, so `port()` is
 //! known (tests bind port 0).
 
@@ -15,9 +16,11 @@ use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::matchmaker::Sharing;
+use crate::cluster::Cluster;
 use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
+use crate::metrics::Metrics;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
@@ -31,6 +34,7 @@ pub struct Application {
     /// The metrics listener (`--metrics-bind`), when there is one.
     metrics: Option<(SocketAddr, Server)>,
     hub: HubHandle,
+    cluster: Option<Cluster>,
     settings: Settings,
     /// Held while the server runs: no other server clears these tables meanwhile.
     _lease: ServerLease,
@@ -78,33 +82,62 @@ impl Application {
             None => None,
         };
 
+        let ids = ConnIds::new();
+        let node = ids.node();
+        let clustered = settings.cluster.is_some();
         let prep_pool = pool.clone();
         let url = settings.database_url.clone();
         let force = settings.force;
         let (lease, removed) = tokio::task::spawn_blocking(move || {
-            let lease = ServerLease::take(&url, force)?;
-            let removed = queries::clear_all(&mut *db::get(&prep_pool)?)
-                .context("cannot clear stale chat rows")?;
+            let lease = ServerLease::serve(&url, node, clustered, force)?;
+            let mut conn = db::get(&prep_pool)?;
+            // Only the rows of processes that are not alive go.
+            let removed = if lease.others().is_empty() {
+                queries::clear_all(&mut conn)
+            } else {
+                let alive: Vec<i64> = lease.others().iter().map(|p| p.node).collect();
+                queries::clear_all_but(&mut conn, &[alive, vec![i64::from(node)]].concat())
+            }
+            .context("cannot clear stale chat rows")?;
             anyhow::Ok((lease, removed))
         })
         .await
         .context("database preparation panicked")??;
-        tracing::info!(removed, "cleared stale chat rows");
+        tracing::info!(
+            removed,
+            node,
+            others = lease.others().len(),
+            "cleared stale chat rows"
+        );
 
         let sqlite = matches!(
             db::backend_of(&settings.database_url),
             Ok(db::Backend::Sqlite)
         );
-        let sharing = if lease.is_held() || sqlite {
+        let sharing = if sqlite || (lease.is_alone() && !clustered) {
             Sharing::Alone
         } else {
-            Sharing::Shared // --force on MySQL: another server writes the same rows
+            Sharing::Shared // other servers write the same rows (a cluster, or --force)
         };
-        let hub = hub::spawn(
+        let metrics = Arc::new(Metrics::new(node));
+        let cluster = match &settings.cluster {
+            Some(config) => {
+                let name = lease.cluster().unwrap_or("pairchat").to_owned();
+                Some(
+                    Cluster::join(config.clone(), &name, node, pool.clone(), metrics.clone())
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let member = cluster.as_ref().map(|(c, _)| c.clone());
+        let hub = hub::spawn_with(
             pool.clone(),
-            ConnIds::new(),
+            ids,
             sharing,
             settings.rematch_cooldown,
+            metrics,
+            cluster,
         );
         memory::spawn_trimmer(hub.clone());
         let metrics = match metrics_listener {
@@ -120,6 +153,8 @@ impl Application {
         let connect_rate = settings.connects_per_sec_per_ip;
         let state = web::Data::new(AppState {
             hub: hub.clone(),
+            node,
+            cluster: member.clone(),
             health_pool,
             session: Arc::new(settings.session.clone()),
             conns_per_ip: ConnsPerIp::new(settings.max_conns_per_ip, max_connections),
@@ -177,6 +212,7 @@ impl Application {
             server,
             metrics,
             hub,
+            cluster: member,
             settings,
             _lease: lease,
         })
@@ -203,6 +239,7 @@ impl Application {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             hub: self.hub.clone(),
+            cluster: self.cluster.clone(),
             server: self.server.handle(),
             within: self.settings.shutdown_timeout,
         }
@@ -234,6 +271,7 @@ impl Application {
 #[derive(Clone)]
 pub struct Stopper {
     hub: HubHandle,
+    cluster: Option<Cluster>,
     server: ServerHandle,
     within: std::time::Duration,
 }
@@ -244,6 +282,9 @@ impl Stopper {
         // Stop accepting first; the graceful stop waits for the sessions we close next.
         let stopping = actix_web::rt::spawn(async move { server.stop(true).await });
         self.hub.shutdown(self.within).await;
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         let _ = stopping.await;
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::chat::hub::HubHandle;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
+use crate::cluster::Cluster;
 use crate::db::DbPool;
 use crate::routes::assets::Assets;
 use crate::routes::client::Forwarding;
@@ -14,6 +15,10 @@ use crate::secret::SecretKey;
 /// What every request handler shares.
 pub struct AppState {
     pub hub: HubHandle,
+    /// This process's node id (the high half of its connection ids).
+    pub node: u32,
+    /// The other processes, with `--redis-url`.
+    pub cluster: Option<Cluster>,
     /// For health checks alone: one connection with a short wait, never queued behind the
     /// matchmaker.
     pub health_pool: DbPool,

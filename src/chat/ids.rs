@@ -87,6 +87,11 @@ impl VisitorKey {
         self.0 & 1 == 1
     }
 
+    /// The key as the database (or another process) gave it.
+    pub fn from_i64(key: i64) -> Self {
+        VisitorKey(key)
+    }
+
     /// The key as the database keeps it.
     pub fn as_i64(self) -> i64 {
         self.0

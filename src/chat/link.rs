@@ -3,7 +3,10 @@
 //! frame travels is this module's business, so that other kinds of partner (on another
 //! process, or away and resuming) can become other kinds of link.
 //!
-//! Today's kind is a local partner, reached two ways. At first a frame goes into the partner's
+//! A partner on another process is a `cluster::RemoteLink`: its frames go through Redis, and
+//! its receipts come back later (see `cluster`). The rest of this module is the local kind.
+//!
+//! A local partner is reached two ways. At first a frame goes into the partner's
 //! bounded outbox and the partner's session writes it. Once the partner has written its
 //! `response` and nothing from us waits in its outbox, it `open`s the direct route: from then
 //! on the sender writes onto the partner's socket queue itself, one task hop fewer. When that
@@ -19,6 +22,7 @@ use flume::r#async::RecvStream;
 use futures_util::FutureExt;
 
 use super::ids::ConnId;
+use crate::cluster::RemoteLink;
 
 /// How a connection ended, as its partner is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,17 +79,27 @@ enum Route {
 #[derive(Clone)]
 pub struct PartnerLink {
     partner: ConnId,
-    outbox: OutboxSender,
-    /// Both routes of the pair, in one allocation: `[to the one who asked first, to the other]`.
-    routes: Arc<[Mutex<Route>; 2]>,
-    /// Which of `routes` leads to this session (the other leads to the partner).
-    mine: usize,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Local {
+        outbox: OutboxSender,
+        /// Both routes of the pair, in one allocation: `[to the one who asked first, to the
+        /// other]`.
+        routes: Arc<[Mutex<Route>; 2]>,
+        /// Which of `routes` leads to this session (the other leads to the partner).
+        mine: usize,
+    },
+    Remote(Arc<RemoteLink>),
 }
 
 impl std::fmt::Debug for PartnerLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartnerLink")
             .field("partner", &self.partner)
+            .field("remote", &self.remote().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -95,17 +109,29 @@ pub fn pair(a: (ConnId, OutboxSender), b: (ConnId, OutboxSender)) -> (PartnerLin
     let routes: Arc<[Mutex<Route>; 2]> = Arc::default();
     let to_b = PartnerLink {
         partner: b.0,
-        outbox: b.1,
-        routes: routes.clone(),
-        mine: 0,
+        kind: Kind::Local {
+            outbox: b.1,
+            routes: routes.clone(),
+            mine: 0,
+        },
     };
     let to_a = PartnerLink {
         partner: a.0,
-        outbox: a.1,
-        routes,
-        mine: 1,
+        kind: Kind::Local {
+            outbox: a.1,
+            routes,
+            mine: 1,
+        },
     };
     (to_b, to_a)
+}
+
+/// The link to a partner on another process.
+pub fn remote(link: RemoteLink, partner: ConnId) -> PartnerLink {
+    PartnerLink {
+        partner,
+        kind: Kind::Remote(Arc::new(link)),
+    }
 }
 
 impl PartnerLink {
@@ -114,11 +140,27 @@ impl PartnerLink {
         self.partner
     }
 
+    /// The partner on another process, if it is there.
+    pub fn remote(&self) -> Option<&RemoteLink> {
+        match &self.kind {
+            Kind::Remote(link) => Some(link),
+            Kind::Local { .. } => None,
+        }
+    }
+
     /// Hands a frame to the partner without waiting: onto its socket queue while the route is
     /// open, into its outbox otherwise (and when the socket queue is full, closing the route).
     #[inline]
     pub fn deliver(&self, frame: String) -> Delivery {
-        let mut route = lock(&self.routes[1 - self.mine]);
+        let (outbox, routes, mine) = match &self.kind {
+            Kind::Local {
+                outbox,
+                routes,
+                mine,
+            } => (outbox, routes, *mine),
+            Kind::Remote(link) => return link.deliver(frame),
+        };
+        let mut route = lock(&routes[1 - mine]);
         let frame = match &mut *route {
             Route::Direct(ws) => {
                 let frame = ByteString::from(frame);
@@ -134,7 +176,7 @@ impl PartnerLink {
             }
             Route::Queued => frame,
         };
-        let queued = self.outbox.try_send(Outbound::Frame(frame));
+        let queued = outbox.try_send(Outbound::Frame(frame));
         drop(route);
         match queued {
             Ok(()) => Delivery::Delivered,
@@ -148,7 +190,10 @@ impl PartnerLink {
     /// writes directly from now on can overtake it). Call after each outbox item is written.
     #[inline]
     pub fn open(&self, socket: &actix_ws::Session, inbox: &Inbox) {
-        let mut route = lock(&self.routes[self.mine]);
+        let Kind::Local { routes, mine, .. } = &self.kind else {
+            return; // frames from another process come through the hub, in order
+        };
+        let mut route = lock(&routes[*mine]);
         if matches!(*route, Route::Queued) && inbox.is_empty() {
             *route = Route::Direct(socket.clone());
         }

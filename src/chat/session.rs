@@ -474,6 +474,14 @@ fn relay_message(
         );
     }
     let (to_me, to_partner) = message_frames(message);
+    if let Some(remote) = partner.remote() {
+        // On another process: the receipt follows once the message is on its way there.
+        return if remote.send_message(to_partner, to_me, received.into_std()) {
+            Ok(None)
+        } else {
+            say(crate::cluster::relay::undelivered_frame(metrics))
+        };
+    }
     if deliver(hub, partner, to_partner) {
         metrics.relayed(received.into_std());
         // The sender's copy is its receipt: only for what reached the partner's queue.

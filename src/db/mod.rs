@@ -189,10 +189,21 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .len(),
         #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => c
-            .run_pending_migrations(MYSQL_MIGRATIONS)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .len(),
+        DbConn::Mysql(c) => {
+            // Servers started together must not run the same migration twice: one at a time,
+            // under a named lock (freed with the connection if the process dies).
+            use diesel::RunQueryDsl;
+            diesel::sql_query("DO GET_LOCK(CONCAT('pairchat.migrate.', DATABASE()), 60)")
+                .execute(c)
+                .context("cannot take the migration lock")?;
+            let applied = c
+                .run_pending_migrations(MYSQL_MIGRATIONS)
+                .map(|done| done.len())
+                .map_err(|e| anyhow::anyhow!("{e}"));
+            let _ = diesel::sql_query("DO RELEASE_LOCK(CONCAT('pairchat.migrate.', DATABASE()))")
+                .execute(c);
+            applied?
+        }
     };
     Ok(applied)
 }

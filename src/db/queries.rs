@@ -379,6 +379,49 @@ pub fn clear_all(conn: &mut DbConn) -> QueryResult<usize> {
     })
 }
 
+/// Removes every chat with a member of one of `nodes` (dead processes), with everyone in it;
+/// returns how many rows were removed. Chats whose other member is alive go too: that member's
+/// process ends its side (`partner lost`).
+pub fn sweep_nodes(conn: &mut DbConn, nodes: &[i64]) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let chats: Vec<i64> = chat_user::table
+            .filter(chat_user::node.eq_any(nodes))
+            .select(chat_user::chat_id)
+            .load(conn)?;
+        remove_chats(conn, chats)
+    })
+}
+
+/// Removes every chat with a member of a process not in `alive`, with everyone in it (start-up
+/// with other processes running); returns how many rows were removed.
+pub fn clear_all_but(conn: &mut DbConn, alive: &[i64]) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let chats: Vec<i64> = chat_user::table
+            .filter(chat_user::node.ne_all(alive))
+            .select(chat_user::chat_id)
+            .load(conn)?;
+        let removed = remove_chats(conn, chats)?;
+        // A chat without members (its opener's row went some other way) waits for no one.
+        let orphans = diesel::delete(chat::table.filter(diesel::dsl::not(diesel::dsl::exists(
+            chat_user::table.filter(chat_user::chat_id.eq(chat::id)),
+        ))))
+        .execute(conn)?;
+        Ok(removed + orphans)
+    })
+}
+
+fn remove_chats(conn: &mut DbConn, mut chats: Vec<i64>) -> QueryResult<usize> {
+    chats.sort_unstable();
+    chats.dedup();
+    let mut removed = 0;
+    for some in chats.chunks(1_000) {
+        removed += diesel::delete(chat_user::table.filter(chat_user::chat_id.eq_any(some)))
+            .execute(conn)?;
+        removed += diesel::delete(chat::table.filter(chat::id.eq_any(some))).execute(conn)?;
+    }
+    Ok(removed)
+}
+
 /// Row counts `(chats, chat_users)`, for health and tests.
 pub fn counts(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
     let chats = chat::table.count().get_result(conn)?;

@@ -20,6 +20,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    node (id) {
+        id -> BigInt,
+        clustered -> Bool,
+        started_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    setting (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(chat_user -> chat (chat_id));
 
-diesel::allow_tables_to_appear_in_same_query!(chat, chat_user,);
+diesel::allow_tables_to_appear_in_same_query!(chat, chat_user, node, setting,);

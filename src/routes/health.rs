@@ -1,5 +1,8 @@
 //! `GET /healthz`: 200 when the database answers within a second, 503 when it does not. The
-//! check has a connection of its own, so a busy matchmaker does not make it fail.
+//! check has a connection of its own, so a busy matchmaker does not make it fail. Beside the
+//! database it names this process (`node`) and says whether Redis answers (`ok`,
+//! `unreachable`; `off` without `--redis-url`): a process cut off from Redis still serves the
+//! chats within it, so that alone does not make it unhealthy.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -15,21 +18,29 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(())
     })
     .await;
+    let node = state.node;
+    let redis = match &state.cluster {
+        None => "off",
+        Some(cluster) if cluster.redis_ok() => "ok",
+        Some(_) => "unreachable",
+    };
     match answered {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
+        Ok(Ok(())) => HttpResponse::Ok()
+            .json(json!({"status": "ok", "database": "ok", "node": node, "redis": redis})),
         Ok(Err(e)) => {
             state.hub.metrics().database_error();
             tracing::warn!(
                 error = format!("{e:#}"),
                 "health check: database unreachable"
             );
-            unavailable()
+            unavailable(node, redis)
         }
-        Err(_) => unavailable(),
+        Err(_) => unavailable(node, redis),
     }
 }
 
-fn unavailable() -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
-        .json(json!({"status": "unavailable", "database": "unreachable"}))
+fn unavailable(node: u32, redis: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(json!({
+        "status": "unavailable", "database": "unreachable", "node": node, "redis": redis,
+    }))
 }

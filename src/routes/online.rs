@@ -14,7 +14,7 @@ pub async fn online(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let mut response = HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(json!({
-            "online": stats.connections,
+            "online": stats.online,
             "max_message_chars": state.session.max_message_chars,
         }));
     state

@@ -80,6 +80,32 @@ const SETTINGS: &[Setting] = &[
     ),
     // Only the matchmaker (one thread) draws on the pool since /healthz has a connection of its
     // own: no size shows from outside.
+    // Nothing answers on port 1: refused on MariaDB (Redis unreachable) and on SQLite (a
+    // cluster needs MariaDB), each saying why with the flag's name.
+    refused(
+        "--redis-url",
+        "PAIRCHAT_REDIS_URL",
+        "redis://127.0.0.1:1/",
+        "--redis-url",
+    ),
+    refused(
+        "--node-heartbeat-ms",
+        "PAIRCHAT_NODE_HEARTBEAT_MS",
+        "0",
+        "node-heartbeat-ms",
+    ),
+    refused(
+        "--node-timeout-ms",
+        "PAIRCHAT_NODE_TIMEOUT_MS",
+        "0",
+        "node-timeout-ms",
+    ),
+    refused(
+        "--relay-timeout-ms",
+        "PAIRCHAT_RELAY_TIMEOUT_MS",
+        "0",
+        "relay-timeout-ms",
+    ),
     refused(
         "--db-pool-size",
         "PAIRCHAT_DB_POOL_SIZE",

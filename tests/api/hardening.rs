@@ -527,10 +527,8 @@ async fn health_checks_answer_while_the_matchmaker_holds_the_whole_pool() {
     .await;
     let started = std::time::Instant::now();
     let (status, _, body) = crate::health::http_request(app.address, "/healthz", "").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (200, r#"{"database":"ok","status":"ok"}"#)
-    );
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!((status, body["database"].as_str()), (200, Some("ok")));
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

@@ -9,6 +9,7 @@ mod batch;
 mod browser;
 mod browser_ui;
 mod cli;
+mod cluster;
 mod daemon;
 mod errors;
 mod flags;

@@ -79,6 +79,7 @@ impl World {
                         Sharing::Shared,
                         Arc::new(Metrics::new(node)),
                         tx,
+                        None,
                     ),
                     decisions,
                     ids: ConnIds::with_node(node),

@@ -56,11 +56,12 @@ async fn while_the_database_is_down_chats_go_on_and_new_requests_are_refused_unt
     c.request().await;
     c.expect_error("unavailable").await;
     let (status, body) = http_get(app.address, "/healthz").await;
+    let node = app.hub.next_id().rid() >> 32;
     assert_eq!(
         (status, health_body(&body)),
         (
             503,
-            json!({"status": "unavailable", "database": "unreachable"})
+            json!({"status": "unavailable", "database": "unreachable", "node": node, "redis": "off"})
         )
     );
     // A chat that ends during the outage is cleaned up once the database is back.

@@ -52,6 +52,10 @@ pub enum Sharing {
     Shared,
 }
 
+/// Whether the waiting visitors of a process (by node id) may be claimed: in a cluster, only
+/// those of processes alive and reachable. Without one, everyone's.
+pub type Claimable = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
 /// A request for a partner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
@@ -142,12 +146,14 @@ impl Matchmaker {
         sharing: Sharing,
         metrics: Arc<Metrics>,
         decisions: async_mpsc::Sender<Vec<Decision>>,
+        claimable: Option<Claimable>,
     ) -> Self {
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
         let worker = Worker {
             pool,
             node: i64::from(node),
             sharing,
+            claimable,
             metrics,
             db: None,
             rx,
@@ -223,6 +229,7 @@ struct Worker {
     pool: DbPool,
     node: i64,
     sharing: Sharing,
+    claimable: Option<Claimable>,
     metrics: Arc<Metrics>,
     /// The connection batches run on, while it works, and whether it has a transaction open
     /// (see `queries::chained_transaction`).
@@ -346,8 +353,17 @@ impl Worker {
         loop {
             let first_ticket = self.tickets();
             let (node, sharing) = (self.node, self.sharing);
-            let applied =
-                self.with_db(|db, open| apply_in(db, Some(open), node, first_ticket, batch));
+            let claimable = self.claimable.clone();
+            let applied = self.with_db(|db, open| {
+                apply_in(
+                    db,
+                    Some(open),
+                    claimable.as_ref(),
+                    node,
+                    first_ticket,
+                    batch,
+                )
+            });
             let e = match applied {
                 Ok(applied) => {
                     self.last_ticket = first_ticket + applied.tickets_used;
@@ -407,7 +423,9 @@ impl Worker {
     fn recheck(&mut self) -> Vec<Decision> {
         let node = self.node;
         let mut pending = std::mem::take(&mut self.pending);
-        let rechecked = self.with_db(|db, open| recheck_in(db, Some(open), node, &mut pending));
+        let claimable = self.claimable.clone();
+        let rechecked = self
+            .with_db(|db, open| recheck_in(db, Some(open), claimable.as_ref(), node, &mut pending));
         self.pending = pending;
         match rechecked {
             Ok(decisions) => decisions,
@@ -435,13 +453,14 @@ pub fn recheck(
     node: i64,
     pending: &mut Vec<Ask>,
 ) -> anyhow::Result<Vec<Decision>> {
-    recheck_in(db, None, node, pending)
+    recheck_in(db, None, None, node, pending)
 }
 
 /// `recheck` on a connection whose transactions are chained when `open` is given.
 fn recheck_in(
     db: &mut DbConn,
     mut open: Option<&mut bool>,
+    claimable: Option<&Claimable>,
     node: i64,
     pending: &mut Vec<Ask>,
 ) -> anyhow::Result<Vec<Decision>> {
@@ -456,16 +475,16 @@ fn recheck_in(
         let avoid = ask.avoided();
         let rid = ask.id.rid();
         committed.iter().any(|w| w.chat == rid)
-            && committed
-                .iter()
-                .any(|w| w.chat != rid && !avoid.contains(&w.visitor))
+            && committed.iter().any(|w| {
+                w.chat != rid && !avoid.contains(&w.visitor) && plan::may_claim(claimable, w.chat)
+            })
     });
     if pending.is_empty() {
         return Ok(Vec::new());
     }
     let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
     // A rematch never opens a chat: no queue places are handed out.
-    let decisions = apply_in(db, open, node, 0, &ops)?.decisions;
+    let decisions = apply_in(db, open, claimable, node, 0, &ops)?.decisions;
     pending.retain(|ask| {
         !decisions
             .iter()
@@ -513,19 +532,21 @@ pub fn apply_batch(
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
-    apply_in(db, None, node, first_ticket, batch)
+    apply_in(db, None, None, node, first_ticket, batch)
 }
 
 /// `apply_batch` in a transaction chained to the connection's last when `open` is given.
 fn apply_in(
     db: &mut DbConn,
     open: Option<&mut bool>,
+    claimable: Option<&Claimable>,
     node: i64,
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
     let run = |db: &mut DbConn| {
-        let planned = plan::plan(&mut plan::Stored(db), node, first_ticket, batch)?;
+        let mut queue = plan::Stored { db, claimable };
+        let planned = plan::plan(&mut queue, node, first_ticket, batch)?;
         planned.writes.write(db)?;
         Ok(planned)
     };

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::QueryResult;
 
-use super::{Ask, Decision, Op, Outcome};
+use super::{Ask, Claimable, Decision, Op, Outcome};
 use crate::chat::ids::ConnId;
 use crate::db::queries::{self, Member, NewChat, Read, Waiting, QUEUE_START};
 use crate::db::DbConn;
@@ -21,19 +21,38 @@ pub trait Queue {
     fn after(&mut self, after: (i64, i64), limit: usize) -> QueryResult<Vec<Waiting>>;
     /// Those of `chats` that still wait.
     fn among(&mut self, chats: &[i64]) -> QueryResult<Vec<Waiting>>;
+    /// Whether a request may join `chat`, waiting (its opener's process is reachable).
+    fn may_join(&self, chat: i64) -> bool {
+        let _ = chat;
+        true
+    }
 }
 
-/// The queue as the database holds it, read inside the batch's transaction.
-pub struct Stored<'a>(pub &'a mut DbConn);
+/// The queue as the database holds it, read inside the batch's transaction; in a cluster,
+/// without the chats of processes that cannot be reached.
+pub struct Stored<'a> {
+    pub db: &'a mut DbConn,
+    pub claimable: Option<&'a Claimable>,
+}
 
 impl Queue for Stored<'_> {
     fn after(&mut self, after: (i64, i64), limit: usize) -> QueryResult<Vec<Waiting>> {
-        queries::waiting_after(self.0, after, limit, Read::Lock)
+        queries::waiting_after(self.db, after, limit, Read::Lock)
     }
 
     fn among(&mut self, chats: &[i64]) -> QueryResult<Vec<Waiting>> {
-        queries::waiting_among(self.0, chats)
+        queries::waiting_among(self.db, chats)
     }
+
+    fn may_join(&self, chat: i64) -> bool {
+        may_claim(self.claimable, chat)
+    }
+}
+
+/// Whether the waiting chat `chat` (whose id is its opener's connection id, whose high half
+/// is its process) may be joined.
+pub fn may_claim(claimable: Option<&Claimable>, chat: i64) -> bool {
+    claimable.is_none_or(|may| may(crate::cluster::wire::node_of(chat)))
 }
 
 /// The statements a batch comes to, applied in this order by `write`.
@@ -233,7 +252,10 @@ impl<Q: Queue> Planner<'_, Q> {
                     break; // stored chats older than this one may be unread
                 }
                 let visitor = self.chats.get(&chat).map(|c| c.members[0].1);
-                if chat != rid && visitor.is_some_and(|v| !avoid.contains(&v)) {
+                if chat != rid
+                    && visitor.is_some_and(|v| !avoid.contains(&v))
+                    && self.queue.may_join(chat)
+                {
                     return Ok(Some(chat));
                 }
             }

@@ -2,7 +2,8 @@
 //! chatting), and sends the online count. Sessions reach it through `HubHandle`'s methods over
 //! a bounded queue; it answers over each session's bounded outbox and never waits on a client.
 //! Pairing is asked of the matchmaker (the database decides); once paired, the two sessions
-//! get a `PartnerLink` to each other and relay without the hub or the database.
+//! get a `PartnerLink` to each other and relay without the hub or the database. A partner on
+//! another process (`--redis-url`) is met through a short exchange with its hub (`remote`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+mod remote;
+
 use super::ids::{ConnId, ConnIds, VisitorKey};
 use super::link::{self, Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
 use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
 use super::protocol::ServerFrame;
+use crate::cluster::{self, Cluster};
 use crate::db::DbPool;
 use crate::metrics::Metrics;
 
@@ -68,7 +72,10 @@ enum Command {
 /// A snapshot of the hub, for tests and operators.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// This process's connections.
     pub connections: usize,
+    /// Everyone's, on every process of the cluster (this process's alone without one).
+    pub online: usize,
     /// Asked for a partner and not yet paired.
     pub waiting: usize,
     /// In a conversation.
@@ -84,6 +91,9 @@ enum State {
     Requested,
     /// Told to wait.
     Waiting,
+    /// Paired by the matchmaker with a visitor on another process, whose hub has not yet
+    /// said it still waits.
+    Pairing(ConnId),
     Chatting(ConnId),
     /// The partner left; the chat rows are gone and this socket is closing.
     Ended,
@@ -112,6 +122,12 @@ struct Hub {
     /// When each connection that waits for a partner asked (time to pair): kept here, not in
     /// every `Entry`, so that idle and chatting connections carry nothing for it.
     asked_at: HashMap<ConnId, Instant>,
+    /// The other processes, with `--redis-url`.
+    cluster: Option<Cluster>,
+    /// Partners on other processes, by the local connection talking to them.
+    remote: HashMap<ConnId, remote::Partner>,
+    /// When each `Pairing` connection's proposal went out.
+    proposed: HashMap<ConnId, Instant>,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -238,13 +254,45 @@ pub fn spawn(
     sharing: Sharing,
     rematch_cooldown: Duration,
 ) -> HubHandle {
-    let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
     let metrics = Arc::new(Metrics::new(ids.node()));
-    let matchmaker = Matchmaker::spawn(pool, ids.node(), sharing, metrics.clone(), decisions_tx);
+    spawn_with(pool, ids, sharing, rematch_cooldown, metrics, None)
+}
+
+/// `spawn` for a process of a cluster: the matchmaker claims only reachable processes'
+/// waiting visitors, and the hub hears the cluster's `events`.
+pub fn spawn_with(
+    pool: DbPool,
+    ids: ConnIds,
+    sharing: Sharing,
+    rematch_cooldown: Duration,
+    metrics: Arc<Metrics>,
+    cluster: Option<(Cluster, mpsc::Receiver<cluster::Event>)>,
+) -> HubHandle {
+    let (decisions_tx, decisions) = mpsc::channel(DECISION_CAPACITY);
+    let claimable = cluster
+        .as_ref()
+        .map(|(c, _)| -> super::matchmaker::Claimable { Arc::new(c.claimable()) });
+    let matchmaker = Matchmaker::spawn(
+        pool,
+        ids.node(),
+        sharing,
+        metrics.clone(),
+        decisions_tx,
+        claimable,
+    );
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
-    let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone());
-    tokio::spawn(hub.run(commands, decisions));
+    let (cluster, events) = cluster.unzip();
+    let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone(), cluster);
+    tokio::spawn(hub.run(commands, decisions, events));
     HubHandle { tx, ids, metrics }
+}
+
+/// The next cluster event, or never without a cluster.
+async fn next_event(events: &mut Option<mpsc::Receiver<cluster::Event>>) -> Option<cluster::Event> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// An error frame, counted as sent.
@@ -254,7 +302,12 @@ fn error_frame(metrics: &Metrics, code: &'static str, detail: &'static str) -> O
 }
 
 impl Hub {
-    fn new(matchmaker: Matchmaker, rematch_cooldown: Duration, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        matchmaker: Matchmaker,
+        rematch_cooldown: Duration,
+        metrics: Arc<Metrics>,
+        cluster: Option<Cluster>,
+    ) -> Self {
         Hub {
             conns: HashMap::new(),
             matchmaker,
@@ -264,6 +317,9 @@ impl Hub {
             next_flush: 0,
             metrics,
             asked_at: HashMap::new(),
+            cluster,
+            remote: HashMap::new(),
+            proposed: HashMap::new(),
         }
     }
 
@@ -271,6 +327,7 @@ impl Hub {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut decisions: mpsc::Receiver<Vec<Decision>>,
+        mut events: Option<mpsc::Receiver<cluster::Event>>,
     ) {
         let mut tick = tokio::time::interval(ONLINE_INTERVAL / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -285,6 +342,7 @@ impl Hub {
                         self.decide(decision);
                     }
                 }
+                Some(event) = next_event(&mut events) => self.on_cluster(event),
                 _ = tick.tick() => self.tick(Instant::now()),
             }
             for refused in self.matchmaker.pump() {
@@ -319,11 +377,12 @@ impl Hub {
     fn stats(&self) -> Stats {
         let mut stats = Stats {
             connections: self.conns.len(),
+            online: self.online(),
             ..Stats::default()
         };
         for conn in self.conns.values() {
             match conn.state {
-                State::Requested | State::Waiting => stats.waiting += 1,
+                State::Requested | State::Waiting | State::Pairing(_) => stats.waiting += 1,
                 State::Chatting(_) => stats.chatting += 1,
                 State::Idle | State::Ended => {}
             }
@@ -364,7 +423,7 @@ impl Hub {
         };
         match conn.state {
             State::Idle => self.ask(id),
-            State::Requested | State::Waiting => self.send(
+            State::Requested | State::Waiting | State::Pairing(_) => self.send(
                 id,
                 error_frame(
                     &self.metrics,
@@ -408,18 +467,33 @@ impl Hub {
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
+            State::Pairing(partner) => {
+                // Our row is in the partner's chat already: one removal takes both.
+                self.proposed.remove(&id);
+                self.submit(Op::Leave(id));
+                self.tell_gone(partner, id, how);
+            }
             State::Chatting(partner) => {
-                if let Some(other) = self.conns.get(&partner).map(|p| p.visitor) {
-                    self.preferences.parted(conn.visitor, other, Instant::now());
+                let remote = self.remote.remove(&id);
+                let other = match &remote {
+                    Some(remote) => Some(remote.visitor),
+                    None => self.conns.get(&partner).map(|p| p.visitor),
+                };
+                if let Some(other) = other {
+                    self.part(conn.visitor, other);
                 }
                 // One removal takes both rows; the partner's own leave then has nothing to do.
                 self.submit(Op::Leave(id));
-                if let Some(p) = self.conns.get_mut(&partner) {
-                    p.state = State::Ended;
-                }
-                // While shutting down every session is being closed with 1001 already.
-                if self.shutdown.is_none() {
-                    self.send(partner, Outbound::PartnerGone(how));
+                if remote.is_some() {
+                    self.tell_gone(partner, id, how);
+                } else {
+                    if let Some(p) = self.conns.get_mut(&partner) {
+                        p.state = State::Ended;
+                    }
+                    // While shutting down every session is being closed with 1001 already.
+                    if self.shutdown.is_none() {
+                        self.send(partner, Outbound::PartnerGone(how));
+                    }
                 }
             }
         }
@@ -473,6 +547,7 @@ impl Hub {
             }
             Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
                 (true, true) => self.pair(id, partner),
+                (true, false) if self.is_remote(partner) => self.propose(id, partner),
                 (true, false) => {
                     // The partner's removal (queued already, or now for a ghost) takes our row.
                     self.submit(Op::Leave(partner));
@@ -497,20 +572,44 @@ impl Hub {
         };
         let (to_b, to_a) = link::pair((a, a_outbox), (b, b_outbox));
         self.metrics.paired();
-        let now = Instant::now();
         for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
             // The first may be dropped as too slow on the way, and the second then told that.
             if !self.conns.contains_key(&other) {
                 continue;
             }
-            if let Some(conn) = self.conns.get_mut(&me) {
-                conn.state = State::Chatting(other);
-            }
-            if let Some(asked) = self.asked_at.remove(&me) {
-                self.metrics
-                    .waited_for_partner(now.saturating_duration_since(asked));
-            }
-            self.send(me, Outbound::Paired(link));
+            self.start_chat(me, other, link);
+        }
+    }
+
+    /// `me` talks to `other` from now on, over `link`.
+    fn start_chat(&mut self, me: ConnId, other: ConnId, link: link::PartnerLink) {
+        if let Some(conn) = self.conns.get_mut(&me) {
+            conn.state = State::Chatting(other);
+        }
+        if let Some(asked) = self.asked_at.remove(&me) {
+            self.metrics
+                .waited_for_partner(Instant::now().saturating_duration_since(asked));
+        }
+        self.send(me, Outbound::Paired(link));
+    }
+
+    /// Two visitors stopped talking: they avoid each other for the cooldown, on every process.
+    fn part(&mut self, a: VisitorKey, b: VisitorKey) {
+        self.preferences.parted(a, b, Instant::now());
+        if let Some(cluster) = &self.cluster {
+            cluster.broadcast(&cluster::wire::Envelope::Parted {
+                a: a.as_i64(),
+                b: b.as_i64(),
+            });
+        }
+    }
+
+    /// The online count: this process's connections, or the whole cluster's.
+    fn online(&self) -> usize {
+        let local = self.conns.len();
+        match &self.cluster {
+            Some(cluster) => cluster.online(local),
+            None => local,
         }
     }
 
@@ -543,6 +642,7 @@ impl Hub {
     /// Asks again, with nothing avoided, for those whose reason to wait has run out; sends the
     /// online count to every client whose copy is stale, at most once per interval.
     fn tick(&mut self, now: Instant) {
+        self.expire_proposals(now);
         for ask in self.preferences.due(now) {
             let waits = self
                 .conns
@@ -553,7 +653,7 @@ impl Hub {
             }
         }
 
-        let count = self.conns.len();
+        let count = self.online();
         let mut frame: Option<String> = None;
         let mut too_slow = Vec::new();
         for (id, conn) in self.conns.iter_mut() {
@@ -598,217 +698,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The hub and matchmaker together on a real SQLite file, with channels standing in for
-    //! sockets.
-
-    use super::*;
-    use crate::db::{self, queries};
-
-    use crate::chat::link::{outbox, Delivery, OutboxReceiver, PartnerLink};
-
-    struct FakeSession {
-        id: ConnId,
-        outbox: OutboxReceiver,
-        kicked: oneshot::Receiver<Kick>,
-    }
-
-    struct Setup {
-        hub: HubHandle,
-        pool: DbPool,
-        _dir: tempfile::TempDir,
-    }
-
-    fn setup() -> Setup {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let pool = db::build_pool(&url, 2).expect("pool");
-        db::run_migrations(&mut db::get(&pool).expect("conn")).expect("migrations");
-        let hub = spawn(
-            pool.clone(),
-            ConnIds::with_node(1),
-            Sharing::Alone,
-            Duration::from_secs(60),
-        );
-        Setup {
-            hub,
-            pool,
-            _dir: dir,
-        }
-    }
-
-    impl Setup {
-        async fn connect(&self, capacity: usize) -> FakeSession {
-            let s = arrive(&self.hub, capacity).await;
-            // The first thing every connection hears is the online count.
-            assert!(matches!(next(&s.outbox).await, Outbound::Frame(f) if f.contains("online")));
-            s
-        }
-
-        async fn request(&self, s: &FakeSession) {
-            self.hub.request(s.id).expect("hub");
-        }
-
-        /// The session vanished (as a broken connection reports it).
-        async fn leave(&self, id: ConnId) {
-            self.hub.leave(id, Departure::Lost).await.expect("hub");
-        }
-
-        fn rows(&self) -> Vec<(i64, bool, Vec<i64>)> {
-            queries::chats(&mut db::get(&self.pool).expect("conn")).expect("rows")
-        }
-    }
-
-    /// What a session does first: tells the hub it is here (each its own visitor).
-    async fn arrive(hub: &HubHandle, capacity: usize) -> FakeSession {
-        let id = hub.next_id();
-        let (tx, outbox) = outbox(capacity);
-        let (kick, kicked) = oneshot::channel();
-        let visitor = VisitorKey::address(id.rid());
-        hub.connect(id, visitor, tx, kick).await.expect("hub");
-        FakeSession { id, outbox, kicked }
-    }
-
-    async fn next(outbox: &OutboxReceiver) -> Outbound {
-        tokio::time::timeout(Duration::from_secs(5), outbox.recv_async())
-            .await
-            .expect("in time")
-            .expect("open")
-    }
-
-    async fn next_non_online(outbox: &OutboxReceiver) -> Outbound {
-        loop {
-            match next(outbox).await {
-                Outbound::Frame(f) if f.contains(r#""online""#) => continue,
-                other => return other,
-            }
-        }
-    }
-
-    async fn expect_paired(s: &mut FakeSession) -> PartnerLink {
-        match next_non_online(&s.outbox).await {
-            Outbound::Paired(link) => link,
-            other => panic!("expected Paired, got {other:?}"),
-        }
-    }
-
-    async fn expect_frame(s: &mut FakeSession, needle: &str) {
-        match next_non_online(&s.outbox).await {
-            Outbound::Frame(f) => assert!(f.contains(needle), "{f} lacks {needle}"),
-            other => panic!("expected a frame with {needle}, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn the_second_request_pairs_both_and_each_gets_the_others_outbox() {
-        let t = setup();
-        let mut a = t.connect(8).await;
-        let mut b = t.connect(8).await;
-        t.request(&a).await;
-        expect_frame(&mut a, r#""waiting""#).await;
-        t.request(&b).await;
-        let a_link = expect_paired(&mut a).await;
-        let b_link = expect_paired(&mut b).await;
-        assert_eq!((a_link.partner(), b_link.partner()), (b.id, a.id));
-
-        // Relaying is a delivery over the link: no hub, no database.
-        assert_eq!(a_link.deliver("hello".into()), Delivery::Delivered);
-        assert!(matches!(next_non_online(&b.outbox).await, Outbound::Frame(f) if f == "hello"));
-        let stats = t.hub.stats().await.expect("stats");
-        assert_eq!((stats.chatting, stats.waiting), (2, 0));
-        assert_eq!(t.rows().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn leaving_tells_the_partner_how_and_removes_both_rows() {
-        let t = setup();
-        let a = t.connect(8).await;
-        let mut b = t.connect(8).await;
-        t.request(&a).await;
-        t.request(&b).await;
-        expect_paired(&mut b).await;
-        t.leave(a.id).await;
-        assert!(matches!(
-            next_non_online(&b.outbox).await,
-            Outbound::PartnerGone(Departure::Lost)
-        ));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !t.rows().is_empty() {
-            assert!(Instant::now() < deadline, "rows remain: {:?}", t.rows());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn a_ghost_in_the_rows_is_removed_and_the_visitor_waits_instead() {
-        let t = setup();
-        // A row of a connection this process does not have (a crashed process's visitor).
-        let ghost = 77;
-        queries::write_transaction(&mut db::get(&t.pool).expect("conn"), |c| {
-            queries::request(c, ghost, ghost, None)
-        })
-        .expect("ghost");
-        let mut a = t.connect(8).await;
-        t.request(&a).await;
-        expect_frame(&mut a, r#""waiting""#).await;
-        let rows = t.rows();
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0].2, vec![a.id.rid()], "only the live visitor waits");
-    }
-
-    #[tokio::test]
-    async fn a_client_whose_outbox_is_full_is_kicked_as_too_slow() {
-        let t = setup();
-        let a = t.connect(1).await; // its one slot is free again after the online frame
-        let mut b = t.connect(8).await;
-        t.request(&b).await;
-        expect_frame(&mut b, r#""waiting""#).await;
-        // a never reads: the online update fills its outbox, and `Paired` finds it full.
-        t.request(&a).await;
-        let why = tokio::time::timeout(Duration::from_secs(5), a.kicked)
-            .await
-            .expect("in time");
-        assert_eq!(why.ok(), Some(Kick::TooSlow));
-    }
-
-    #[tokio::test]
-    async fn shutdown_kicks_everyone_and_completes_when_they_have_left() {
-        let t = setup();
-        let a = t.connect(8).await;
-        let b = t.connect(8).await;
-        // Given far longer than the test waits: finishing in time means it was done.
-        let hub = t.hub.clone();
-        let finished = tokio::spawn(async move { hub.shutdown(Duration::from_secs(600)).await });
-        for s in [a, b] {
-            assert_eq!(s.kicked.await.ok(), Some(Kick::Shutdown));
-            assert!(!finished.is_finished(), "not done while sessions remain");
-            t.leave(s.id).await;
-        }
-        tokio::time::timeout(Duration::from_secs(5), finished)
-            .await
-            .expect("done fires in time")
-            .expect("shutdown task");
-        // Late arrivals are turned away.
-        let late = arrive(&t.hub, 1).await;
-        assert_eq!(late.kicked.await.ok(), Some(Kick::Shutdown));
-    }
-
-    #[tokio::test]
-    async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
-        let pool = db::build_pool("sqlite:///nonexistent-dir/for/pairchat.db", 1).expect("pool");
-        let hub = spawn(
-            pool,
-            ConnIds::with_node(2),
-            Sharing::Alone,
-            Duration::from_secs(60),
-        );
-        let s = arrive(&hub, 8).await;
-        hub.request(s.id).expect("hub");
-        assert!(matches!(
-            next_non_online(&s.outbox).await,
-            Outbound::Frame(f) if f.contains(r#""unavailable""#)
-        ));
-        // The connection is idle again and may ask once more.
-        assert_eq!(hub.stats().await.expect("stats").waiting, 0);
-    }
-}
+mod tests;

@@ -1,0 +1,2 @@
+DROP TABLE setting;
+DROP TABLE node;

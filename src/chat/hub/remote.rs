@@ -1,0 +1,319 @@
+//! The hub's side of a cluster: meeting a visitor whose partner waits on another process, what
+//! arrives from the other processes, and what happens when one of them dies. The rows stay the
+//! record: the matchmaker that pairs two visitors decides, and the waiting visitor's hub only
+//! confirms that its visitor is still there (`Pair` → `Accept` or `Refuse`) before both are
+//! told `response`; so nobody is ever paired with a visitor whose process has gone.
+
+use std::time::{Duration, Instant};
+
+use super::{Hub, State};
+use crate::chat::ids::{ConnId, VisitorKey};
+use crate::chat::link::{self, Departure, Outbound};
+use crate::chat::matchmaker::Op;
+use crate::cluster::wire::{node_of, Envelope};
+use crate::cluster::Event;
+
+/// How long a proposal waits for the other hub's answer before the visitor asks again (its
+/// process would be found dead well before).
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A partner on another process, as the hub of the local side keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Partner {
+    pub visitor: VisitorKey,
+    /// The last frame taken from it: a frame sent again after a broken connection is dropped.
+    pub last_seq: u64,
+}
+
+impl Hub {
+    /// Whether `partner` is a connection of another live process.
+    pub(super) fn is_remote(&self, partner: ConnId) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            let node = node_of(partner.rid());
+            node != c.node() && c.reachable(node)
+        })
+    }
+
+    fn tell(&self, node: u32, envelope: Envelope) {
+        if let Some(cluster) = &self.cluster {
+            if !cluster.send(node, envelope) {
+                tracing::warn!(node, "relay queue full: a cross-process notice was dropped");
+            }
+        }
+    }
+
+    /// The matchmaker paired `id` with `partner`, who waits on another process: ask its hub.
+    pub(super) fn propose(&mut self, id: ConnId, partner: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.state = State::Pairing(partner);
+        let visitor = conn.visitor.as_i64();
+        self.proposed.insert(id, Instant::now());
+        self.tell(
+            node_of(partner.rid()),
+            Envelope::Pair {
+                to: partner.rid(),
+                from: id.rid(),
+                visitor,
+            },
+        );
+    }
+
+    /// Tells `partner`'s process that `id` has gone.
+    pub(super) fn tell_gone(&self, partner: ConnId, id: ConnId, how: Departure) {
+        self.tell(
+            node_of(partner.rid()),
+            Envelope::Gone {
+                to: partner.rid(),
+                from: id.rid(),
+                left: how == Departure::Left,
+            },
+        );
+    }
+
+    pub(super) fn on_cluster(&mut self, event: Event) {
+        match event {
+            Event::Inbound(envelopes) => {
+                for envelope in envelopes {
+                    self.on_envelope(envelope);
+                }
+            }
+            Event::Down(nodes) => self.nodes_down(&nodes),
+            Event::Rejoined => self.rejoin(),
+        }
+    }
+
+    fn on_envelope(&mut self, envelope: Envelope) {
+        match envelope {
+            Envelope::Frame {
+                to,
+                from,
+                seq,
+                frame,
+            } => self.on_frame(ConnId::from_rid(to), ConnId::from_rid(from), seq, frame),
+            Envelope::Pair { to, from, visitor } => self.on_pair(
+                ConnId::from_rid(to),
+                ConnId::from_rid(from),
+                VisitorKey::from_i64(visitor),
+            ),
+            Envelope::Accept { to, from, visitor } => self.on_accept(
+                ConnId::from_rid(to),
+                ConnId::from_rid(from),
+                VisitorKey::from_i64(visitor),
+            ),
+            Envelope::Refuse { to, from } => {
+                let (id, partner) = (ConnId::from_rid(to), ConnId::from_rid(from));
+                if self.state(id) == Some(State::Pairing(partner)) {
+                    self.ask_again(id, partner);
+                }
+            }
+            Envelope::Gone { to, from, left } => {
+                let how = if left {
+                    Departure::Left
+                } else {
+                    Departure::Lost
+                };
+                self.on_gone(ConnId::from_rid(to), ConnId::from_rid(from), how);
+            }
+            Envelope::Parted { a, b } => self.preferences.parted(
+                VisitorKey::from_i64(a),
+                VisitorKey::from_i64(b),
+                Instant::now(),
+            ),
+            Envelope::Down { node } => self.nodes_down(&[node]),
+        }
+    }
+
+    fn state(&self, id: ConnId) -> Option<State> {
+        self.conns.get(&id).map(|c| c.state)
+    }
+
+    fn on_frame(&mut self, to: ConnId, from: ConnId, seq: u64, frame: String) {
+        if self.state(to) != Some(State::Chatting(from)) {
+            return; // the chat has ended here
+        }
+        let Some(partner) = self.remote.get_mut(&to) else {
+            return;
+        };
+        if seq <= partner.last_seq {
+            return; // a batch sent again: this one is here already
+        }
+        partner.last_seq = seq;
+        self.send(to, Outbound::Frame(frame));
+    }
+
+    /// `from`, on another process, was paired with `to`, who waits here.
+    fn on_pair(&mut self, to: ConnId, from: ConnId, visitor: VisitorKey) {
+        let node = node_of(from.rid());
+        match self.state(to) {
+            Some(State::Requested | State::Waiting) => {}
+            Some(State::Chatting(p)) if p == from => return, // a proposal sent again
+            _ => {
+                self.tell(
+                    node,
+                    Envelope::Refuse {
+                        to: from.rid(),
+                        from: to.rid(),
+                    },
+                );
+                return;
+            }
+        }
+        let Some((mine, outbox)) = self.conns.get(&to).map(|c| (c.visitor, c.outbox.clone()))
+        else {
+            return;
+        };
+        // The answer goes out before `to` can say anything, so it reaches `from`'s hub first.
+        self.tell(
+            node,
+            Envelope::Accept {
+                to: from.rid(),
+                from: to.rid(),
+                visitor: mine.as_i64(),
+            },
+        );
+        self.chat_remotely(to, from, visitor, outbox);
+    }
+
+    fn on_accept(&mut self, to: ConnId, from: ConnId, visitor: VisitorKey) {
+        if self.state(to) != Some(State::Pairing(from)) {
+            // `to` left or gave up meanwhile: `from`'s side of the chat ends too.
+            self.tell_gone(from, to, Departure::Lost);
+            return;
+        }
+        self.proposed.remove(&to);
+        let Some(outbox) = self.conns.get(&to).map(|c| c.outbox.clone()) else {
+            return;
+        };
+        self.metrics.paired();
+        self.chat_remotely(to, from, visitor, outbox);
+    }
+
+    fn chat_remotely(
+        &mut self,
+        me: ConnId,
+        partner: ConnId,
+        visitor: VisitorKey,
+        outbox: link::OutboxSender,
+    ) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let link = link::remote(cluster.link(me, outbox, partner), partner);
+        self.remote.insert(
+            me,
+            Partner {
+                visitor,
+                last_seq: 0,
+            },
+        );
+        self.start_chat(me, partner, link);
+    }
+
+    fn on_gone(&mut self, to: ConnId, from: ConnId, how: Departure) {
+        if self.state(to) != Some(State::Chatting(from)) {
+            return;
+        }
+        self.end_remote_chat(to, how, false);
+    }
+
+    /// `id`'s chat with a partner on another process is over: the partner is gone `how`.
+    /// `remove_rows`: when the partner's process will not remove them (it is dead).
+    fn end_remote_chat(&mut self, id: ConnId, how: Departure, remove_rows: bool) {
+        let Some(partner) = self.remote.remove(&id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.state = State::Ended;
+        let visitor = conn.visitor;
+        self.preferences
+            .parted(visitor, partner.visitor, Instant::now());
+        if remove_rows {
+            self.submit(Op::Leave(id));
+        }
+        self.send(id, Outbound::PartnerGone(how));
+    }
+
+    /// A proposal came to nothing: the partner's rows go, and `id` asks again.
+    fn ask_again(&mut self, id: ConnId, partner: ConnId) {
+        self.proposed.remove(&id);
+        self.submit(Op::Leave(partner));
+        self.ask(id);
+    }
+
+    /// Proposals unanswered for too long are given up (and the partner told, in case the
+    /// answer is only late).
+    pub(super) fn expire_proposals(&mut self, now: Instant) {
+        if self.proposed.is_empty() {
+            return;
+        }
+        let expired: Vec<ConnId> = self
+            .proposed
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > PROPOSAL_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(State::Pairing(partner)) = self.state(id) {
+                self.tell_gone(partner, id, Departure::Lost);
+                self.ask_again(id, partner);
+            } else {
+                self.proposed.remove(&id);
+            }
+        }
+    }
+
+    /// These processes are dead: chats with their visitors end with `partner lost`, and
+    /// proposals to them are given up.
+    fn nodes_down(&mut self, nodes: &[u32]) {
+        let mut lost = Vec::new();
+        let mut again = Vec::new();
+        for (id, conn) in &self.conns {
+            match conn.state {
+                State::Chatting(p) if nodes.contains(&node_of(p.rid())) => lost.push(*id),
+                State::Pairing(p) if nodes.contains(&node_of(p.rid())) => again.push((*id, p)),
+                _ => {}
+            }
+        }
+        for id in lost {
+            self.end_remote_chat(id, Departure::Lost, true);
+        }
+        for (id, partner) in again {
+            self.ask_again(id, partner);
+        }
+    }
+
+    /// The others took this process for dead and swept its rows: its chats with their
+    /// visitors are over (theirs were closed), and its waiting visitors ask again.
+    fn rejoin(&mut self) {
+        let mut lost = Vec::new();
+        let mut again = Vec::new();
+        for (id, conn) in &self.conns {
+            match conn.state {
+                State::Chatting(_) if self.remote.contains_key(id) => lost.push(*id),
+                State::Waiting => again.push(*id),
+                State::Pairing(p) => {
+                    lost.push(*id);
+                    self.tell_gone(p, *id, Departure::Lost);
+                }
+                _ => {}
+            }
+        }
+        for id in lost {
+            if let Some(State::Pairing(_)) = self.state(id) {
+                self.proposed.remove(&id);
+                self.submit(Op::Leave(id));
+                self.ask(id);
+            } else {
+                self.end_remote_chat(id, Departure::Lost, true);
+            }
+        }
+        for id in again {
+            self.submit(Op::Leave(id));
+            self.ask(id);
+        }
+    }
+}

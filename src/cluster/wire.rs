@@ -1,0 +1,134 @@
+//! What processes say to each other over Redis: one JSON envelope per stream entry, in the
+//! stream of the process it is for. Messages between two sessions carry a sequence number per
+//! sender, so a batch sent again after a broken connection is taken once.
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of a process's stream. `to` and `from` are connection ids (`ConnId::rid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k")]
+pub enum Envelope {
+    /// A chat or typing frame for `to`, already the JSON its socket gets.
+    #[serde(rename = "m")]
+    Frame {
+        to: i64,
+        from: i64,
+        seq: u64,
+        frame: String,
+    },
+    /// The sender's matchmaker paired `from` with `to`, who waits on this process: answer
+    /// `Accept` if `to` still waits, `Refuse` if not.
+    #[serde(rename = "p")]
+    Pair { to: i64, from: i64, visitor: i64 },
+    #[serde(rename = "a")]
+    Accept { to: i64, from: i64, visitor: i64 },
+    #[serde(rename = "r")]
+    Refuse { to: i64, from: i64 },
+    /// `from` has gone: `left` when it closed its socket, otherwise lost.
+    #[serde(rename = "g")]
+    Gone { to: i64, from: i64, left: bool },
+    /// Two visitors just stopped talking: every process keeps them apart for the cooldown.
+    #[serde(rename = "x")]
+    Parted { a: i64, b: i64 },
+    /// The process `node` is stopping.
+    #[serde(rename = "d")]
+    Down { node: u32 },
+}
+
+impl Envelope {
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse(bytes: &[u8]) -> Option<Envelope> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// The process (node id) a connection id belongs to: its high half (see `chat::ids`).
+pub fn node_of(rid: i64) -> u32 {
+    (rid >> 32) as u32
+}
+
+/// The Redis keys of one cluster (every process on one database shares them).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// `cluster`: the id the database keeps for its processes (see `db::nodes`).
+    pub fn new(cluster: &str) -> Self {
+        Keys {
+            prefix: format!("pairchat:{cluster}:"),
+        }
+    }
+
+    /// Sorted set: node id → when it last said it was alive (Redis's clock, ms).
+    pub fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    /// Hash: node id → its connection count.
+    pub fn online(&self) -> String {
+        format!("{}online", self.prefix)
+    }
+
+    /// Set while `node` counts as dead to the others, so that it learns so if it comes back.
+    pub fn dead(&self, node: u32) -> String {
+        format!("{}dead:{node}", self.prefix)
+    }
+
+    /// The one sweeper's lock.
+    pub fn sweeper(&self) -> String {
+        format!("{}sweeper", self.prefix)
+    }
+
+    /// The stream `node` reads.
+    pub fn inbox(&self, node: u32) -> String {
+        format!("{}in:{node}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_junk_is_refused() {
+        let all = [
+            Envelope::Frame {
+                to: 1 << 32 | 7,
+                from: 2 << 32 | 9,
+                seq: 3,
+                frame: r#"{"type":"message","message":"hi \"you\"","from":"guest"}"#.into(),
+            },
+            Envelope::Pair {
+                to: 1,
+                from: 2,
+                visitor: -5,
+            },
+            Envelope::Accept {
+                to: 1,
+                from: 2,
+                visitor: 6,
+            },
+            Envelope::Refuse { to: 1, from: 2 },
+            Envelope::Gone {
+                to: 1,
+                from: 2,
+                left: true,
+            },
+            Envelope::Parted { a: 1, b: 2 },
+            Envelope::Down { node: 42 },
+        ];
+        for e in all {
+            assert_eq!(Envelope::parse(e.to_json().as_bytes()), Some(e));
+        }
+        for junk in ["", "{}", r#"{"k":"m"}"#, r#"{"k":"zz","to":1}"#, "[1]"] {
+            assert_eq!(Envelope::parse(junk.as_bytes()), None, "{junk}");
+        }
+        assert_eq!(node_of(7 << 32 | 3), 7);
+    }
+}
