@@ -23,6 +23,7 @@ mod matchmakers;
 mod metrics;
 mod model;
 mod mysql;
+mod nginx;
 mod pairing;
 mod process;
 mod proxy;
