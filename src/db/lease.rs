@@ -53,15 +53,14 @@ impl ServerLease {
                 let problem = match (clustered, lease.others.len(), unclustered) {
                     (_, 0, _) => None,
                     (false, n, _) => Some(format!(
-                        "{n} other pairchat server(s) are running on this database ({}); \
-                         to run several servers on one database, start each of them with \
-                         --redis-url",
+                        "{IN_USE} ({}: {n} running); to run several servers on one database, \
+                         start each of them with --redis-url",
                         redacted(url)
                     )),
                     (true, _, 0) => None,
                     (true, _, n) => Some(format!(
-                        "{n} pairchat server(s) without --redis-url are running on this \
-                         database ({}); restart them with --redis-url to run several",
+                        "{IN_USE} without --redis-url ({}: {n} running); restart it with \
+                         --redis-url to run several",
                         redacted(url)
                     )),
                 };
@@ -87,14 +86,12 @@ impl ServerLease {
         if n > 0 {
             if !force {
                 anyhow::bail!(
-                    "{n} pairchat server(s) are running on this database ({}); stop them \
-                     first, or pass --force to empty the tables anyway",
+                    "{IN_USE} ({}: {n} running); stop it first, or pass --force to empty the \
+                     tables anyway",
                     redacted(url)
                 );
             }
-            tracing::warn!(
-                "{n} pairchat server(s) are running on this database; emptying anyway (--force)"
-            );
+            tracing::warn!("{IN_USE} ({n} running); emptying the tables anyway (--force)");
         }
         Ok(lease)
     }
