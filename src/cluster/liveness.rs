@@ -64,7 +64,7 @@ impl Liveness {
     pub async fn first_beat(&mut self) -> redis::RedisResult<()> {
         let beat = self.beat().await?;
         let alive: HashSet<u32> = beat.1.iter().copied().collect();
-        self.view.set_alive(alive, others(self.node, &beat));
+        let _ = self.view.set_alive(alive, others(self.node, &beat));
         Ok(())
     }
 
@@ -114,6 +114,7 @@ impl Liveness {
                 }
             };
             let now = Instant::now();
+            let reconnected = up_since.is_none();
             let since = *up_since.get_or_insert_with(|| {
                 tracing::info!("Redis reachable again");
                 now
@@ -150,7 +151,10 @@ impl Liveness {
                 alive.remove(n);
             }
             self.view.bury(&gone);
-            self.view.set_alive(alive.clone(), others(self.node, &beat));
+            let back = self.view.set_alive(alive.clone(), others(self.node, &beat));
+            if (back || reconnected) && self.events.send(Event::Reachable).await.is_err() {
+                return;
+            }
             if !gone.is_empty() {
                 tracing::warn!(nodes = ?gone, "processes stopped answering: their chats end");
                 if self.events.send(Event::Down(gone.clone())).await.is_err() {

@@ -55,13 +55,17 @@ pub enum Event {
     Down(Vec<u32>),
     /// The others took this process for dead (its link was down too long) and swept its rows.
     Rejoined,
+    /// Visitors on other processes may be reachable that were not: Redis answers again, or a
+    /// process taken for dead was heard from. Those waiting look again.
+    Reachable,
 }
 
 /// What this process knows of the others, shared by the hub, the matchmaker and liveness.
 #[derive(Debug, Default)]
 pub struct View {
     alive: RwLock<HashSet<u32>>,
-    /// Processes taken for dead (never alive again: a restarted process has a new id).
+    /// Processes taken for dead, until they are heard from again (one only cut off from
+    /// Redis for a while comes back with the same id).
     dead: RwLock<HashSet<u32>>,
     pub redis_ok: AtomicBool,
     /// This process's connections (the hub sets it) and the other live processes' (liveness).
@@ -74,11 +78,19 @@ impl View {
         self.alive.read().map(|a| a.clone()).unwrap_or_default()
     }
 
-    fn set_alive(&self, alive: HashSet<u32>, others_online: usize) {
+    /// Returns whether a process taken for dead is among `alive`.
+    fn set_alive(&self, alive: HashSet<u32>, others_online: usize) -> bool {
+        let mut back = false;
+        if let Ok(mut dead) = self.dead.write() {
+            let before = dead.len();
+            dead.retain(|n| !alive.contains(n));
+            back = dead.len() < before;
+        }
         if let Ok(mut a) = self.alive.write() {
             *a = alive;
         }
         self.others_online.store(others_online, Ordering::Relaxed);
+        back
     }
 
     fn reachable(&self, me: u32, node: u32) -> bool {

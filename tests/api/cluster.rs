@@ -71,6 +71,12 @@ impl Nodes {
 
     /// One more server of the cluster.
     pub fn start(&self, extra: &[&str]) -> Server {
+        let (cmd, address) = self.command(&self.redis, extra);
+        Server::spawn(cmd, address)
+    }
+
+    /// The command of one more server, reaching Redis at `redis`, and its address.
+    fn command(&self, redis: &str, extra: &[&str]) -> (std::process::Command, String) {
         let address = free_address();
         let mut cmd = pairchat();
         // The limits lifted, but for those `extra` sets itself.
@@ -80,10 +86,10 @@ impl Nodes {
             .flatten();
         cmd.env("RUST_LOG", "info,pairchat=debug")
             .args(["serve", "--bind", &address, "--database-url", &self.db.url])
-            .args(["--redis-url", &self.redis])
+            .args(["--redis-url", redis])
             .args(limits)
             .args(extra);
-        Server::spawn(cmd, address)
+        (cmd, address)
     }
 
     pub fn url(&self, i: usize) -> String {
@@ -534,4 +540,48 @@ fn redis_with_a_sqlite_database_is_refused() {
         stderr.contains("--redis-url needs a MySQL/MariaDB"),
         "{stderr}"
     );
+}
+
+#[actix_rt::test]
+async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoins() {
+    let Some(mut nodes) = Nodes::start_or_skip("cut off from Redis", 1, &[]).await else {
+        return;
+    };
+    // The second process reaches Redis through a proxy the test can cut.
+    let target = nodes
+        .redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = crate::proxy::Proxy::start(target).await;
+    let (cmd, address) = nodes.command(&format!("redis://{}/", proxy.address), &[]);
+    // Started off this thread: the proxy runs on it.
+    let cut_off = tokio::task::spawn_blocking(move || Server::spawn(cmd, address))
+        .await
+        .expect("start");
+    nodes.servers.push(cut_off);
+
+    let (mut x, mut y) = pair_across(&nodes.url(0), &nodes.url(1)).await;
+    let (mut l1, mut l2) = pair_across(&nodes.url(1), &nodes.url(1)).await;
+    x.say("before").await;
+    assert_eq!(y.expect_type("message").await["message"], "before");
+    x.expect_type("message").await;
+
+    proxy.cut();
+    // The others take it for dead: its visitor's partner is lost.
+    assert_eq!(x.expect_close().await.reason, "partner lost");
+    // It takes nobody for dead: its own chats go on.
+    l1.say("still here").await;
+    assert_eq!(l2.expect_type("message").await["message"], "still here");
+    l1.expect_type("message").await;
+
+    proxy.restore();
+    // Back, it learns it was taken for dead: its side of the cross-process chat ends too...
+    assert_eq!(y.expect_close().await.reason, "partner lost");
+    // ...and it pairs across processes again.
+    let (mut p, mut q) = pair_across(&nodes.url(1), &nodes.url(0)).await;
+    p.say("again").await;
+    assert_eq!(q.expect_type("message").await["message"], "again");
+    l2.say("and on").await;
+    assert_eq!(l1.expect_type("message").await["message"], "and on");
 }

@@ -81,6 +81,7 @@ impl Hub {
             }
             Event::Down(nodes) => self.nodes_down(&nodes),
             Event::Rejoined => self.rejoin(),
+            Event::Reachable => self.look_again(),
         }
     }
 
@@ -283,6 +284,22 @@ impl Hub {
         }
         for (id, partner) in again {
             self.ask_again(id, partner);
+        }
+    }
+
+    /// Everyone waiting looks once more for a partner: some on other processes may have become
+    /// reachable while they waited.
+    fn look_again(&mut self) {
+        let now = Instant::now();
+        let waiting: Vec<(ConnId, VisitorKey)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Waiting)
+            .map(|(id, c)| (*id, c.visitor))
+            .collect();
+        for (id, visitor) in waiting {
+            let ask = self.preferences.again(id, visitor, now);
+            self.submit(Op::Rematch(ask));
         }
     }
 

@@ -46,6 +46,12 @@ impl Preferences {
     /// A request of `id` for a partner, with everyone it avoids now.
     pub fn ask(&mut self, id: ConnId, visitor: VisitorKey, now: Instant) -> Ask {
         self.relax.remove(&id);
+        self.again(id, visitor, now)
+    }
+
+    /// The request of `id`, waiting, with what it avoids now, to look once more (others have
+    /// become reachable); when it relaxes stays as it was.
+    pub fn again(&self, id: ConnId, visitor: VisitorKey, now: Instant) -> Ask {
         Ask {
             id,
             visitor,
