@@ -62,6 +62,12 @@ run relay relay "${common[@]}" --pairs 20 --rate 500,0 --warmup 0.2 --duration 1
 run churn churn "${common[@]}" --clients 20 --duration 1
 run soak soak "${common[@]}" --short --clients 50 --duration 2 --json
 run hiccup hiccup --no-progress --duration 1
+# One server behind two URLs: one pool of waiting visitors, as in a cluster, so the placed
+# pairs must come out split, every partner heard on the "other" URL.
+expect='"other_server": 40,' run relay-split-one-pool relay --url "$url,$url" \
+  --server-pid "$pid,$pid" --no-progress --pairs 20 --rate 500 --warmup 0.2 --duration 1 --json
+expect='"other_server": 200,' run connections-split-one-pool connections --url "$url,$url" \
+  --server-pid "$pid,$pid" --no-progress -n 200 --procs 2 --duration 1 --settle 0.5 --json
 
 # Two URLs: a second, independent server (its own SQLite file). Without a cluster between
 # them no pair can span the two, so the placed pairs end up two by two on one server each;

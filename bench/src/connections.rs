@@ -59,6 +59,10 @@ struct HoldCounters {
     answered: AtomicU64,
     /// Placed pairs: 1 once every pair of this process was made.
     ordered_done: AtomicU64,
+    /// Placed pairs, after `check`: connections that heard their partner's message, the
+    /// partner on another server or on the same one.
+    heard_other: AtomicU64,
+    heard_same: AtomicU64,
     /// Opened per server.
     opened_each: Vec<AtomicU64>,
 }
@@ -74,6 +78,8 @@ impl HoldCounters {
             &self.attempted,
             &self.answered,
             &self.ordered_done,
+            &self.heard_other,
+            &self.heard_same,
         ];
         v.extend(self.opened_each.iter());
         let nums: Vec<String> = v.iter().map(|x| x.load(Relaxed).to_string()).collect();
@@ -81,14 +87,38 @@ impl HoldCounters {
     }
 }
 
+/// A placed connection: its id over all hold processes (2p and 2p + 1 for pair p) and how ids
+/// map to servers, to tell where a partner's message came from.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    id: u64,
+    placement: Placement,
+    urls: usize,
+}
+
+impl Placed {
+    fn endpoint_of(&self, id: u64) -> usize {
+        self.placement.endpoint(self.urls, id / 2, id % 2)
+    }
+}
+
 /// One held connection: requests a partner unless that was done (`answered`: whether it was
 /// paired at once), then waits for the stop signal, counting its `response` and any close.
+/// A placed one, once `check` turns true, sends one message stamped with its id, and counts
+/// where the partner whose message it gets sits.
 async fn hold_conn(
     mut ws: client::Ws,
     k: Arc<HoldCounters>,
     mut stop: watch::Receiver<bool>,
     answered: Option<bool>,
+    placed: Option<(Placed, watch::Receiver<bool>)>,
 ) {
+    let mut paired = answered == Some(true);
+    let (placed, mut check) = match placed {
+        Some((p, c)) => (Some(p), Some(c)),
+        None => (None, None),
+    };
+    let mut checked = check.is_none();
     match answered {
         Some(true) => {
             k.paired.fetch_add(1, Relaxed);
@@ -105,11 +135,20 @@ async fn hold_conn(
     loop {
         tokio::select! {
             ev = client::next_event(&mut ws) => match ev {
-                Event::Text(t) => {
-                    if let In::Response = client::parse(&t) {
+                Event::Text(t) => match client::parse(&t) {
+                    In::Response => {
+                        paired = true;
                         k.paired.fetch_add(1, Relaxed);
                     }
-                }
+                    In::Guest(m) => {
+                        if let (Some(p), Some(st)) = (placed, client::parse_stamp(&m)) {
+                            let theirs = p.endpoint_of(st.sender);
+                            let n = if theirs == p.endpoint_of(p.id) { &k.heard_same } else { &k.heard_other };
+                            n.fetch_add(1, Relaxed);
+                        }
+                    }
+                    _ => {}
+                },
                 Event::Closed(..) | Event::Broken(_) => {
                     if !*stop.borrow() {
                         k.closed.fetch_add(1, Relaxed);
@@ -121,6 +160,12 @@ async fn hold_conn(
             _ = stop.changed() => {
                 client::close_and_drain(&mut ws, Duration::from_secs(10)).await;
                 break;
+            }
+            r = async { check.as_mut()?.wait_for(|c| *c).await.ok().map(|_| ()) }, if !checked => {
+                checked = true;
+                if let (Some(()), Some(p), true) = (r, placed, paired) {
+                    let _ = client::send_text(&mut ws, client::message_frame(p.id, 0, 0, "")).await;
+                }
             }
         }
     }
@@ -142,6 +187,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (pair_tx, mut pair_rx) = watch::channel(false);
+    let (check_tx, check_rx) = watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
     let sem = Arc::new(Semaphore::new(c.connect_concurrency.max(1)));
     let count = a.count;
@@ -181,7 +227,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                     if placement.ordered() {
                         return Some(ws);
                     }
-                    hold_conn(ws, k, stop, None).await;
+                    hold_conn(ws, k, stop, None, None).await;
                     None
                 }));
             }
@@ -201,7 +247,10 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                 }
             }
             let mut socks = socks.into_iter();
+            let mut id = 2 * first_pair;
             while let (Some(sa), Some(sb)) = (socks.next(), socks.next()) {
+                let ids = [id, id + 1];
+                id += 2;
                 if stopping.load(Relaxed) {
                     let rest: Vec<_> = socks.collect();
                     k.live.fetch_sub(unused(&[sa, sb]) + unused(&rest), Relaxed);
@@ -213,7 +262,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                     k.answered.fetch_add(2, Relaxed);
                     continue;
                 };
-                for mut ws in [wa, wb] {
+                for (id, mut ws) in ids.into_iter().zip([wa, wb]) {
                     let answer = client::request_and_answer(&mut ws, Duration::from_secs(10)).await;
                     k.answered.fetch_add(1, Relaxed);
                     let paired = match answer {
@@ -225,7 +274,18 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                             continue;
                         }
                     };
-                    tokio::spawn(hold_conn(ws, k.clone(), stop_rx.clone(), Some(paired)));
+                    let placed = Placed {
+                        id,
+                        placement,
+                        urls,
+                    };
+                    tokio::spawn(hold_conn(
+                        ws,
+                        k.clone(),
+                        stop_rx.clone(),
+                        Some(paired),
+                        Some((placed, check_rx.clone())),
+                    ));
                 }
             }
             k.ordered_done.store(1, Relaxed);
@@ -237,8 +297,14 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut lines = BufReader::new(tokio::io::stdin()).lines();
             while let Ok(Some(l)) = lines.next_line().await {
-                if l.trim() == "pair" {
-                    let _ = pair_tx.send(true);
+                match l.trim() {
+                    "pair" => {
+                        let _ = pair_tx.send(true);
+                    }
+                    "check" => {
+                        let _ = check_tx.send(true);
+                    }
+                    _ => {}
                 }
             }
             eof.store(true, Relaxed);
@@ -269,6 +335,8 @@ struct ChildState {
     attempted: u64,
     answered: u64,
     ordered_done: bool,
+    heard_other: u64,
+    heard_same: u64,
     opened_each: Vec<u64>,
     done: bool,
 }
@@ -279,7 +347,7 @@ impl ChildState {
         let mut f = line.split_whitespace();
         let tag = f.next()?;
         let v: Vec<u64> = f.map(|x| x.parse().ok()).collect::<Option<_>>()?;
-        if v.len() < 8 {
+        if v.len() < 10 {
             return None;
         }
         Some(ChildState {
@@ -291,7 +359,9 @@ impl ChildState {
             attempted: v[5],
             answered: v[6],
             ordered_done: v[7] == 1,
-            opened_each: v[8..].to_vec(),
+            heard_other: v[8],
+            heard_same: v[9],
+            opened_each: v[10..].to_vec(),
             done: tag == "D",
         })
     }
@@ -312,6 +382,8 @@ fn sum(states: &[std::sync::Mutex<ChildState>]) -> ChildState {
         t.live += s.live;
         t.attempted += s.attempted;
         t.answered += s.answered;
+        t.heard_other += s.heard_other;
+        t.heard_same += s.heard_same;
         t.done &= s.done;
         t.ordered_done &= s.ordered_done;
         if t.opened_each.len() < s.opened_each.len() {
@@ -455,6 +527,24 @@ pub async fn run(c: &Common, a: &ConnArgs, probe: &Probe) -> anyhow::Result<Valu
     let cluster_hold = probe.cluster_cpu(&full, 1, "hold");
     let end_hold = probe.mark();
     let at_end = sum(&states);
+    // Placed pairs: every paired connection sends one message (after the memory readings),
+    // and its partner tells from the sender's id which server the sender is on.
+    if placement.ordered() {
+        bar.set_message("checking where the pairs are");
+        for ch in &mut children {
+            if let Some(stdin) = ch.stdin.as_mut() {
+                let _ = stdin.write_all(b"check\n").await;
+                let _ = stdin.flush().await;
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        let heard = |t: &ChildState| t.heard_other + t.heard_same;
+        while heard(&sum(&states)) < at_end.paired && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let checked = sum(&states);
     // Phase 3: close everything and see the memory come back.
     bar.set_message("closing");
     for ch in &mut children {
@@ -522,6 +612,17 @@ pub async fn run(c: &Common, a: &ConnArgs, probe: &Probe) -> anyhow::Result<Valu
             .collect();
         let mut m = serde_json::Map::new();
         m.insert("placement".into(), json!(placement.name()));
+        if placement.ordered() {
+            let heard = checked.heard_other + checked.heard_same;
+            m.insert(
+                "connections_by_partner".into(),
+                json!({
+                    "other_server": checked.heard_other,
+                    "same_server": checked.heard_same,
+                    "none_heard": at_end.paired.saturating_sub(heard),
+                }),
+            );
+        }
         let mut planned = vec![0u64; probe.server_count()];
         if placement.ordered() {
             for &(first, count) in &shares {
@@ -584,11 +685,14 @@ mod tests {
         };
         k.opened.store(33, Relaxed);
         k.ordered_done.store(1, Relaxed);
+        k.heard_same.store(4, Relaxed);
         let st = ChildState::parse(&k.line("D")).unwrap();
         assert_eq!((st.opened, st.done, st.ordered_done), (33, true, true));
         assert_eq!(st.opened_each, vec![10, 11, 12]);
+        assert_eq!((st.heard_other, st.heard_same), (0, 4));
         assert!(ChildState::parse("P 1 2 3").is_none());
-        assert!(ChildState::parse("P 1 2 3 4 5 6 7 x").is_none());
+        assert!(ChildState::parse("P 1 2 3 4 5 6 7 8 9 x").is_none());
+        assert!(ChildState::parse("P 1 2 3 4 5 6 7 8 9").is_none());
         let a = std::sync::Mutex::new(st.clone());
         let b = std::sync::Mutex::new(ChildState {
             opened_each: vec![1, 1],
