@@ -11,6 +11,9 @@
 #   bench/cluster.sh /tmp/cluster 0          # re-print the tables
 #
 # Parts (PAIRCHAT_CLUSTER_PARTS, default "relay pairing connections"):
+# Every relay and connections variant makes its pairs in the same fixed order (side A waits,
+# side B joins it; see bench/README.md), the one-server ones too (--same-process), so the
+# variants differ only in where the sides sit.
 #   relay        1,000 connections (500 pairs) at 4,000 msgs/s: same-1 (one server), same-2
 #                (two servers, both sides of each pair on one: --same-process) and cross-2
 #                (two servers, every pair split over both: --split-pairs). CPU per delivered
@@ -131,13 +134,13 @@ joined() { local IFS=,; echo "$*"; }
 run_variant() {
   local part=$1 v=$2 r=$3 n args=() sampler=
   case $part/$v in
-    relay/same-1) n=1 ;;
+    relay/same-1) n=1; args=(--same-process) ;;
     relay/same-2) n=2; args=(--same-process) ;;
     relay/cross-2) n=2; args=(--split-pairs) ;;
     pairing/one) n=1 ;;
     pairing/three) n=3 ;;
-    connections/one) n=1 ;;
-    connections/three) n=3 ;;
+    connections/one) n=1; args=(--same-process) ;;
+    connections/three) n=3; args=(--split-pairs) ;;
   esac
   start_servers "$n" || { stop_all; return 1; }
   local common=(--url "$(joined "${urls[@]}")" --server-pid "$(joined "${pids[@]}")"
@@ -162,7 +165,7 @@ run_variant() {
         (while sleep 1; do redis_memory; done) >>"$file.redis" &
         sampler=$!
       fi
-      "$bench" connections "${common[@]}" -n "$c" --procs "$p" --sources 8 \
+      "$bench" connections "${common[@]}" "${args[@]}" -n "$c" --procs "$p" --sources 8 \
         --duration "$hold" >"$file" 2>"$tmp/bench.err"
       ;;
   esac

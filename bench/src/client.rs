@@ -292,6 +292,72 @@ pub async fn request_and_answer(ws: &mut Ws, wait: Duration) -> Answer {
     answer.unwrap_or(Answer::TimedOut)
 }
 
+/// The driver's end of one connection's turn to request: see `turn`.
+pub struct Turn {
+    go: tokio::sync::oneshot::Sender<()>,
+    answer: tokio::sync::oneshot::Receiver<Answer>,
+}
+
+/// The connection's end of its turn.
+pub struct TurnSide {
+    go: tokio::sync::oneshot::Receiver<()>,
+    answer: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// A turn to request, for pairs made in a fixed order: the connection's task waits with
+/// `TurnSide::take`, reading its socket meanwhile (so the server's pings are answered however
+/// long the wait), and the driver gives the turns one by one with `Turn::give`.
+pub fn turn() -> (Turn, TurnSide) {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    (
+        Turn {
+            go: go_tx,
+            answer: answer_rx,
+        },
+        TurnSide {
+            go: go_rx,
+            answer: answer_tx,
+        },
+    )
+}
+
+impl Turn {
+    /// Lets the connection request and waits for the server's answer. None: the connection is
+    /// gone (it did not open, or closed while it waited).
+    pub async fn give(self) -> Option<Answer> {
+        self.go.send(()).ok()?;
+        self.answer.await.ok()
+    }
+}
+
+impl TurnSide {
+    /// Reads `ws` until the turn comes, then requests and waits up to `wait` for the answer,
+    /// which goes to the driver too. None: the driver dropped the turn (the pair's other side
+    /// is gone), or the connection ended while it waited.
+    pub async fn take(self, ws: &mut Ws, wait: Duration) -> Option<Answer> {
+        let mut go = self.go;
+        loop {
+            tokio::select! {
+                r = &mut go => {
+                    if r.is_err() {
+                        return None;
+                    }
+                    break;
+                }
+                ev = next_event(ws) => {
+                    if let Event::Closed(..) | Event::Broken(_) = ev {
+                        return None;
+                    }
+                }
+            }
+        }
+        let answer = request_and_answer(ws, wait).await;
+        let _ = self.answer.send(answer.clone());
+        Some(answer)
+    }
+}
+
 /// Sends our close frame and reads until the server's close (or EOF), at most `wait`.
 /// Returns the text frames that arrived meanwhile.
 pub async fn close_and_drain(

@@ -195,7 +195,7 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
     {
         let (target, k, stopping) = (target.clone(), k.clone(), stopping.clone());
         tokio::spawn(async move {
-            let mut opening = Vec::new();
+            let mut turns = Vec::new();
             for i in 0..count {
                 if stopping.load(Relaxed) {
                     break;
@@ -209,84 +209,74 @@ pub async fn hold(c: &Common, a: &HoldArgs) -> anyhow::Result<()> {
                 } else {
                     target.next_endpoint()
                 };
+                // Placed pairs: the connection waits (reading) for its turn to request.
+                let side = placement.ordered().then(|| {
+                    let (turn, side) = client::turn();
+                    turns.push(turn);
+                    let placed = Placed {
+                        id: 2 * first_pair + i,
+                        placement,
+                        urls,
+                    };
+                    (side, placed, check_rx.clone())
+                });
                 k.live.fetch_add(1, Relaxed);
-                opening.push(tokio::spawn(async move {
+                tokio::spawn(async move {
                     let ws = target.connect_to(ep, i).await;
                     k.attempted.fetch_add(1, Relaxed);
-                    let ws = match ws {
+                    let mut ws = match ws {
                         Ok(ws) => ws,
                         Err(_) => {
                             k.failed.fetch_add(1, Relaxed);
                             k.live.fetch_sub(1, Relaxed);
-                            return None;
+                            return;
                         }
                     };
                     drop(permit);
                     k.opened.fetch_add(1, Relaxed);
                     k.opened_each[ep].fetch_add(1, Relaxed);
-                    if placement.ordered() {
-                        return Some(ws);
+                    let Some((side, placed, check)) = side else {
+                        hold_conn(ws, k, stop, None, None).await;
+                        return;
+                    };
+                    match side.take(&mut ws, Duration::from_secs(10)).await {
+                        Some(Answer::Paired) => {
+                            hold_conn(ws, k, stop, Some(true), Some((placed, check))).await
+                        }
+                        Some(Answer::Waiting | Answer::TimedOut) => {
+                            hold_conn(ws, k, stop, Some(false), Some((placed, check))).await
+                        }
+                        // Closed while waiting, or its pair given up: counted as closed.
+                        None | Some(Answer::Failed(_)) => {
+                            k.closed.fetch_add(1, Relaxed);
+                            k.live.fetch_sub(1, Relaxed);
+                        }
                     }
-                    hold_conn(ws, k, stop, None, None).await;
-                    None
-                }));
+                });
             }
             if !placement.ordered() {
                 return;
             }
-            let mut socks = Vec::with_capacity(opening.len());
-            for h in opening {
-                socks.push(h.await.ok().flatten());
-            }
-            // Wait for our turn to pair (or for the end).
-            let unused = |socks: &[Option<client::Ws>]| socks.iter().flatten().count() as u64;
+            // Wait for our turn to pair (or for the end: the turns dropped close them all).
             while !*pair_rx.borrow() {
                 if pair_rx.changed().await.is_err() {
-                    k.live.fetch_sub(unused(&socks), Relaxed);
                     return;
                 }
             }
-            let mut socks = socks.into_iter();
-            let mut id = 2 * first_pair;
-            while let (Some(sa), Some(sb)) = (socks.next(), socks.next()) {
-                let ids = [id, id + 1];
-                id += 2;
+            let mut turns = turns.into_iter();
+            while let (Some(a), Some(b)) = (turns.next(), turns.next()) {
                 if stopping.load(Relaxed) {
-                    let rest: Vec<_> = socks.collect();
-                    k.live.fetch_sub(unused(&[sa, sb]) + unused(&rest), Relaxed);
                     break;
                 }
-                let (Some(wa), Some(wb)) = (sa, sb) else {
-                    // One side did not open: the other is closed unused.
-                    k.live.fetch_sub(1, Relaxed);
-                    k.answered.fetch_add(2, Relaxed);
-                    continue;
-                };
-                for (id, mut ws) in ids.into_iter().zip([wa, wb]) {
-                    let answer = client::request_and_answer(&mut ws, Duration::from_secs(10)).await;
+                let first = a.give().await;
+                k.answered.fetch_add(1, Relaxed);
+                if let None | Some(Answer::Failed(_)) = first {
+                    // A is gone: B is closed unused (its turn dropped).
                     k.answered.fetch_add(1, Relaxed);
-                    let paired = match answer {
-                        Answer::Paired => true,
-                        Answer::Waiting | Answer::TimedOut => false,
-                        Answer::Failed(_) => {
-                            k.closed.fetch_add(1, Relaxed);
-                            k.live.fetch_sub(1, Relaxed);
-                            continue;
-                        }
-                    };
-                    let placed = Placed {
-                        id,
-                        placement,
-                        urls,
-                    };
-                    tokio::spawn(hold_conn(
-                        ws,
-                        k.clone(),
-                        stop_rx.clone(),
-                        Some(paired),
-                        Some((placed, check_rx.clone())),
-                    ));
+                    continue;
                 }
+                b.give().await;
+                k.answered.fetch_add(1, Relaxed);
             }
             k.ordered_done.store(1, Relaxed);
         });

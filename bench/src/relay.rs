@@ -212,10 +212,10 @@ async fn conn_task(
     s.k.live.fetch_sub(1, Relaxed);
 }
 
-/// Opens every connection (to the server `endpoint_of` gives it), then makes the pairs one at
+/// Opens every connection (to the server `endpoint_of` gives it) and makes the pairs one at
 /// a time: side A requests and is told to wait, then side B requests and, nobody else
-/// waiting, joins A. So the pairs sit where the placement puts them. A and B are handed to
-/// their tasks as soon as each is answered.
+/// waiting, joins A. So the pairs sit where the placement puts them. Each connection's task
+/// reads its socket while it waits for its turn, and carries on as `conn_task` once answered.
 async fn place_pairs(
     s: &Arc<Shared>,
     rx: &watch::Receiver<Step>,
@@ -223,68 +223,70 @@ async fn place_pairs(
     endpoint_of: &[usize],
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
-    let mut opening = Vec::with_capacity(endpoint_of.len());
+    let mut turns = Vec::with_capacity(endpoint_of.len());
     for (id, &ep) in endpoint_of.iter().enumerate() {
         let permit = sem.clone().acquire_owned().await?;
-        let sc = s.clone();
-        opening.push(tokio::spawn(async move {
+        let (turn, side) = client::turn();
+        turns.push(turn);
+        let (sc, rx) = (s.clone(), rx.clone());
+        tokio::spawn(async move {
             let s = sc;
             let ws = s.target.connect_to(ep, id as u64).await;
             drop(permit);
-            match ws {
-                Ok(ws) => {
-                    s.k.opened.fetch_add(1, Relaxed);
-                    Some(ws)
-                }
+            let mut ws = match ws {
+                Ok(ws) => ws,
                 Err(e) => {
                     s.k.failed.fetch_add(1, Relaxed);
                     note(&s, format!("connect: {e:#}"));
-                    None
+                    return;
+                }
+            };
+            s.k.opened.fetch_add(1, Relaxed);
+            match side.take(&mut ws, Duration::from_secs(10)).await {
+                None => {
+                    s.k.abandoned.fetch_add(1, Relaxed);
+                }
+                Some(Answer::Failed(e)) => {
+                    s.k.abandoned.fetch_add(1, Relaxed);
+                    note(&s, e);
+                }
+                Some(answer) => {
+                    s.k.live.fetch_add(1, Relaxed);
+                    let start = Start::Requested {
+                        paired: answer == Answer::Paired,
+                    };
+                    conn_task(s, id as u64, rx, ws, start).await;
                 }
             }
-        }));
+        });
         bar.set_position(s.k.opened.load(Relaxed));
     }
-    let mut socks = Vec::with_capacity(opening.len());
-    for h in opening {
-        socks.push(h.await.ok().flatten());
-    }
     bar.set_message("pairing in order");
-    let mut socks = socks.into_iter();
+    let mut turns = turns.into_iter();
     let mut pair = 0u64;
-    while let (Some(a), Some(b)) = (socks.next(), socks.next()) {
-        let ids = [2 * pair, 2 * pair + 1];
+    while let (Some(a), Some(b)) = (turns.next(), turns.next()) {
         pair += 1;
-        let (Some(wa), Some(wb)) = (a, b) else {
-            // One side did not open: the other is closed unused.
-            s.k.abandoned.fetch_add(1, Relaxed);
-            continue;
-        };
-        for (side, (id, mut ws)) in ids.into_iter().zip([wa, wb]).enumerate() {
-            let answer = client::request_and_answer(&mut ws, Duration::from_secs(10)).await;
-            match &answer {
-                Answer::Waiting if side == 1 => {
-                    s.k.second_side_waited.fetch_add(1, Relaxed);
-                }
-                Answer::Paired if side == 0 => {
-                    s.k.first_side_paired.fetch_add(1, Relaxed);
-                }
-                Answer::Failed(e) => {
-                    s.k.abandoned.fetch_add(1, Relaxed);
-                    note(s, e.clone());
-                    continue;
-                }
-                Answer::TimedOut => {
-                    s.k.unanswered.fetch_add(1, Relaxed);
-                    note(s, "a request not answered in 10 s".into());
-                }
-                _ => {}
+        match a.give().await {
+            // A is gone: B is closed unused (its turn dropped).
+            None | Some(Answer::Failed(_)) => continue,
+            Some(Answer::Paired) => {
+                s.k.first_side_paired.fetch_add(1, Relaxed);
             }
-            s.k.live.fetch_add(1, Relaxed);
-            let start = Start::Requested {
-                paired: answer == Answer::Paired,
-            };
-            tokio::spawn(conn_task(s.clone(), id, rx.clone(), ws, start));
+            Some(Answer::TimedOut) => {
+                s.k.unanswered.fetch_add(1, Relaxed);
+                note(s, "a request not answered in 10 s".into());
+            }
+            Some(Answer::Waiting) => {}
+        }
+        match b.give().await {
+            Some(Answer::Waiting) => {
+                s.k.second_side_waited.fetch_add(1, Relaxed);
+            }
+            Some(Answer::TimedOut) => {
+                s.k.unanswered.fetch_add(1, Relaxed);
+                note(s, "a request not answered in 10 s".into());
+            }
+            _ => {}
         }
         bar.set_message(format!("pairing in order: {pair}"));
     }

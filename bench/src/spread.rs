@@ -27,8 +27,9 @@ pub struct PairArgs {
     /// with more than one URL).
     #[arg(long, conflicts_with = "same_process")]
     pub split_pairs: bool,
-    /// With several URLs, put both sides of each pair on the same server (pairs still spread
-    /// round-robin over the servers), for comparison with `--split-pairs`.
+    /// Put both sides of each pair on the same server (pairs still spread round-robin over the
+    /// servers), made in the same fixed order as `--split-pairs`, for comparison with it. With
+    /// one URL too: the pairs are then made in order rather than all at once.
     #[arg(long)]
     pub same_process: bool,
 }
@@ -38,8 +39,8 @@ impl Placement {
         Ok(match (urls, a.split_pairs, a.same_process) {
             (0, ..) => bail!("no --url"),
             (1, true, _) => bail!("--split-pairs needs at least two --url"),
-            (1, ..) => Placement::Single,
             (_, _, true) => Placement::Same,
+            (1, ..) => Placement::Single,
             _ => Placement::Split,
         })
     }
@@ -149,7 +150,7 @@ mod tests {
     fn placement_follows_the_urls_and_flags() {
         let cases = [
             (1, pa(false, false), Placement::Single),
-            (1, pa(false, true), Placement::Single),
+            (1, pa(false, true), Placement::Same),
             (2, pa(false, false), Placement::Split),
             (3, pa(true, false), Placement::Split),
             (2, pa(false, true), Placement::Same),
