@@ -407,18 +407,21 @@ pub async fn run(c: &Common, a: &ChurnArgs, probe: &Probe, soak: bool) -> anyhow
     }
     let mut peak = baseline.rss_kib;
     let mut measured = None;
+    let mut cluster = serde_json::Map::new();
     let hard_stop = s.deadline + Duration::from_secs(2) + s.cfg.stall + Duration::from_secs(10);
     while s.k.active.load(Relaxed) > 0 && Instant::now() < hard_stop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         peak = peak.max(probe.rss_kib());
         let now = Instant::now();
         if measured.is_none() && now >= s.deadline {
+            let delivered = s.k.delivered.load(Relaxed);
             measured = Some((
                 now.duration_since(start).as_secs_f64(),
                 probe.cpu_since(&baseline),
-                s.k.delivered.load(Relaxed),
+                delivered,
                 s.k.responses.load(Relaxed),
             ));
+            cluster = probe.cluster_cpu(&baseline, delivered, "msg");
         }
         bar.set_position(now.duration_since(start).as_millis() as u64);
         bar.set_message(format!(
@@ -484,7 +487,7 @@ pub async fn run(c: &Common, a: &ChurnArgs, probe: &Probe, soak: bool) -> anyhow
     let (us_pair, s_1k_pair) = report::cpu_per(cpu, pairings);
     let k = &s.k;
     let cfg = &s.cfg;
-    Ok(json!({
+    let mut result = json!({
         "scenario": if soak { "soak" } else { "churn" },
         "clients": cfg.clients,
         "messages_per_client": format!("{}..={}", cfg.min_messages, cfg.max_messages),
@@ -511,7 +514,9 @@ pub async fn run(c: &Common, a: &ChurnArgs, probe: &Probe, soak: bool) -> anyhow
         "notes": notes,
         "passed": passed,
         "checks": checks,
-    }))
+    });
+    report::merge(&mut result, cluster);
+    Ok(result)
 }
 
 #[cfg(test)]

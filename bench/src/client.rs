@@ -18,13 +18,41 @@ use tokio_tungstenite::WebSocketStream;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// The server to drive and the local addresses to connect from.
-#[derive(Debug)]
-pub struct Target {
+/// One server: its address and WebSocket URL.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
     pub addr: SocketAddr,
     pub url: String,
+}
+
+impl Endpoint {
+    /// `url` is `ws://127.x.y.z:PORT/PATH`; only loopback servers are accepted.
+    pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        let rest = url
+            .strip_prefix("ws://")
+            .context("the URL must start with ws://")?;
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let addr: SocketAddr = hostport
+            .parse()
+            .with_context(|| format!("{hostport:?} is not IP:PORT"))?;
+        if !addr.ip().is_loopback() {
+            bail!("refusing to load a non-loopback server ({addr}): use 127.0.0.0/8");
+        }
+        Ok(Endpoint {
+            addr,
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// The servers to drive and the local addresses to connect from.
+#[derive(Debug)]
+pub struct Target {
+    /// One per `--url`; `connect` goes to them in turn.
+    pub endpoints: Vec<Endpoint>,
     sources: Vec<Ipv4Addr>,
     next: AtomicUsize,
+    next_endpoint: AtomicUsize,
     pub connect_timeout: Duration,
     /// Prefix of the `?visitor=` tokens, random per process so runs do not share visitors.
     nonce: u64,
@@ -37,16 +65,18 @@ impl Target {
     /// `url` is `ws://127.x.y.z:PORT/PATH`; only loopback servers are accepted. Client sockets
     /// are bound in turn to 127.0.0.(first_source) … 127.0.0.(first_source + sources - 1).
     pub fn new(url: &str, first_source: usize, sources: usize) -> anyhow::Result<Target> {
-        let rest = url
-            .strip_prefix("ws://")
-            .context("the URL must start with ws://")?;
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        let addr: SocketAddr = hostport
-            .parse()
-            .with_context(|| format!("{hostport:?} is not IP:PORT"))?;
-        if !addr.ip().is_loopback() {
-            bail!("refusing to load a non-loopback server ({addr}): use 127.0.0.0/8");
+        Target::spread(&[url.to_owned()], first_source, sources)
+    }
+
+    /// Several servers: `connect` takes them in turn (round-robin), `connect_to` one of them.
+    pub fn spread(urls: &[String], first_source: usize, sources: usize) -> anyhow::Result<Target> {
+        if urls.is_empty() {
+            bail!("no --url");
         }
+        let endpoints = urls
+            .iter()
+            .map(|u| Endpoint::parse(u))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let sources = (0..sources.max(1))
             .map(|i| {
                 let n = first_source + i;
@@ -57,10 +87,10 @@ impl Target {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Target {
-            addr,
-            url: url.to_owned(),
+            endpoints,
             sources,
             next: AtomicUsize::new(0),
+            next_endpoint: AtomicUsize::new(0),
             connect_timeout: Duration::from_secs(15),
             nonce: fastrand::u64(..),
             visitor_tokens: true,
@@ -72,24 +102,47 @@ impl Target {
         &self.sources
     }
 
-    /// Opens one WebSocket for simulated visitor `visitor`: TCP from the next source address,
-    /// then the HTTP upgrade.
+    /// The first server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.endpoints[0].addr
+    }
+
+    /// The server the next `connect` goes to (round-robin).
+    pub fn next_endpoint(&self) -> usize {
+        self.next_endpoint.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
+    }
+
+    /// Opens one WebSocket for simulated visitor `visitor` to the next server in turn: TCP
+    /// from the next source address, then the HTTP upgrade.
     pub async fn connect(&self, visitor: u64) -> anyhow::Result<Ws> {
-        tokio::time::timeout(self.connect_timeout, self.connect_inner(visitor))
+        self.connect_to(self.next_endpoint(), visitor).await
+    }
+
+    /// Opens one WebSocket for visitor `visitor` to server `endpoint` (an index into the URLs).
+    pub async fn connect_to(&self, endpoint: usize, visitor: u64) -> anyhow::Result<Ws> {
+        tokio::time::timeout(self.connect_timeout, self.connect_inner(endpoint, visitor))
             .await
             .context("connect/handshake timed out")?
     }
 
-    /// The URL for one visitor.
-    pub fn url_for(&self, visitor: u64) -> String {
-        if !self.visitor_tokens {
-            return self.url.clone();
-        }
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}visitor=pcb-{:x}-{visitor}", self.url, self.nonce)
+    /// The URL for one visitor on server `endpoint`.
+    pub fn url_for(&self, endpoint: usize, visitor: u64) -> String {
+        self.url_for_endpoint(&self.endpoints[endpoint % self.endpoints.len()], visitor)
     }
 
-    async fn connect_inner(&self, visitor: u64) -> anyhow::Result<Ws> {
+    fn url_for_endpoint(&self, endpoint: &Endpoint, visitor: u64) -> String {
+        if !self.visitor_tokens {
+            return endpoint.url.clone();
+        }
+        let sep = if endpoint.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}visitor=pcb-{:x}-{visitor}",
+            endpoint.url, self.nonce
+        )
+    }
+
+    async fn connect_inner(&self, endpoint: usize, visitor: u64) -> anyhow::Result<Ws> {
+        let endpoint = &self.endpoints[endpoint % self.endpoints.len()];
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
         let socket = TcpSocket::new_v4()?;
         // Choose the source port at connect() time, per destination, so the ports of one
@@ -106,13 +159,13 @@ impl Target {
             );
         }
         socket.bind(SocketAddr::new(IpAddr::V4(self.sources[i]), 0))?;
-        let stream = socket.connect(self.addr).await?;
+        let stream = socket.connect(endpoint.addr).await?;
         stream.set_nodelay(true)?;
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
         let (ws, _) = tokio_tungstenite::client_async_with_config(
-            self.url_for(visitor),
+            self.url_for_endpoint(endpoint, visitor),
             stream,
             Some(config),
         )
@@ -199,6 +252,112 @@ pub async fn request(ws: &mut Ws) -> anyhow::Result<()> {
     send_text(ws, REQUEST.to_owned()).await
 }
 
+/// How the server answered a `request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `waiting`: nobody to join, this connection now waits.
+    Waiting,
+    /// `response`: paired at once.
+    Paired,
+    /// An error frame, or the connection closed or broke.
+    Failed(String),
+    /// No answer in time.
+    TimedOut,
+}
+
+/// Sends `request` and reads until the server answers it (`waiting` or `response`), at most
+/// `wait`. Other frames (online counts, typing) are skipped.
+pub async fn request_and_answer(ws: &mut Ws, wait: Duration) -> Answer {
+    if let Err(e) = request(ws).await {
+        return Answer::Failed(format!("request: {e:#}"));
+    }
+    let answer = tokio::time::timeout(wait, async {
+        loop {
+            match next_event(ws).await {
+                Event::Text(t) => match parse(&t) {
+                    In::Waiting => return Answer::Waiting,
+                    In::Response => return Answer::Paired,
+                    In::Error(code) => return Answer::Failed(format!("error frame {code}")),
+                    _ => {}
+                },
+                Event::Closed(code, reason) => {
+                    return Answer::Failed(format!("server closed: {code} {reason}"))
+                }
+                Event::Broken(e) => return Answer::Failed(format!("connection broke: {e}")),
+                Event::Nothing => {}
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or(Answer::TimedOut)
+}
+
+/// The driver's end of one connection's turn to request: see `turn`.
+pub struct Turn {
+    go: tokio::sync::oneshot::Sender<()>,
+    answer: tokio::sync::oneshot::Receiver<Answer>,
+}
+
+/// The connection's end of its turn.
+pub struct TurnSide {
+    go: tokio::sync::oneshot::Receiver<()>,
+    answer: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// A turn to request, for pairs made in a fixed order: the connection's task waits with
+/// `TurnSide::take`, reading its socket meanwhile (so the server's pings are answered however
+/// long the wait), and the driver gives the turns one by one with `Turn::give`.
+pub fn turn() -> (Turn, TurnSide) {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    (
+        Turn {
+            go: go_tx,
+            answer: answer_rx,
+        },
+        TurnSide {
+            go: go_rx,
+            answer: answer_tx,
+        },
+    )
+}
+
+impl Turn {
+    /// Lets the connection request and waits for the server's answer. None: the connection is
+    /// gone (it did not open, or closed while it waited).
+    pub async fn give(self) -> Option<Answer> {
+        self.go.send(()).ok()?;
+        self.answer.await.ok()
+    }
+}
+
+impl TurnSide {
+    /// Reads `ws` until the turn comes, then requests and waits up to `wait` for the answer,
+    /// which goes to the driver too. None: the driver dropped the turn (the pair's other side
+    /// is gone), or the connection ended while it waited.
+    pub async fn take(self, ws: &mut Ws, wait: Duration) -> Option<Answer> {
+        let mut go = self.go;
+        loop {
+            tokio::select! {
+                r = &mut go => {
+                    if r.is_err() {
+                        return None;
+                    }
+                    break;
+                }
+                ev = next_event(ws) => {
+                    if let Event::Closed(..) | Event::Broken(_) = ev {
+                        return None;
+                    }
+                }
+            }
+        }
+        let answer = request_and_answer(ws, wait).await;
+        let _ = self.answer.send(answer.clone());
+        Some(answer)
+    }
+}
+
 /// Sends our close frame and reads until the server's close (or EOF), at most `wait`.
 /// Returns the text frames that arrived meanwhile.
 pub async fn close_and_drain(
@@ -280,7 +439,34 @@ mod tests {
         assert_eq!(t.sources()[0], Ipv4Addr::new(127, 0, 0, 2));
         assert!(t.sources().iter().all(|a| a.is_loopback()));
         assert!(Target::new("ws://10.0.0.1:9/ws", 1, 1).is_err());
-        let url = t.url_for(42);
+        let url = t.url_for(0, 42);
         assert!(url.starts_with("ws://127.0.0.1:9/ws?visitor=pcb-") && url.ends_with("-42"));
+    }
+
+    #[test]
+    fn connections_go_round_robin_over_the_urls() {
+        let urls = [
+            "ws://127.0.0.1:9/ws",
+            "ws://127.0.0.1:10/ws?x=1",
+            "ws://127.0.0.3:11/ws",
+        ]
+        .map(String::from);
+        let t = Target::spread(&urls, 1, 8).unwrap();
+        assert_eq!(t.endpoints.len(), 3);
+        let turns: Vec<usize> = (0..7).map(|_| t.next_endpoint()).collect();
+        assert_eq!(turns, vec![0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(t.addr().port(), 9);
+        assert!(t
+            .url_for(1, 5)
+            .starts_with("ws://127.0.0.1:10/ws?x=1&visitor=pcb-"));
+        assert!(t
+            .url_for(4, 5)
+            .starts_with("ws://127.0.0.1:10/ws?x=1&visitor=pcb-"));
+        assert!(Target::spread(&[], 1, 1).is_err());
+        let bad = ["ws://127.0.0.1:9/ws".into(), "ws://10.0.0.1:9/ws".into()];
+        assert!(
+            Target::spread(&bad, 1, 1).is_err(),
+            "every URL must be loopback"
+        );
     }
 }

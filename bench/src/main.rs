@@ -10,6 +10,7 @@ mod pairing;
 mod probe;
 mod relay;
 mod report;
+mod spread;
 mod startup;
 
 use clap::{Args, Parser, Subcommand};
@@ -86,12 +87,20 @@ enum Scenario {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The server's WebSocket URL (loopback only).
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    pub url: String,
+    /// The server's WebSocket URL (loopback only). Repeat it, or separate URLs with commas, to
+    /// drive several servers: connections go to them in turn.
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: Vec<String>,
     /// The server's PID, for RSS and CPU from /proc (default: whoever listens on the port).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// With several URLs, one per URL in the same order (repeated or comma-separated): CPU and
+    /// RSS are then summed over the servers and reported for each.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Another process to read CPU from, reported beside the servers and counted in the
+    /// cluster's total (`cluster_cpu_*`): NAME=PID, e.g. `--extra-pid redis=$(pidof
+    /// redis-server)`. Repeatable.
+    #[arg(long, value_parser = spread::parse_extra_pid)]
+    pub extra_pid: Vec<(String, u32)>,
     /// Seconds to run (per step for `relay`; hold time for `connections`).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -122,11 +131,27 @@ pub struct Common {
     pub note: Option<String>,
 }
 
-/// The server to drive, as the common flags describe it.
+/// The servers to drive, as the common flags describe them.
 pub fn target(c: &Common, sources: usize) -> anyhow::Result<client::Target> {
-    let mut t = client::Target::new(&c.url, c.first_source, sources)?;
+    let mut t = client::Target::spread(&c.url, c.first_source, sources)?;
     t.visitor_tokens = !c.no_visitor_tokens;
     Ok(t)
+}
+
+/// The servers' processes (given, or found listening on each URL's port) and the extra ones.
+fn probe(c: &Common) -> anyhow::Result<probe::Probe> {
+    let pids = spread::server_pids(c.url.len(), &c.server_pid)?
+        .into_iter()
+        .zip(&c.url)
+        .map(|(pid, url)| {
+            pid.or_else(|| {
+                client::Endpoint::parse(url)
+                    .ok()
+                    .and_then(|e| probe::find_listener(e.addr.port()))
+            })
+        })
+        .collect();
+    Ok(probe::Probe::cluster(pids, c.extra_pid.clone()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -149,24 +174,17 @@ fn main() -> anyhow::Result<()> {
     let steal = hiccup::Steal::now();
     let c = &common;
     let result: anyhow::Result<Option<Value>> = runtime.block_on(async {
-        let probe = || {
-            let pid = c.server_pid.or_else(|| {
-                client::Target::new(&c.url, 1, 1)
-                    .ok()
-                    .and_then(|t| probe::find_listener(t.addr.port()))
-            });
-            probe::Probe::new(pid)
-        };
+        let probe = || probe(c);
         Ok(Some(match scenario {
             Scenario::Hold { args, .. } => {
                 connections::hold(c, args).await?;
                 return Ok(None);
             }
-            Scenario::Connections { args, .. } => connections::run(c, args, &probe()).await?,
-            Scenario::Pairing { args, .. } => pairing::run(c, args, &probe()).await?,
-            Scenario::Relay { args, .. } => relay::run(c, args, &probe()).await?,
-            Scenario::Churn { args, .. } => churn::run(c, args, &probe(), false).await?,
-            Scenario::Soak { args, .. } => churn::run(c, args, &probe(), true).await?,
+            Scenario::Connections { args, .. } => connections::run(c, args, &probe()?).await?,
+            Scenario::Pairing { args, .. } => pairing::run(c, args, &probe()?).await?,
+            Scenario::Relay { args, .. } => relay::run(c, args, &probe()?).await?,
+            Scenario::Churn { args, .. } => churn::run(c, args, &probe()?, false).await?,
+            Scenario::Soak { args, .. } => churn::run(c, args, &probe()?, true).await?,
             Scenario::Startup { args, .. } => startup::run(c, args).await?,
             Scenario::Hiccup { .. } => hiccup::run(c).await,
         }))
@@ -176,7 +194,10 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     if let Value::Object(m) = &mut result {
-        m.insert("url".into(), Value::String(c.url.clone()));
+        m.insert("url".into(), Value::String(c.url.join(",")));
+        if c.url.len() > 1 {
+            m.insert("urls".into(), serde_json::json!(c.url));
+        }
         // The generator shares the machine's cores with the server: say how much it used.
         m.insert(
             "generator_cpu_secs".into(),

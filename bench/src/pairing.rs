@@ -177,6 +177,7 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
     let window = start.elapsed().as_secs_f64();
     let paired_in_window = s.k.paired.load(Relaxed);
     let cpu = probe.cpu_since(&mark);
+    let cluster = probe.cluster_cpu(&mark, paired_in_window / 2, "pairing");
     // Let the clients still waiting finish (the last one may wait for nobody: it times out).
     let drain_deadline = Instant::now() + Duration::from_secs(10);
     while s.k.in_flight.load(Relaxed) > 0 && Instant::now() < drain_deadline {
@@ -189,7 +190,7 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
     let pairings = paired_in_window / 2;
     let (us_per, secs_per_1k) = report::cpu_per(cpu, pairings);
     let k = &s.k;
-    Ok(json!({
+    let mut result = json!({
         "scenario": "pairing",
         "mode": if a.rate > 0.0 { format!("{} arrivals/s", a.rate) } else { format!("flat out, {} client loops", a.concurrency.max(2)) },
         "duration_secs": report::round(window, 2),
@@ -208,5 +209,14 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
         "still_in_flight_at_exit": k.in_flight.load(Relaxed),
         "problems_seen": s.errors.lock().unwrap().clone(),
         "server_rss_kib_after": probe.rss_kib(),
-    }))
+    });
+    report::merge(&mut result, cluster);
+    if probe.is_cluster() {
+        report::merge_one(
+            &mut result,
+            "server_rss_kib_after_each",
+            json!(probe.rss_each()),
+        );
+    }
+    Ok(result)
 }

@@ -9,10 +9,11 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
-use crate::client::{self, Event, In, Target, Ws};
+use crate::client::{self, Answer, Event, In, Target, Ws};
 use crate::hiccup::Timeline;
 use crate::probe::Probe;
 use crate::report;
+use crate::spread::{PairArgs, Placement};
 use crate::Common;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +34,8 @@ pub struct RelayArgs {
     /// Extra bytes of text in each message (the stamp itself is ~30 bytes).
     #[arg(long, default_value_t = 0)]
     pub pad: usize,
+    #[command(flatten)]
+    pub place: PairArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +58,13 @@ struct Counters {
     opened: AtomicU64,
     failed: AtomicU64,
     live: AtomicU64,
+    /// Placed pairs: connections closed unused because the other side failed to open, or
+    /// whose request failed.
+    abandoned: AtomicU64,
+    /// Placed pairs: side A paired at once (someone else was waiting), side B told to wait.
+    first_side_paired: AtomicU64,
+    second_side_waited: AtomicU64,
+    unanswered: AtomicU64,
 }
 
 /// Messages slower than this go in the step's timeline of slow messages (by send time): it
@@ -68,6 +78,9 @@ struct Shared {
     window: u64,
     pad: String,
     problems: Mutex<Vec<String>>,
+    /// The sender id of the first message each connection got from its partner (u64::MAX: none
+    /// yet), to tell which pairs span two servers.
+    partner: Vec<AtomicU64>,
 }
 
 fn note(s: &Shared, e: String) {
@@ -84,14 +97,32 @@ async fn send(s: &Shared, ws: &mut Ws, id: u64, seq: &mut u64, epoch: u64) -> bo
     client::send_text(ws, frame).await.is_ok()
 }
 
-async fn conn_task(s: Arc<Shared>, id: u64, mut rx: watch::Receiver<Step>, mut ws: Ws) {
-    let mut paired = false;
+/// How a connection task starts: it sends its request itself, or the request was sent and
+/// answered (paired or not) already.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Start {
+    Request,
+    Requested { paired: bool },
+}
+
+async fn conn_task(
+    s: Arc<Shared>,
+    id: u64,
+    mut rx: watch::Receiver<Step>,
+    mut ws: Ws,
+    start: Start,
+) {
+    let mut paired = start == Start::Requested { paired: true };
+    if paired {
+        s.k.paired.fetch_add(1, Relaxed);
+    }
     let mut step = *rx.borrow();
     let mut next = tokio::time::Instant::now();
     let mut outstanding = 0u64;
     let mut seq = 0u64;
-    if client::request(&mut ws).await.is_err() {
+    if start == Start::Request && client::request(&mut ws).await.is_err() {
         s.k.closes.fetch_add(1, Relaxed);
+        s.k.live.fetch_sub(1, Relaxed);
         return;
     }
     loop {
@@ -118,6 +149,9 @@ async fn conn_task(s: Arc<Shared>, id: u64, mut rx: watch::Receiver<Step>, mut w
                         let now = client::now_ns();
                         s.k.delivered.fetch_add(1, Relaxed);
                         if let Some(st) = client::parse_stamp(&m) {
+                            if let Some(p) = s.partner.get(id as usize) {
+                                let _ = p.compare_exchange(u64::MAX, st.sender, Relaxed, Relaxed);
+                            }
                             if st.tag == step.epoch {
                                 let us = now.saturating_sub(st.sent_ns) / 1000;
                                 let mut h = s.hist.lock().unwrap();
@@ -178,9 +212,96 @@ async fn conn_task(s: Arc<Shared>, id: u64, mut rx: watch::Receiver<Step>, mut w
     s.k.live.fetch_sub(1, Relaxed);
 }
 
+/// Opens every connection (to the server `endpoint_of` gives it) and makes the pairs one at
+/// a time: side A requests and is told to wait, then side B requests and, nobody else
+/// waiting, joins A. So the pairs sit where the placement puts them. Each connection's task
+/// reads its socket while it waits for its turn, and carries on as `conn_task` once answered.
+async fn place_pairs(
+    s: &Arc<Shared>,
+    rx: &watch::Receiver<Step>,
+    sem: &Arc<Semaphore>,
+    endpoint_of: &[usize],
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let mut turns = Vec::with_capacity(endpoint_of.len());
+    for (id, &ep) in endpoint_of.iter().enumerate() {
+        let permit = sem.clone().acquire_owned().await?;
+        let (turn, side) = client::turn();
+        turns.push(turn);
+        let (sc, rx) = (s.clone(), rx.clone());
+        tokio::spawn(async move {
+            let s = sc;
+            let ws = s.target.connect_to(ep, id as u64).await;
+            drop(permit);
+            let mut ws = match ws {
+                Ok(ws) => ws,
+                Err(e) => {
+                    s.k.failed.fetch_add(1, Relaxed);
+                    note(&s, format!("connect: {e:#}"));
+                    return;
+                }
+            };
+            s.k.opened.fetch_add(1, Relaxed);
+            match side.take(&mut ws, Duration::from_secs(10)).await {
+                None => {
+                    s.k.abandoned.fetch_add(1, Relaxed);
+                }
+                Some(Answer::Failed(e)) => {
+                    s.k.abandoned.fetch_add(1, Relaxed);
+                    note(&s, e);
+                }
+                Some(answer) => {
+                    s.k.live.fetch_add(1, Relaxed);
+                    let start = Start::Requested {
+                        paired: answer == Answer::Paired,
+                    };
+                    conn_task(s, id as u64, rx, ws, start).await;
+                }
+            }
+        });
+        bar.set_position(s.k.opened.load(Relaxed));
+    }
+    bar.set_message("pairing in order");
+    let mut turns = turns.into_iter();
+    let mut pair = 0u64;
+    while let (Some(a), Some(b)) = (turns.next(), turns.next()) {
+        pair += 1;
+        match a.give().await {
+            // A is gone: B is closed unused (its turn dropped).
+            None | Some(Answer::Failed(_)) => continue,
+            Some(Answer::Paired) => {
+                s.k.first_side_paired.fetch_add(1, Relaxed);
+            }
+            Some(Answer::TimedOut) => {
+                s.k.unanswered.fetch_add(1, Relaxed);
+                note(s, "a request not answered in 10 s".into());
+            }
+            Some(Answer::Waiting) => {}
+        }
+        match b.give().await {
+            Some(Answer::Waiting) => {
+                s.k.second_side_waited.fetch_add(1, Relaxed);
+            }
+            Some(Answer::TimedOut) => {
+                s.k.unanswered.fetch_add(1, Relaxed);
+                note(s, "a request not answered in 10 s".into());
+            }
+            _ => {}
+        }
+        bar.set_message(format!("pairing in order: {pair}"));
+    }
+    Ok(())
+}
+
 pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Value> {
     let duration = c.duration.unwrap_or(10.0);
     let n = a.pairs * 2;
+    let placement = Placement::resolve(c.url.len(), &a.place)?;
+    let urls = c.url.len();
+    // Connection id 2p is side A of pair p, 2p + 1 its side B.
+    let endpoint_of: Vec<usize> = (0..n)
+        .map(|id| placement.endpoint(urls, id / 2, id % 2))
+        .collect();
     let s = Arc::new(Shared {
         target: crate::target(c, c.sources)?,
         k: Counters::default(),
@@ -188,6 +309,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         window: a.window.max(1),
         pad: "x".repeat(a.pad),
         problems: Mutex::default(),
+        partner: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
     });
     let (tx, rx) = watch::channel(Step {
         epoch: 0,
@@ -200,30 +322,36 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
     bar.set_message("connecting");
     let sem = Arc::new(Semaphore::new(c.connect_concurrency.max(1)));
     let started = Instant::now();
-    for id in 0..n {
-        let permit = sem.clone().acquire_owned().await?;
-        let (sc, rx) = (s.clone(), rx.clone());
-        s.k.live.fetch_add(1, Relaxed);
-        tokio::spawn(async move {
-            let s = sc;
-            match s.target.connect(id).await {
-                Ok(ws) => {
-                    drop(permit);
-                    s.k.opened.fetch_add(1, Relaxed);
-                    conn_task(s, id, rx, ws).await;
+    if placement.ordered() {
+        place_pairs(&s, &rx, &sem, &endpoint_of, &bar).await?;
+    } else {
+        for id in 0..n {
+            let permit = sem.clone().acquire_owned().await?;
+            let (sc, rx) = (s.clone(), rx.clone());
+            s.k.live.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let s = sc;
+                match s.target.connect(id).await {
+                    Ok(ws) => {
+                        drop(permit);
+                        s.k.opened.fetch_add(1, Relaxed);
+                        conn_task(s, id, rx, ws, Start::Request).await;
+                    }
+                    Err(e) => {
+                        s.k.failed.fetch_add(1, Relaxed);
+                        s.k.live.fetch_sub(1, Relaxed);
+                        note(&s, format!("connect: {e:#}"));
+                    }
                 }
-                Err(e) => {
-                    s.k.failed.fetch_add(1, Relaxed);
-                    s.k.live.fetch_sub(1, Relaxed);
-                    note(&s, format!("connect: {e:#}"));
-                }
-            }
-        });
-        bar.set_position(s.k.opened.load(Relaxed));
+            });
+            bar.set_position(s.k.opened.load(Relaxed));
+        }
     }
     let wait_until = Instant::now() + Duration::from_secs(30);
-    while s.k.paired.load(Relaxed) + s.k.failed.load(Relaxed) + 1 < n && Instant::now() < wait_until
-    {
+    let settled = |k: &Counters| {
+        k.paired.load(Relaxed) + k.failed.load(Relaxed) + k.abandoned.load(Relaxed) + 1 >= n
+    };
+    while !settled(&s.k) && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
         bar.set_position(s.k.opened.load(Relaxed));
         bar.set_message(format!("paired {}", s.k.paired.load(Relaxed)));
@@ -298,7 +426,8 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
             (h.0.clone(), h.1.to_json(), h.1.count())
         };
         let (us_per, secs_per_1k) = report::cpu_per(cpu, delivered);
-        steps.push(json!({
+        let cluster = probe.cluster_cpu(&mark, delivered, "msg");
+        let mut step = json!({
             "target": label,
             "sent_per_sec": report::round(sent as f64 / secs, 0),
             "delivered_per_sec": report::round(delivered as f64 / secs, 0),
@@ -313,7 +442,9 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
             "closes": s.k.closes.load(Relaxed) - c0,
             "slow_over_2ms": slow_count,
             "machine": hiccups,
-        }));
+        });
+        report::merge(&mut step, cluster);
+        steps.push(step);
         timelines.insert(format!("{}: {label}", i + 1), slow);
         hiccup_timelines.insert(format!("{}: {label}", i + 1), hiccup_timeline);
     }
@@ -336,7 +467,7 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         _ => Value::Null,
     };
     let k = &s.k;
-    Ok(json!({
+    let mut result = json!({
         "scenario": "relay",
         "pairs": a.pairs,
         "connections_opened": k.opened.load(Relaxed),
@@ -353,5 +484,74 @@ pub async fn run(c: &Common, a: &RelayArgs, probe: &Probe) -> anyhow::Result<Val
         "steps": steps,
         "slow_over_2ms_by_100ms": timelines,
         "generator_hiccups_over_2ms_by_100ms": hiccup_timelines,
-    }))
+    });
+    if placement.ordered() || probe.is_cluster() {
+        report::merge(
+            &mut result,
+            placed_report(&s, placement, &endpoint_of, &baseline, &idle),
+        );
+    }
+    Ok(result)
+}
+
+/// Where the pairs ended up, from the first message each connection got from its partner, and
+/// each server's memory.
+fn placed_report(
+    s: &Shared,
+    placement: Placement,
+    endpoint_of: &[usize],
+    baseline: &crate::probe::Mark,
+    idle: &crate::probe::Mark,
+) -> serde_json::Map<String, Value> {
+    let (mut cross, mut same, mut unknown) = (0u64, 0u64, 0u64);
+    for (id, p) in s.partner.iter().enumerate() {
+        match endpoint_of.get(p.load(Relaxed) as usize) {
+            Some(&theirs) if theirs != endpoint_of[id] => cross += 1,
+            Some(_) => same += 1,
+            None => unknown += 1,
+        }
+    }
+    let servers = baseline.each.len();
+    let mut conns = vec![0u64; servers];
+    for &ep in endpoint_of {
+        if let Some(c) = conns.get_mut(ep) {
+            *c += 1;
+        }
+    }
+    let rss = |m: &crate::probe::Mark| m.each.iter().map(|o| o.rss_kib).collect::<Vec<_>>();
+    let per_conn: Vec<Value> = (0..servers)
+        .map(|i| match (baseline.each[i].rss_kib, idle.each[i].rss_kib) {
+            (Some(b), Some(x)) if conns[i] > 0 => {
+                json!(report::round((x as f64 - b as f64) / conns[i] as f64, 2))
+            }
+            _ => Value::Null,
+        })
+        .collect();
+    let k = &s.k;
+    let mut m = serde_json::Map::new();
+    m.insert("placement".into(), json!(placement.name()));
+    // Per connection: where the partner it heard from sits (none: it got no message).
+    m.insert(
+        "connections_by_partner".into(),
+        json!({"other_server": cross, "same_server": same, "none_heard": unknown}),
+    );
+    m.insert(
+        "ordered_pairing".into(),
+        json!({
+            "first_side_paired_at_once": k.first_side_paired.load(Relaxed),
+            "second_side_told_to_wait": k.second_side_waited.load(Relaxed),
+            "requests_unanswered": k.unanswered.load(Relaxed),
+            "connections_abandoned": k.abandoned.load(Relaxed),
+        }),
+    );
+    m.insert("connections_each".into(), json!(conns));
+    m.insert(
+        "rss_kib_each".into(),
+        json!({"baseline": rss(baseline), "idle_paired": rss(idle)}),
+    );
+    m.insert(
+        "rss_kib_per_idle_paired_connection_each".into(),
+        json!(per_conn),
+    );
+    m
 }

@@ -49,6 +49,19 @@ pub fn cpu_per(cpu_secs: Option<f64>, units: u64) -> (Value, Value) {
     }
 }
 
+/// Adds `extra`'s keys to the object `result` (new keys beside the existing ones).
+pub fn merge(result: &mut Value, extra: Map<String, Value>) {
+    if let Value::Object(m) = result {
+        m.extend(extra);
+    }
+}
+
+pub fn merge_one(result: &mut Value, key: &str, value: Value) {
+    if let Value::Object(m) = result {
+        m.insert(key.to_owned(), value);
+    }
+}
+
 /// Prints the result: a table on stdout, or JSON on stdout and the table on stderr.
 pub fn emit(result: &Value, as_json: bool) {
     let table = render(result);

@@ -25,9 +25,12 @@ pub struct StartupArgs {
 }
 
 pub async fn run(c: &Common, a: &StartupArgs) -> anyhow::Result<Value> {
+    if c.url.len() != 1 {
+        bail!("startup spawns one server: give one --url");
+    }
     let target = crate::target(c, 1)?;
-    if std::net::TcpStream::connect(target.addr).is_ok() {
-        bail!("something already listens on {}", target.addr);
+    if std::net::TcpStream::connect(target.addr()).is_ok() {
+        bail!("something already listens on {}", target.addr());
     }
     let mut runs = Vec::new();
     let mut times = Vec::new();
