@@ -33,8 +33,8 @@
 # read from /proc (pidof) and reported beside the servers'.
 #
 # Servers whose `serve --help` offers --redis-url get it, and then the servers of one run share
-# one database (pairchat_bench_1) and the servers after the first get --force (set
-# PAIRCHAT_CLUSTER_FORCE=0 if the cluster no longer needs it). Older servers have no way to
+# one database (pairchat_bench_1); PAIRCHAT_CLUSTER_FORCE=1 gives the servers after the first
+# --force (which a cluster does not need). Older servers have no way to
 # reach each other's visitors: two of them on one database strand the pairs that span them.
 # So without --redis-url each server gets a database of its own (pairchat_bench_1, _2, ...):
 # independent servers, no pair spans two processes (the generator's reports say so: see
@@ -83,7 +83,7 @@ if [ "$rounds" -gt 0 ]; then
   has_redis=0
   grep -q -- '--redis-url' <<<"$help" && has_redis=1
   db_mode=${PAIRCHAT_CLUSTER_DB:-$([ "$has_redis" = 1 ] && echo shared || echo own)}
-  force=${PAIRCHAT_CLUSTER_FORCE:-1}
+  force=${PAIRCHAT_CLUSTER_FORCE:-0}
   redis_pid=$(pidof redis-server | awk '{print $1}')
   mariadb_pid=$(pidof mariadbd | awk '{print $1}')
   extra=()
