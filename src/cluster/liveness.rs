@@ -2,8 +2,9 @@
 //! set, by Redis's clock, with its connection count beside it) and gets back, in the same
 //! round trip, everyone's times and counts, and whether the others took it for dead meanwhile.
 //! A process silent for longer than the node timeout is dead: the hub closes its visitors'
-//! partners with `partner lost`, and one sweeper at a time (a lock in Redis) removes its rows
-//! and its stream. A process never takes the others for dead while its own link has not been
+//! partners with `partner lost`, and one sweeper at a time (a lock in Redis) removes its stream,
+//! and its rows once it has let go of its database lock too (a process cut off from Redis alone
+//! keeps its rows). A process never takes the others for dead while its own link has not been
 //! up for a whole timeout: a Redis outage silences everyone at once, and nobody is to blame.
 //!
 //! It runs on a thread of its own, so a busy server never misses its own heartbeat.
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::wire::Keys;
 use super::{ClusterConfig, Event, View};
-use crate::db::{self, queries, DbPool};
+use crate::db::{self, lease, queries, DbPool};
 
 /// How long a dead process's flag stays, for it to learn it was taken for dead if it returns.
 const DEAD_FLAG: Duration = Duration::from_secs(120);
@@ -193,13 +194,18 @@ impl Liveness {
         }
         let pool = self.pool.clone();
         let nodes: Vec<i64> = dead.iter().map(|n| i64::from(*n)).collect();
-        let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            Ok(queries::sweep_nodes(&mut *db::get(&pool)?, &nodes)?)
+        // A process cut off from Redis alone still holds its lock on the database, and keeps
+        // its rows (its own visitors go on meeting each other); only stopped ones are swept.
+        let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<i64>, usize)> {
+            let mut conn = db::get(&pool)?;
+            let stopped = lease::stopped(&mut conn, &nodes)?;
+            let removed = queries::sweep_nodes(&mut conn, &stopped)?;
+            Ok((stopped, removed))
         })
         .await;
         match swept {
-            Ok(Ok(removed)) => {
-                tracing::info!(nodes = ?dead, removed, "swept the rows of dead processes");
+            Ok(Ok((stopped, removed))) => {
+                tracing::info!(nodes = ?dead, ?stopped, removed, "swept the rows of dead processes");
                 let mut gone = redis::pipe();
                 for n in dead {
                     gone.cmd("ZREM").arg(self.keys.nodes()).arg(*n).ignore();

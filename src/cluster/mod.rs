@@ -249,6 +249,11 @@ impl Cluster {
         self.inner.view.reachable(self.inner.node, node)
     }
 
+    /// The live processes this one knows of, itself included.
+    pub fn processes(&self) -> usize {
+        self.inner.view.alive().len()
+    }
+
     pub fn redis_ok(&self) -> bool {
         self.inner.view.redis_ok.load(Ordering::Relaxed)
     }

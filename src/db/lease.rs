@@ -112,6 +112,35 @@ impl ServerLease {
     }
 }
 
+/// Those of `nodes` whose process no longer holds its lock on the database: stopped, not just
+/// cut off from Redis. Their rows may be swept; a live process keeps its own.
+pub fn stopped(conn: &mut super::DbConn, nodes: &[i64]) -> diesel::QueryResult<Vec<i64>> {
+    #[cfg(feature = "mysql")]
+    if let super::DbConn::Mysql(c) = conn {
+        use diesel::sql_types::{BigInt, Bool};
+        use diesel::{QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Free {
+            #[diesel(sql_type = Bool)]
+            free: bool,
+        }
+        let mut out = Vec::new();
+        for &node in nodes {
+            let lock: Free = diesel::sql_query(
+                "SELECT IS_USED_LOCK(CONCAT('pairchat.node.', DATABASE(), '.', ?)) IS NULL AS free",
+            )
+            .bind::<BigInt, _>(node)
+            .get_result(c)?;
+            if lock.free {
+                out.push(node);
+            }
+        }
+        return Ok(out);
+    }
+    let _ = conn;
+    Ok(nodes.to_vec())
+}
+
 fn lock_sqlite(url: &str, force: bool) -> anyhow::Result<ServerLease> {
     let path = sqlite_path(url);
     let file = std::fs::OpenOptions::new()

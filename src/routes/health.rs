@@ -2,7 +2,8 @@
 //! check has a connection of its own, so a busy matchmaker does not make it fail. Beside the
 //! database it names this process (`node`) and says whether Redis answers (`ok`,
 //! `unreachable`; `off` without `--redis-url`): a process cut off from Redis still serves the
-//! chats within it, so that alone does not make it unhealthy.
+//! chats within it, so that alone does not make it unhealthy. In a cluster, `processes` is how
+//! many live processes it knows of, itself included.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -24,23 +25,30 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Some(cluster) if cluster.redis_ok() => "ok",
         Some(_) => "unreachable",
     };
-    match answered {
-        Ok(Ok(())) => HttpResponse::Ok()
-            .json(json!({"status": "ok", "database": "ok", "node": node, "redis": redis})),
+    let ok = match answered {
+        Ok(Ok(())) => true,
         Ok(Err(e)) => {
             state.hub.metrics().database_error();
             tracing::warn!(
                 error = format!("{e:#}"),
                 "health check: database unreachable"
             );
-            unavailable(node, redis)
+            false
         }
-        Err(_) => unavailable(node, redis),
+        Err(_) => false,
+    };
+    let (status, database) = if ok {
+        ("ok", "ok")
+    } else {
+        ("unavailable", "unreachable")
+    };
+    let mut body = json!({"status": status, "database": database, "node": node, "redis": redis});
+    if let Some(cluster) = &state.cluster {
+        body["processes"] = json!(cluster.processes());
     }
-}
-
-fn unavailable(node: u32, redis: &str) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(json!({
-        "status": "unavailable", "database": "unreachable", "node": node, "redis": redis,
-    }))
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }

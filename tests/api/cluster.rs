@@ -66,7 +66,20 @@ impl Nodes {
             let server = nodes.start(extra);
             nodes.servers.push(server);
         }
+        nodes.know_each_other().await;
         Some(nodes)
+    }
+
+    /// Waits until every server has heard from all the others (a heartbeat after the last
+    /// one started).
+    pub async fn know_each_other(&self) {
+        let n = self.servers.len() as u64;
+        for server in &self.servers {
+            wait_for("the servers to know each other", || async {
+                health(server).await.1["processes"].as_u64() == Some(n)
+            })
+            .await;
+        }
     }
 
     /// One more server of the cluster.
@@ -522,6 +535,8 @@ async fn a_server_without_redis_refuses_a_database_that_live_servers_share() {
     let mut waits = Client::arrive(&nodes.url(0), "waiting").await;
     let second = nodes.start(&[]);
     let _partner = arrive_paired(&second.ws_url()).await;
+    let (_, health) = health(&second).await;
+    assert_eq!(health["processes"], 2, "{health}");
     waits.expect_type("response").await;
 }
 
@@ -560,6 +575,7 @@ async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoin
         .await
         .expect("start");
     nodes.servers.push(cut_off);
+    nodes.know_each_other().await;
 
     let (mut x, mut y) = pair_across(&nodes.url(0), &nodes.url(1)).await;
     let (mut l1, mut l2) = pair_across(&nodes.url(1), &nodes.url(1)).await;
@@ -570,10 +586,13 @@ async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoin
     proxy.cut();
     // The others take it for dead: its visitor's partner is lost.
     assert_eq!(x.expect_close().await.reason, "partner lost");
-    // It takes nobody for dead: its own chats go on.
+    // It takes nobody for dead: its own chats go on, and newcomers pair within it.
     l1.say("still here").await;
     assert_eq!(l2.expect_type("message").await["message"], "still here");
     l1.expect_type("message").await;
+    let (mut n1, mut n2) = pair_across(&nodes.url(1), &nodes.url(1)).await;
+    n1.say("new here").await;
+    assert_eq!(n2.expect_type("message").await["message"], "new here");
 
     proxy.restore();
     // Back, it learns it was taken for dead: its side of the cross-process chat ends too...
@@ -584,4 +603,73 @@ async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoin
     assert_eq!(q.expect_type("message").await["message"], "again");
     l2.say("and on").await;
     assert_eq!(l1.expect_type("message").await["message"], "and on");
+}
+
+/// A visitor known by its page token, on the server at `url`, asking for a partner.
+async fn visitor(url: &str, token: &str) -> Client {
+    let mut c = Client::connect(&format!("{url}?visitor={token}")).await;
+    c.request().await;
+    c
+}
+
+#[actix_rt::test]
+async fn the_rematch_cooldown_holds_on_every_process() {
+    let Some(nodes) = Nodes::start_or_skip("cooldown across processes", 3, &[]).await else {
+        return;
+    };
+    let mut alice = visitor(&nodes.url(0), "alice").await;
+    alice.expect_type("waiting").await;
+    let mut bob = visitor(&nodes.url(1), "bob").await;
+    let first = bob.recv().await;
+    if first["type"] == "waiting" {
+        bob.expect_type("response").await;
+    }
+    alice.expect_type("response").await;
+    alice.leave().await;
+    assert_eq!(bob.expect_close().await.reason, "partner left");
+
+    // Both start over on the third process, which had no part in their chat.
+    let mut bob2 = visitor(&nodes.url(2), "bob").await;
+    bob2.expect_type("waiting").await;
+    let mut alice2 = visitor(&nodes.url(2), "alice").await;
+    alice2.expect_type("waiting").await;
+    // Others arrive and are paired with them instead.
+    let mut carol = visitor(&nodes.url(0), "carol").await;
+    let mut dave = visitor(&nodes.url(1), "dave").await;
+    for c in [&mut carol, &mut dave] {
+        let frame = c.recv().await;
+        if frame["type"] == "waiting" {
+            c.expect_type("response").await;
+        } else {
+            assert_eq!(frame["type"], "response", "{frame}");
+        }
+    }
+    alice2.expect_type("response").await;
+    bob2.expect_type("response").await;
+    alice2.say("alice here").await;
+    bob2.say("bob here").await;
+    let mut heard = [
+        carol.expect_type("message").await["message"].clone(),
+        dave.expect_type("message").await["message"].clone(),
+    ];
+    heard.sort_by_key(|v| v.to_string());
+    assert_eq!(heard, [Value::from("alice here"), Value::from("bob here")]);
+}
+
+#[actix_rt::test]
+async fn a_stopped_process_tells_its_visitors_partners_at_once() {
+    let Some(mut nodes) = Nodes::start_or_skip("stopped process", 2, &[]).await else {
+        return;
+    };
+    let (_a, mut b) = pair_across(&nodes.url(0), &nodes.url(1)).await;
+    nodes.servers[0].terminate();
+    let stopped = Instant::now();
+    assert_eq!(b.expect_close().await.reason, "partner lost");
+    // Well before the node timeout (3 s) could have told.
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_millis(2_500), "told after {took:?}");
+    assert!(nodes.servers[0].wait_for_exit(PATIENCE).await);
+    // The survivor pairs on.
+    let _c = Client::arrive(&nodes.url(1), "waiting").await;
+    let _d = arrive_paired(&nodes.url(1)).await;
 }

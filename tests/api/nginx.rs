@@ -143,6 +143,7 @@ async fn two_chromium_visitors_through_nginx_reach_different_processes_and_chat(
         let server = nodes.start(&["--trust-forwarded-for", "--metrics-bind", m]);
         nodes.servers.push(server);
     }
+    nodes.know_each_other().await;
     let upstreams: Vec<String> = nodes.servers.iter().map(|s| s.address.clone()).collect();
     let nginx = Nginx::start(&upstreams);
     let _turn = browser::ONE_AT_A_TIME.lock().await;
