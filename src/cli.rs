@@ -104,12 +104,13 @@ pub struct ServeArgs {
     /// (at least 1,024).
     #[arg(long, env = "PAIRCHAT_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES, value_parser = frame_bytes)]
     pub max_frame_bytes: usize,
-    /// Seconds of silence after which the server pings a client (one that sends frames is not
-    /// pinged; at least 1).
+    /// Seconds of silence after which the server pings a client (nothing from it since its
+    /// last frame or our last ping; one that sends frames is not pinged). Shorter than
+    /// --client-timeout-secs: the difference is the time a client has to answer.
     #[arg(long, env = "PAIRCHAT_HEARTBEAT_SECS", default_value_t = DEFAULT_HEARTBEAT_SECS, value_parser = positive::<u64>)]
     pub heartbeat_secs: u64,
-    /// Seconds of silence (no frame, no pong) after which a client is dropped, at the next
-    /// heartbeat (at least 1).
+    /// Seconds of silence (no frame, no pong) after which a client is dropped with 1008
+    /// "no heartbeat" (at least 1).
     #[arg(long, env = "PAIRCHAT_CLIENT_TIMEOUT_SECS", default_value_t = DEFAULT_CLIENT_TIMEOUT_SECS, value_parser = positive::<u64>)]
     pub client_timeout_secs: u64,
     /// Frames queued for one client before it counts as not reading and is dropped (at least 1).

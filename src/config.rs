@@ -22,7 +22,9 @@ pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 2_000;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
 pub const MIN_FRAME_BYTES: usize = 1_024;
-pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
+/// Silence before a ping: two thirds of the timeout, so an idle client is pinged once per
+/// timeout and has 10 s to answer (BENCHMARKS.md, 2026-12-02: what each ping costs).
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 20;
 pub const DEFAULT_CLIENT_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 pub const DEFAULT_RATE_PER_SEC: f64 = 5.0;
@@ -195,6 +197,15 @@ impl Settings {
             .find_map(|(name, e)| e.map(|e| (name, e)))
         {
             anyhow::bail!("setting {name} {e}");
+        }
+        // A client is pinged after `heartbeat` of silence and dropped after `client_timeout`:
+        // the other way round, a quiet client would be dropped without ever being pinged.
+        if s.heartbeat >= s.client_timeout {
+            anyhow::bail!(
+                "--heartbeat-secs ({:?}) must be shorter than --client-timeout-secs ({:?})",
+                s.heartbeat,
+                s.client_timeout
+            );
         }
         if let Some(cluster) = &self.cluster {
             if !self.database_url.starts_with("mysql://") {

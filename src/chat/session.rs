@@ -13,7 +13,7 @@ use actix_ws::{
 use futures_util::future::{Fuse, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::frame_limit::Violation;
 use super::hub::{unavailable_frame, HubHandle, Kick, TrySendError};
@@ -22,6 +22,9 @@ use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 use crate::metrics::Metrics;
+use heartbeat::{Due, Heartbeat};
+
+mod heartbeat;
 
 /// Limits and timings of one connection (defaults and rules: `config`).
 #[derive(Debug, Clone)]
@@ -219,27 +222,28 @@ impl Live {
             inbox,
             ..
         } = self;
-        let start = Instant::now();
-        // Any frame, pongs included, shows the client is alive (the timeout)...
-        let mut last_heard = start;
-        // ...but only what it says of itself, or our own ping, restarts the wait for the next
-        // ping: a pong answering a ping must not push the next ping a whole period away, or
-        // an idle client would be pinged every other period.
-        let mut last_busy = start;
-        let period = client.config.heartbeat;
-        let mut heartbeat = interval_at(start + period, period);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let config = &client.config;
+        let mut beat = Heartbeat::new(config.heartbeat, config.client_timeout, Instant::now());
+        // One timer, moved only when the heartbeat says so: an idle connection wakes for its
+        // pings and nothing else. Boxed, as tokio's `Interval` boxes its own: inline it would
+        // grow every connection's task by its size.
+        let mut timer = Box::pin(tokio::time::sleep_until(beat.deadline()));
         loop {
             tokio::select! {
                 frame = stream.recv() => {
                     let Some(frame) = frame else { return End::Gone };
-                    last_heard = Instant::now();
+                    let received = Instant::now();
                     match frame {
                         Ok(frame) => {
-                            if !matches!(frame, AggregatedMessage::Pong(_)) {
-                                last_busy = last_heard;
+                            let pong = matches!(frame, AggregatedMessage::Pong(_));
+                            if beat.heard(received, pong) {
+                                // A new timer rather than `reset`: tokio keeps a timer moved
+                                // later in its old slot and re-files it when that comes due,
+                                // which would handle every idle connection's timer twice
+                                // per ping.
+                                timer.set(tokio::time::sleep_until(beat.deadline()));
                             }
-                            let written = match client.on_client_frame(frame, last_heard) {
+                            let written = match client.on_client_frame(frame, received) {
                                 Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
@@ -267,20 +271,17 @@ impl Live {
                     }
                 }
                 why = &mut client.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
-                tick = heartbeat.tick() => {
-                    if tick.saturating_duration_since(last_heard) > client.config.client_timeout {
-                        return End::TimedOut;
-                    }
-                    // A client busy within the last period is alive: only the silent are
-                    // pinged, so a busy connection carries no pings (nor their pongs). Ticks
-                    // are compared by their scheduled instants, so an idle client is due at
-                    // every tick, never skipped for being a few microseconds short.
-                    if tick.saturating_duration_since(last_busy) < period {
-                        continue;
-                    }
-                    last_busy = tick;
-                    if let Err(end) = client.write(Write::Ping).await {
-                        return end;
+                () = &mut timer => {
+                    let due = beat.on_timer(Instant::now());
+                    timer.as_mut().reset(beat.deadline());
+                    match due {
+                        Due::Nothing => {}
+                        Due::TimedOut => return End::TimedOut,
+                        Due::Ping => {
+                            if let Err(end) = client.write(Write::Ping).await {
+                                return end;
+                            }
+                        }
                     }
                 }
             }

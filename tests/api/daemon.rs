@@ -202,6 +202,24 @@ async fn an_sqlite_file_that_cannot_be_opened_stops_start_up_at_once_saying_so()
 }
 
 #[actix_rt::test]
+async fn a_heartbeat_no_shorter_than_the_client_timeout_is_refused() {
+    // Pinged no earlier than it is dropped, a quiet client would be dropped unpinged.
+    let (ok, log) = run(&[
+        "serve",
+        "--heartbeat-secs",
+        "30",
+        "--client-timeout-secs",
+        "30",
+    ])
+    .await;
+    assert!(!ok, "accepted");
+    assert!(
+        log.contains("--heartbeat-secs") && log.contains("--client-timeout-secs"),
+        "{log}"
+    );
+}
+
+#[actix_rt::test]
 async fn a_zero_where_a_positive_number_belongs_is_refused_not_changed() {
     for flag in [
         "--db-pool-size",

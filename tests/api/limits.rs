@@ -334,3 +334,41 @@ async fn a_client_that_answers_no_ping_is_told_no_heartbeat_with_1008() {
     assert!(pings >= 1, "it was pinged before being dropped");
     assert_eq!((code, reason.as_str()), (1008, "no heartbeat"));
 }
+
+#[actix_rt::test]
+async fn a_deaf_client_is_dropped_at_the_client_timeout_not_a_heartbeat_later() {
+    // Pinged after 0.9 s of silence, dropped at 1 s: a check only at heartbeat ticks would
+    // drop it at the second tick, 1.8 s.
+    const HEARTBEAT: Duration = Duration::from_millis(900);
+    const TIMEOUT: Duration = Duration::from_millis(1_000);
+    let app = spawn_app_with(|s| {
+        s.session.heartbeat = HEARTBEAT;
+        s.session.client_timeout = TIMEOUT;
+    })
+    .await;
+    // By hand: tungstenite answers pings by itself as it reads.
+    let mut deaf = crate::hardening::RawWs::open(app.address).await;
+    // The server's clock starts once it has sent the handshake's answer, before we read it.
+    let opened = tokio::time::Instant::now();
+    let mut pings = 0;
+    let code = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match deaf.next_frame().await.expect("a frame or the close") {
+                (0x9, _) => pings += 1,
+                (0x8, payload) => break u16::from_be_bytes([payload[0], payload[1]]),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    let silent = opened.elapsed();
+    assert_eq!((code, pings), (1008, 1), "one ping, then the close");
+    // The deadline falls on a coarse clock, at most a sixteenth of the timeout early; late by
+    // as much as a loaded machine delays a timer, well short of another heartbeat.
+    assert!(silent >= TIMEOUT - TIMEOUT / 8, "dropped early: {silent:?}");
+    assert!(
+        silent < TIMEOUT + HEARTBEAT / 2,
+        "dropped a heartbeat late: {silent:?}"
+    );
+}
