@@ -17,10 +17,9 @@ pub async fn metrics(hub: web::Data<HubHandle>) -> HttpResponse {
     let Ok(stats) = hub.stats().await else {
         return HttpResponse::ServiceUnavailable().finish(); // the server is stopping
     };
-    // Each conversation has two connections chatting.
     match hub
         .metrics()
-        .render(stats.connections, stats.waiting, stats.chatting / 2)
+        .render(stats.connections, stats.waiting, stats.chats)
     {
         Ok(text) => HttpResponse::Ok()
             .content_type(CONTENT_TYPE)

@@ -335,6 +335,7 @@ async fn a_killed_process_costs_its_visitors_partners_partner_lost_and_its_rows(
         assert_eq!(closed.reason, "partner lost");
     }
     let took = killed.elapsed();
+    eprintln!("partners of a killed process told after {took:?}");
     assert!(
         took < Duration::from_secs(5),
         "partners told after {took:?}"

@@ -120,11 +120,12 @@ impl Drop for Nginx {
     }
 }
 
-/// A server's `pairchat_connections` gauge, from its metrics listener.
-async fn connections(metrics: &str) -> Option<u64> {
+/// A gauge (`pairchat_connections`, …) of a server, from its metrics listener.
+async fn gauge(metrics: &str, name: &str) -> Option<u64> {
     let (_, body) = crate::health::http_get(metrics.parse().ok()?, "/metrics").await;
+    let prefix = format!("{name}{{");
     body.lines()
-        .find(|l| l.starts_with("pairchat_connections{"))
+        .find(|l| l.starts_with(&prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -160,9 +161,15 @@ async fn two_chromium_visitors_through_nginx_reach_different_processes_and_chat(
     click(&bob, PAGE, "start").await;
     wait_state(&bob, PAGE, "chat").await;
     wait_state(&alice, PAGE, "chat").await;
-    // One WebSocket on each process: nginx sent the second where fewer were.
+    // One WebSocket on each process: nginx sent the second where fewer were. Each process
+    // counts the one conversation they share.
     for m in &metrics {
-        assert_eq!(connections(m).await, Some(1), "connections on {m}");
+        assert_eq!(
+            gauge(m, "pairchat_connections").await,
+            Some(1),
+            "connections on {m}"
+        );
+        assert_eq!(gauge(m, "pairchat_chats").await, Some(1), "chats on {m}");
     }
     type_keys(&alice, "hello through nginx\n").await;
     assert_eq!(

@@ -80,6 +80,9 @@ pub struct Stats {
     pub waiting: usize,
     /// In a conversation.
     pub chatting: usize,
+    /// Conversations with someone here: both partners here, or one (the other on another
+    /// process).
+    pub chats: usize,
 }
 
 /// Where a connection is in its conversation. Only the hub keeps this; a session keeps only
@@ -387,6 +390,9 @@ impl Hub {
                 State::Idle | State::Ended => {}
             }
         }
+        // Each local conversation counts two connections; a cross-process one, one here.
+        let remote = self.remote.len();
+        stats.chats = stats.chatting.saturating_sub(remote) / 2 + remote;
         stats
     }
 
