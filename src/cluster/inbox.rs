@@ -1,6 +1,7 @@
 //! The way in: one task that reads this process's stream from its last id (`XREAD BLOCK`, on a
 //! connection of its own, since a blocking read would hold up every other command on a shared
-//! one) and hands each batch to the hub in order. After a broken connection it connects again
+//! one) and hands each batch to the hub in order; acknowledgements of what this process sent go
+//! to the relay, which holds the receipts. After a broken connection it connects again
 //! and goes on from the same id, so nothing sent meanwhile is missed. What it has read it
 //! trims from the stream.
 
@@ -22,8 +23,13 @@ const COUNT: usize = 1_024;
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
-/// Runs until the hub is gone. `from`: the id to read after ("0-0" for a new stream).
-pub async fn run(client: Client, key: String, events: mpsc::Sender<Event>) {
+/// Runs until the hub is gone. Acknowledgements go to the relay (`acks`), all else to the hub.
+pub async fn run(
+    client: Client,
+    key: String,
+    events: mpsc::Sender<Event>,
+    acks: flume::Sender<Vec<(i64, u64)>>,
+) {
     let mut last = String::from("0-0");
     let mut trimmed_at = Instant::now();
     let mut conn: Option<MultiplexedConnection> = None;
@@ -70,7 +76,12 @@ pub async fn run(client: Client, key: String, events: mpsc::Sender<Event>) {
         for stream in reply.into_iter().flat_map(|r| r.keys) {
             for entry in stream.ids {
                 if let Some(envelope) = entry.map.get("e").and_then(envelope_of) {
-                    batch.push(envelope);
+                    match envelope {
+                        Envelope::Ack { acks: these } => {
+                            let _ = acks.send(these);
+                        }
+                        other => batch.push(other),
+                    }
                 } else {
                     tracing::warn!(id = %entry.id, "unreadable relay entry skipped");
                 }

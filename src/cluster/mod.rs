@@ -217,14 +217,16 @@ impl Cluster {
             .context("cannot say this process is alive in Redis")?;
 
         let (relay, relay_rx) = relay::queue();
+        let (acks, acks_rx) = relay::acks();
         tokio::spawn(relay::run(
             relay_rx,
+            acks_rx,
             redis.clone(),
             keys.clone(),
             config.relay_timeout,
             metrics.clone(),
         ));
-        tokio::spawn(inbox::run(client, keys.inbox(node), events_tx));
+        tokio::spawn(inbox::run(client, keys.inbox(node), events_tx, acks));
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 node,
@@ -372,7 +374,7 @@ impl RemoteLink {
     }
 
     /// A message: `receipt` (the sender's `me` copy) goes to the sender's outbox once the
-    /// message is in the partner process's stream, or `undelivered` if it cannot get there.
+    /// partner's process has taken the message, or `undelivered` if it does not in time.
     /// False when it is refused at once (the partner's process is dead, or the queue to
     /// Redis is full).
     pub fn send_message(&self, frame: String, receipt: String, received: Instant) -> bool {

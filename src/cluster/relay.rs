@@ -1,11 +1,14 @@
 //! The way out: one task that appends what this process sends to other processes onto their
 //! streams (`XADD`), in the order it was handed over, a pipeline per batch of whatever has
-//! queued up. A message's receipt (the sender's `me` copy) is written only once its entry is
-//! in the partner process's stream, which that process reads in order from its last id; a
-//! batch Redis does not take within the relay timeout is refused with `undelivered` instead.
-//! A batch that failed part-way is sent again whole: the receiving hub drops what it already
-//! has by the sender's sequence numbers.
+//! queued up. A message's receipt (the sender's `me` copy) is written only once the partner's
+//! process has taken the message: its hub acknowledges what it has handed to its sessions
+//! (`Ack`, one per batch it reads), and the relay then releases the receipts it holds, in
+//! order. A message not acknowledged within the relay timeout (Redis did not take it, or the
+//! partner's process is gone) is refused with `undelivered` instead. A batch that failed
+//! part-way is sent again whole: the receiving hub drops what it already has by the sender's
+//! sequence numbers, and acknowledges it again.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ pub const QUEUE_CAPACITY: usize = 65_536;
 const MAX_STREAM_LEN: usize = 100_000;
 /// Pause before sending a failed batch again.
 const RETRY_DELAY: Duration = Duration::from_millis(50);
+/// How often receipts past the relay timeout are refused.
+const EXPIRE_EVERY: Duration = Duration::from_millis(100);
 
 /// The sender's side of a message: its own copy, written once the message is on its way.
 #[derive(Debug)]
@@ -44,9 +49,16 @@ pub struct Queued {
 
 pub type RelaySender = flume::Sender<Queued>;
 pub type RelayReceiver = flume::Receiver<Queued>;
+/// Acknowledgements read from this process's stream: `(sender, up to seq)`.
+pub type AckSender = flume::Sender<Vec<(i64, u64)>>;
+pub type AckReceiver = flume::Receiver<Vec<(i64, u64)>>;
 
 pub fn queue() -> (RelaySender, RelayReceiver) {
     flume::bounded(QUEUE_CAPACITY)
+}
+
+pub fn acks() -> (AckSender, AckReceiver) {
+    flume::unbounded()
 }
 
 /// The error frame of a message that did not reach the partner's process.
@@ -59,16 +71,92 @@ pub fn undelivered_frame(metrics: &Metrics) -> String {
     .to_json()
 }
 
+/// Receipts waiting for the partner's process, per sending connection, in order.
+#[derive(Default)]
+struct Held {
+    by_sender: HashMap<i64, VecDeque<(u64, Instant, Receipt)>>,
+}
+
+impl Held {
+    fn hold(&mut self, from: i64, seq: u64, deadline: Instant, receipt: Receipt) {
+        self.by_sender
+            .entry(from)
+            .or_default()
+            .push_back((seq, deadline, receipt));
+    }
+
+    /// Writes the receipts of everything acknowledged.
+    fn release(&mut self, acks: Vec<(i64, u64)>, metrics: &Metrics) {
+        for (from, upto) in acks {
+            let Some(held) = self.by_sender.get_mut(&from) else {
+                continue;
+            };
+            while held.front().is_some_and(|(seq, _, _)| *seq <= upto) {
+                if let Some((_, _, receipt)) = held.pop_front() {
+                    metrics.relayed(receipt.received);
+                    // A sender whose outbox is full is not reading; the hub drops it soon.
+                    let _ = receipt.outbox.try_send(Outbound::Frame(receipt.frame));
+                }
+            }
+            if held.is_empty() {
+                self.by_sender.remove(&from);
+            }
+        }
+    }
+
+    /// Refuses what has waited past its deadline.
+    fn expire(&mut self, now: Instant, metrics: &Metrics) {
+        self.by_sender.retain(|_, held| {
+            while held
+                .front()
+                .is_some_and(|(_, deadline, _)| *deadline <= now)
+            {
+                if let Some((_, _, receipt)) = held.pop_front() {
+                    refuse(receipt, metrics);
+                }
+            }
+            !held.is_empty()
+        });
+    }
+}
+
+fn refuse(receipt: Receipt, metrics: &Metrics) {
+    let _ = receipt
+        .outbox
+        .try_send(Outbound::Frame(undelivered_frame(metrics)));
+}
+
 /// Runs until every sender is gone.
 pub async fn run(
     rx: RelayReceiver,
+    acks: AckReceiver,
     mut redis: ConnectionManager,
     keys: Keys,
     timeout: Duration,
     metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv_async().await {
+    let mut held = Held::default();
+    let mut expiry = tokio::time::interval(EXPIRE_EVERY);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let first = tokio::select! {
+            first = rx.recv_async() => match first {
+                Ok(first) => first,
+                Err(_) => return,
+            },
+            Ok(acked) = acks.recv_async() => {
+                held.release(acked, &metrics);
+                while let Ok(acked) = acks.try_recv() {
+                    held.release(acked, &metrics);
+                }
+                continue;
+            }
+            _ = expiry.tick() => {
+                held.expire(Instant::now(), &metrics);
+                continue;
+            }
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -92,14 +180,12 @@ pub async fn run(
         let sent = send(&pipe, &mut redis, deadline).await;
         for q in batch.drain(..) {
             let Some(receipt) = q.receipt else { continue };
-            let frame = if sent {
-                metrics.relayed(receipt.received);
-                receipt.frame
-            } else {
-                undelivered_frame(&metrics)
-            };
-            // A sender whose outbox is full is not reading; the hub drops it at its next frame.
-            let _ = receipt.outbox.try_send(Outbound::Frame(frame));
+            match (&q.envelope, sent) {
+                (Envelope::Frame { from, seq, .. }, true) => {
+                    held.hold(*from, *seq, q.at + timeout, receipt)
+                }
+                _ => refuse(receipt, &metrics),
+            }
         }
     }
 }

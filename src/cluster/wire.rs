@@ -33,6 +33,10 @@ pub enum Envelope {
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
+    /// Frames that reached their partners on the sending process: `(from, seq)`, everything
+    /// from `from` up to `seq`. Their senders' receipts can be written.
+    #[serde(rename = "k")]
+    Ack { acks: Vec<(i64, u64)> },
 }
 
 impl Envelope {
@@ -122,6 +126,9 @@ mod tests {
             },
             Envelope::Parted { a: 1, b: 2 },
             Envelope::Down { node: 42 },
+            Envelope::Ack {
+                acks: vec![(1 << 32 | 7, 12), (5, 1)],
+            },
         ];
         for e in all {
             assert_eq!(Envelope::parse(e.to_json().as_bytes()), Some(e));

@@ -137,6 +137,22 @@ pub async fn health(server: &Server) -> (u16, Value) {
     (status, serde_json::from_str(&body).expect("JSON"))
 }
 
+/// Every frame until the server closes, and the close's reason.
+async fn frames_until_close(c: &mut Client) -> (Vec<Value>, String) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut frames = Vec::new();
+    loop {
+        let next = tokio::time::timeout(PATIENCE, c.ws.next()).await;
+        match next.expect("the server closes in time") {
+            Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(&t).expect("JSON")),
+            Some(Ok(Message::Close(Some(frame)))) => return (frames, frame.reason.to_string()),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
 /// A pair whose first visitor waits on `a` and whose second arrives on `b`.
 async fn pair_across(a: &str, b: &str) -> (Client, Client) {
     let mut first = Client::arrive(a, "waiting").await;
@@ -330,10 +346,15 @@ async fn a_killed_process_costs_its_visitors_partners_partner_lost_and_its_rows(
 
     nodes.servers[0].child.kill().expect("SIGKILL");
     let killed = Instant::now();
-    for partner in [&mut b, &mut c] {
-        let closed = partner.expect_close().await;
-        assert_eq!(closed.reason, "partner lost");
-    }
+    // Said to a visitor whose process is gone: never receipted (no `me`), whatever Redis took.
+    b.say("into the void").await;
+    let (frames, closed) = frames_until_close(&mut b).await;
+    assert_eq!(closed, "partner lost");
+    assert!(
+        !frames.iter().any(|f| f["from"] == "me"),
+        "a message to a dead process was receipted: {frames:?}"
+    );
+    assert_eq!(c.expect_close().await.reason, "partner lost");
     let took = killed.elapsed();
     eprintln!("partners of a killed process told after {took:?}");
     assert!(

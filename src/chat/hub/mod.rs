@@ -88,6 +88,9 @@ struct Hub {
     remote: HashMap<ConnId, remote::Partner>,
     /// When each `Pairing` connection's proposal went out.
     proposed: HashMap<ConnId, Instant>,
+    /// Frames from other processes handed to sessions in the batch being read: the highest
+    /// sequence number per sender, acknowledged at its end.
+    acks: HashMap<i64, u64>,
 }
 
 /// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
@@ -164,6 +167,7 @@ impl Hub {
             cluster,
             remote: HashMap::new(),
             proposed: HashMap::new(),
+            acks: HashMap::new(),
         }
     }
 

@@ -78,6 +78,7 @@ impl Hub {
                 for envelope in envelopes {
                     self.on_envelope(envelope);
                 }
+                self.acknowledge();
             }
             Event::Down(nodes) => self.nodes_down(&nodes),
             Event::Rejoined => self.rejoin(),
@@ -123,6 +124,8 @@ impl Hub {
                 Instant::now(),
             ),
             Envelope::Down { node } => self.nodes_down(&[node]),
+            // The inbox hands these to the relay, which holds the receipts.
+            Envelope::Ack { .. } => {}
         }
     }
 
@@ -137,11 +140,29 @@ impl Hub {
         let Some(partner) = self.remote.get_mut(&to) else {
             return;
         };
+        // Acknowledged either way: a frame sent again is here already.
+        let acked = self.acks.entry(from.rid()).or_default();
+        *acked = (*acked).max(seq);
         if seq <= partner.last_seq {
-            return; // a batch sent again: this one is here already
+            return;
         }
         partner.last_seq = seq;
         self.send(to, Outbound::Frame(frame));
+    }
+
+    /// Tells the senders' processes which of their frames this batch handed to sessions: one
+    /// acknowledgement per process.
+    fn acknowledge(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let mut by_node: std::collections::HashMap<u32, Vec<(i64, u64)>> = Default::default();
+        for (from, seq) in self.acks.drain() {
+            by_node.entry(node_of(from)).or_default().push((from, seq));
+        }
+        for (node, acks) in by_node {
+            self.tell(node, Envelope::Ack { acks });
+        }
     }
 
     /// `from`, on another process, was paired with `to`, who waits here.
