@@ -88,6 +88,9 @@ struct Hub {
     remote: HashMap<ConnId, remote::Partner>,
     /// When each `Pairing` connection's proposal went out.
     proposed: HashMap<ConnId, Instant>,
+    /// The online count every connection has been sent, when they all have the same one (the
+    /// tick then has nothing to look at).
+    online_settled: Option<usize>,
     /// Frames from other processes handed to sessions in the batch being read: the highest
     /// sequence number per sender, acknowledged at its end.
     acks: HashMap<i64, u64>,
@@ -168,6 +171,7 @@ impl Hub {
             remote: HashMap::new(),
             proposed: HashMap::new(),
             acks: HashMap::new(),
+            online_settled: None,
         }
     }
 
@@ -252,7 +256,7 @@ impl Hub {
             let _ = kick.send(Kick::Shutdown);
             return;
         }
-        let count = self.conns.len() + 1;
+        let count = self.online_of(self.conns.len() + 1);
         let _ = outbox.try_send(Outbound::Frame(ServerFrame::Online { count }.to_json()));
         self.conns.insert(
             id,
@@ -457,7 +461,11 @@ impl Hub {
 
     /// The online count: this process's connections, or the whole cluster's.
     fn online(&self) -> usize {
-        let local = self.conns.len();
+        self.online_of(self.conns.len())
+    }
+
+    /// The online count with `local` connections here.
+    fn online_of(&self, local: usize) -> usize {
         match &self.cluster {
             Some(cluster) => cluster.online(local),
             None => local,
@@ -505,12 +513,18 @@ impl Hub {
         }
 
         let count = self.online();
+        if self.online_settled == Some(count) {
+            return; // everyone has this count already: nothing to look at
+        }
         let mut frame: Option<String> = None;
         let mut too_slow = Vec::new();
+        let mut settled = true;
         for (id, conn) in self.conns.iter_mut() {
-            if conn.online_sent == count
-                || now.duration_since(conn.online_sent_at) < ONLINE_INTERVAL
-            {
+            if conn.online_sent == count {
+                continue;
+            }
+            if now.duration_since(conn.online_sent_at) < ONLINE_INTERVAL {
+                settled = false;
                 continue;
             }
             let text = frame
@@ -525,6 +539,7 @@ impl Hub {
                 Err(flume::TrySendError::Disconnected(_)) => {}
             }
         }
+        self.online_settled = settled.then_some(count);
         for id in too_slow {
             self.drop_slow(id);
         }
