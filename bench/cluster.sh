@@ -76,7 +76,9 @@ stop_all() {
   pids=()
   urls=()
 }
-trap 'stop_all; cleanup' EXIT
+# The Redis memory sampler of the current connections run.
+sampler=
+trap '[ -n "$sampler" ] && kill "$sampler" 2>/dev/null; stop_all; cleanup' EXIT
 
 if [ "$rounds" -gt 0 ]; then
   help=$("$server" serve --help 2>/dev/null) || { echo "cannot run $server"; exit 1; }
@@ -84,7 +86,10 @@ if [ "$rounds" -gt 0 ]; then
   grep -q -- '--redis-url' <<<"$help" && has_redis=1
   db_mode=${PAIRCHAT_CLUSTER_DB:-$([ "$has_redis" = 1 ] && echo shared || echo own)}
   force=${PAIRCHAT_CLUSTER_FORCE:-0}
-  redis_pid=$(pidof redis-server | awk '{print $1}')
+  # The redis-server behind $redis (a host may run several), else the first one found.
+  redis_pid=$(redis-cli -u "$redis" info server 2>/dev/null | tr -d '\r' |
+    awk -F: '$1 == "process_id" {print $2}')
+  [ -n "$redis_pid" ] || redis_pid=$(pidof redis-server | awk '{print $1}')
   mariadb_pid=$(pidof mariadbd | awk '{print $1}')
   extra=()
   [ -n "$redis_pid" ] && extra+=(--extra-pid "redis=$redis_pid")
@@ -132,7 +137,8 @@ joined() { local IFS=,; echo "$*"; }
 
 # Runs part $1's variant $2 for round $3 on freshly started servers.
 run_variant() {
-  local part=$1 v=$2 r=$3 n args=() sampler=
+  local part=$1 v=$2 r=$3 n args=()
+  sampler=
   case $part/$v in
     relay/same-1) n=1; args=(--same-process) ;;
     relay/same-2) n=2; args=(--same-process) ;;
@@ -171,8 +177,14 @@ run_variant() {
   esac
   local rc=$?
   [ -n "$sampler" ] && kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null
+  sampler=
   [ "$rc" = 0 ] || { echo "  $part $v exited $rc"; tail -n 5 "$tmp/bench.err"; }
   stop_all
+  # Keep the servers' logs (warnings, errors) and the generator's stderr beside the JSON.
+  for k in $(seq 1 "$n"); do
+    [ -f "$tmp/server-$k.log" ] && mv "$tmp/server-$k.log" "$out/$part-$v-$r.server-$k.log"
+  done
+  cp "$tmp/bench.err" "$out/$part-$v-$r.bench.err" 2>/dev/null
   sleep 1
 }
 
