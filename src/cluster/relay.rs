@@ -164,6 +164,7 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        merge_acks(&mut batch);
         let mut pipe = redis::pipe();
         for q in &batch {
             pipe.cmd("XADD")
@@ -190,6 +191,41 @@ pub async fn run(
     }
 }
 
+/// The acknowledgements of a batch for one process go as one entry (after the batch's other
+/// entries for it: an acknowledgement only releases receipts, so it may come later).
+fn merge_acks(batch: &mut Vec<Queued>) {
+    if batch
+        .iter()
+        .filter(|q| matches!(q.envelope, Envelope::Ack { .. }))
+        .count()
+        < 2
+    {
+        return;
+    }
+    let mut merged: Vec<Queued> = Vec::new();
+    batch.retain_mut(|q| {
+        let Envelope::Ack { acks } = &mut q.envelope else {
+            return true;
+        };
+        match merged.iter_mut().find(|m| m.node == q.node) {
+            Some(Queued {
+                envelope: Envelope::Ack { acks: into },
+                ..
+            }) => into.append(acks),
+            _ => merged.push(Queued {
+                node: q.node,
+                envelope: Envelope::Ack {
+                    acks: std::mem::take(acks),
+                },
+                receipt: None,
+                at: q.at,
+            }),
+        }
+        false
+    });
+    batch.append(&mut merged);
+}
+
 /// Sends `pipe` until Redis takes it or `deadline` passes.
 async fn send(pipe: &redis::Pipeline, redis: &mut ConnectionManager, deadline: Instant) -> bool {
     let mut warned = false;
@@ -212,5 +248,55 @@ async fn send(pipe: &redis::Pipeline, redis: &mut ConnectionManager, deadline: I
                 return false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(node: u32, acks: Vec<(i64, u64)>) -> Queued {
+        Queued {
+            node,
+            envelope: Envelope::Ack { acks },
+            receipt: None,
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_batchs_acknowledgements_go_as_one_entry_per_process() {
+        let frame = |node| Queued {
+            node,
+            envelope: Envelope::Refuse { to: 1, from: 2 },
+            receipt: None,
+            at: Instant::now(),
+        };
+        let mut batch = vec![
+            ack(1, vec![(10, 1)]),
+            frame(1),
+            ack(2, vec![(20, 5)]),
+            ack(1, vec![(11, 3)]),
+        ];
+        merge_acks(&mut batch);
+        let kinds: Vec<(u32, Envelope)> = batch.into_iter().map(|q| (q.node, q.envelope)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1, Envelope::Refuse { to: 1, from: 2 }),
+                (
+                    1,
+                    Envelope::Ack {
+                        acks: vec![(10, 1), (11, 3)]
+                    }
+                ),
+                (
+                    2,
+                    Envelope::Ack {
+                        acks: vec![(20, 5)]
+                    }
+                ),
+            ]
+        );
     }
 }
