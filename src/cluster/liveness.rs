@@ -208,9 +208,7 @@ impl Liveness {
                 tracing::info!(nodes = ?dead, ?stopped, removed, "swept the rows of dead processes");
                 let mut gone = redis::pipe();
                 for n in dead {
-                    gone.cmd("ZREM").arg(self.keys.nodes()).arg(*n).ignore();
-                    gone.cmd("HDEL").arg(self.keys.online()).arg(*n).ignore();
-                    gone.cmd("DEL").arg(self.keys.inbox(*n)).ignore();
+                    self.keys.forget(&mut gone, *n);
                 }
                 let _ = gone.query_async::<()>(&mut self.redis).await;
             }

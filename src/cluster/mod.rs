@@ -120,7 +120,6 @@ struct Inner {
     view: Arc<View>,
     relay: RelaySender,
     redis: ConnectionManager,
-    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -224,7 +223,7 @@ impl Cluster {
             redis.clone(),
             keys.clone(),
             config.relay_timeout,
-            metrics.clone(),
+            metrics,
         ));
         tokio::spawn(inbox::run(client, keys.inbox(node), events_tx, acks));
         let cluster = Cluster {
@@ -234,7 +233,6 @@ impl Cluster {
                 view,
                 relay,
                 redis,
-                metrics,
             }),
         };
         Ok((cluster, events))
@@ -316,12 +314,8 @@ impl Cluster {
             node: self.inner.node,
         };
         self.broadcast(&down);
-        let keys = &self.inner.keys;
-        let node = self.inner.node;
         let mut pipe = redis::pipe();
-        pipe.cmd("ZREM").arg(keys.nodes()).arg(node).ignore();
-        pipe.cmd("HDEL").arg(keys.online()).arg(node).ignore();
-        pipe.cmd("DEL").arg(keys.inbox(node)).ignore();
+        self.inner.keys.forget(&mut pipe, self.inner.node);
         let mut redis = self.inner.redis.clone();
         // Give the relay a moment to send the goodbyes queued before this.
         let deadline = Instant::now() + Duration::from_secs(1);
@@ -330,10 +324,6 @@ impl Cluster {
         }
         let _ =
             tokio::time::timeout(Duration::from_secs(1), pipe.query_async::<()>(&mut redis)).await;
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
     }
 }
 

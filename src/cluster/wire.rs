@@ -93,6 +93,14 @@ impl Keys {
     pub fn inbox(&self, node: u32) -> String {
         format!("{}in:{node}", self.prefix)
     }
+
+    /// Adds to `pipe` what takes `node` out of the cluster: its place in the sorted set, its
+    /// count and its stream.
+    pub fn forget(&self, pipe: &mut redis::Pipeline, node: u32) {
+        pipe.cmd("ZREM").arg(self.nodes()).arg(node).ignore();
+        pipe.cmd("HDEL").arg(self.online()).arg(node).ignore();
+        pipe.cmd("DEL").arg(self.inbox(node)).ignore();
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ enum Held {
 }
 
 const IN_USE: &str = "another pairchat server is using this database";
+/// The name of the named lock a process holds (MySQL), for the node id bound at `?`.
+#[cfg(feature = "mysql")]
+const NODE_LOCK: &str = "CONCAT('pairchat.node.', DATABASE(), '.', ?)";
 
 impl ServerLease {
     /// Registers process `node` (`clustered`: with `--redis-url`) on the database at `url`.
@@ -126,11 +129,10 @@ pub fn stopped(conn: &mut super::DbConn, nodes: &[i64]) -> diesel::QueryResult<V
         }
         let mut out = Vec::new();
         for &node in nodes {
-            let lock: Free = diesel::sql_query(
-                "SELECT IS_USED_LOCK(CONCAT('pairchat.node.', DATABASE(), '.', ?)) IS NULL AS free",
-            )
-            .bind::<BigInt, _>(node)
-            .get_result(c)?;
+            let lock: Free =
+                diesel::sql_query(format!("SELECT IS_USED_LOCK({NODE_LOCK}) IS NULL AS free"))
+                    .bind::<BigInt, _>(node)
+                    .get_result(c)?;
             if lock.free {
                 out.push(node);
             }
@@ -195,7 +197,6 @@ fn register_mysql(url: &str, me: Option<(u32, bool)>) -> anyhow::Result<ServerLe
         #[diesel(sql_type = Text)]
         value: String,
     }
-    const LOCK: &str = "CONCAT('pairchat.node.', DATABASE(), '.', ?)";
 
     let mut conn = diesel::mysql::MysqlConnection::establish(url)
         .with_context(|| format!("cannot connect to {}", redacted(url)))?;
@@ -206,7 +207,7 @@ fn register_mysql(url: &str, me: Option<(u32, bool)>) -> anyhow::Result<ServerLe
         .with_context(fail)?;
     let me_id = me.map(|(node, _)| i64::from(node));
     if let Some((node, clustered)) = me {
-        let got: Got = diesel::sql_query(format!("SELECT GET_LOCK({LOCK}, 0) AS got"))
+        let got: Got = diesel::sql_query(format!("SELECT GET_LOCK({NODE_LOCK}, 0) AS got"))
             .bind::<BigInt, _>(i64::from(node))
             .get_result(&mut conn)
             .with_context(fail)?;
@@ -221,7 +222,7 @@ fn register_mysql(url: &str, me: Option<(u32, bool)>) -> anyhow::Result<ServerLe
     }
     let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT id, clustered, IS_USED_LOCK({}) IS NOT NULL AS alive FROM node",
-        LOCK.replace('?', "id")
+        NODE_LOCK.replace('?', "id")
     ))
     .load(&mut conn)
     .with_context(fail)?;

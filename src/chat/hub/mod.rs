@@ -313,6 +313,14 @@ impl Hub {
         self.submit(Op::Request(ask));
     }
 
+    /// A pairing of `id` with `partner` came to nothing (the partner is gone, or refused, or
+    /// its process did): the partner's rows go, and `id` asks again.
+    fn ask_again(&mut self, id: ConnId, partner: ConnId) {
+        self.proposed.remove(&id);
+        self.submit(Op::Leave(partner));
+        self.ask(id);
+    }
+
     fn leave(&mut self, id: ConnId, how: Departure) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
@@ -403,11 +411,8 @@ impl Hub {
             Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
                 (true, true) => self.pair(id, partner),
                 (true, false) if self.is_remote(partner) => self.propose(id, partner),
-                (true, false) => {
-                    // The partner's removal (queued already, or now for a ghost) takes our row.
-                    self.submit(Op::Leave(partner));
-                    self.ask(id);
-                }
+                // The partner's removal (queued already, or now for a ghost) takes our row.
+                (true, false) => self.ask_again(id, partner),
                 (false, true) => {
                     // Our own removal is queued already and takes the partner's row with it.
                     self.ask(partner);

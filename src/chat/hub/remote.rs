@@ -259,13 +259,6 @@ impl Hub {
         self.send(id, Outbound::PartnerGone(how));
     }
 
-    /// A proposal came to nothing: the partner's rows go, and `id` asks again.
-    fn ask_again(&mut self, id: ConnId, partner: ConnId) {
-        self.proposed.remove(&id);
-        self.submit(Op::Leave(partner));
-        self.ask(id);
-    }
-
     /// Proposals unanswered for too long are given up (and the partner told, in case the
     /// answer is only late).
     pub(super) fn expire_proposals(&mut self, now: Instant) {
@@ -334,22 +327,17 @@ impl Hub {
                 State::Chatting(_) if self.remote.contains_key(id) => lost.push(*id),
                 State::Waiting => again.push(*id),
                 State::Pairing(p) => {
-                    lost.push(*id);
                     self.tell_gone(p, *id, Departure::Lost);
+                    again.push(*id);
                 }
                 _ => {}
             }
         }
         for id in lost {
-            if let Some(State::Pairing(_)) = self.state(id) {
-                self.proposed.remove(&id);
-                self.submit(Op::Leave(id));
-                self.ask(id);
-            } else {
-                self.end_remote_chat(id, Departure::Lost, true);
-            }
+            self.end_remote_chat(id, Departure::Lost, true);
         }
         for id in again {
+            self.proposed.remove(&id);
             self.submit(Op::Leave(id));
             self.ask(id);
         }
