@@ -34,9 +34,8 @@ start() {
       rm -f "$tmp"/db*
       bin=$server
       [ "$1" = pairchat-base ] && bin=$PAIRCHAT_BASE_BIN
-      mapfile -t flags < <(bench_flags "$bin")
-      "$bin" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" "${flags[@]}" \
-        >"$tmp/server.log" 2>&1 &
+      start_pairchat "$bin" "sqlite://$tmp/db" "$port" 50
+      return
       ;;
     ref-actix) "$ref" --kind actix --bind "127.0.0.1:$port" >"$tmp/server.log" 2>&1 & ;;
     ref-tungstenite) "$ref" --kind tungstenite --bind "127.0.0.1:$port" >"$tmp/server.log" 2>&1 & ;;

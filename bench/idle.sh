@@ -28,12 +28,7 @@ for r in $(seq 1 "$rounds"); do
     [ "$s" = pairchat-base ] && bin=$PAIRCHAT_BASE_BIN
     port=$(free_port) || { echo "no free port"; exit 1; }
     rm -f "$tmp"/db*
-    mapfile -t flags < <(bench_flags "$bin")
-    # In $tmp: builds without --secret-key-file write their key to the working directory.
-    (cd "$tmp" && exec "$bin" serve --bind "127.0.0.1:$port" --database-url "sqlite://$tmp/db" \
-      "${flags[@]}" >"$tmp/server.log" 2>&1) &
-    pid=$!
-    wait_listening "$port" "$pid" 50 || { echo "server $s did not start"; cat "$tmp/server.log"; exit 1; }
+    start_pairchat "$bin" "sqlite://$tmp/db" "$port" 50 || exit 1
     echo "round $r: $s"
     "$bench" connections --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" -n "$n" \
       --duration "$hold" --json --no-progress --note "$s" >"$out/$s-$r.json" 2>/dev/null \

@@ -36,6 +36,21 @@ wait_listening() {
   return 1
 }
 
+# Starts `$1 serve` on 127.0.0.1:$3 with the database URL $2 and the benchmark flags, from
+# $tmp (a build without --secret-key-file writes its key to its working directory), its log in
+# $tmp/server.log; sets $pid and waits up to $4 tenths of a second for it to listen. Says why
+# and fails if it does not.
+start_pairchat() {
+  local bin flags
+  bin=$(realpath "$1")
+  mapfile -t flags < <(bench_flags "$bin")
+  (cd "$tmp" && exec "$bin" serve --bind "127.0.0.1:$3" --database-url "$2" "${flags[@]}") \
+    >"$tmp/server.log" 2>&1 &
+  pid=$!
+  wait_listening "$3" "$pid" "${4:-300}" && return 0
+  echo "server $1 did not start"; cat "$tmp/server.log"; return 1
+}
+
 # The flags that lift a server's per-client limits out of a benchmark's way, for the server
 # binary $1 (older builds lack some flags, so only those its --help names), and a key file in
 # the temporary directory rather than ./pairchat.key.

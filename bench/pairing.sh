@@ -43,12 +43,7 @@ start() {
       url="$mysql/pairchat_bench"
       ;;
   esac
-  mapfile -t flags < <(bench_flags "$bin")
-  "$bin" serve --bind "127.0.0.1:$port" --database-url "$url" "${flags[@]}" \
-    >"$tmp/server.log" 2>&1 &
-  pid=$!
-  wait_listening "$port" "$pid" 100 && return 0
-  echo "server $1 did not start"; cat "$tmp/server.log"; return 1
+  start_pairchat "$bin" "$url" "$port" 100
 }
 
 variants=(sqlite mysql)
