@@ -17,7 +17,7 @@ use crate::helpers::{available_or_skip, wait_for, Client, TestDb, PATIENCE};
 use crate::mysql::mariadb_or_skip;
 use crate::process::{free_address, pairchat, Server};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// `TEST_REDIS_URL` (e.g. redis://127.0.0.1:6379/), when Redis is there to use.
 pub fn redis_or_skip(test: &str) -> Option<String> {

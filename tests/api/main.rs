@@ -22,6 +22,7 @@ mod logs;
 mod matchmakers;
 mod metrics;
 mod model;
+mod model_cluster;
 mod mysql;
 mod nginx;
 mod pairing;

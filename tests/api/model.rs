@@ -57,7 +57,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 #[derive(Debug)]
-enum Seen {
+pub(crate) enum Seen {
     Idle,
     Asked,
     Waiting,
@@ -413,16 +413,7 @@ impl World {
                         assert!(matches!(v.seen, Seen::Asked), "waiting while {:?}", v.seen);
                         v.seen = Seen::Waiting;
                     }
-                    Outbound::Frame(f) => {
-                        let Seen::Chatting(partner) = &v.seen else {
-                            panic!("a message {f} outside a chat");
-                        };
-                        let (from, n) = f.split_once(':').expect("model message");
-                        let partner = partner.partner().rid();
-                        assert_eq!(from, partner.to_string(), "a message from a stranger");
-                        assert_eq!(n, (v.received + 1).to_string(), "out of order or twice");
-                        v.received += 1;
-                    }
+                    Outbound::Frame(f) => take_message(&f, &v.seen, &mut v.received),
                     Outbound::Paired(link) => {
                         assert!(
                             matches!(v.seen, Seen::Asked | Seen::Waiting),
@@ -470,48 +461,14 @@ impl World {
     }
 
     async fn check(&mut self) {
-        let pool = self.rows.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            use diesel::Connection;
-            let mut conn = db::get(&pool).expect("conn");
-            conn.transaction(|c| queries::chats(c)).expect("rows")
-        })
-        .await
-        .expect("blocking");
-        let mut chat_of: HashMap<i64, (bool, Vec<i64>)> = HashMap::new();
-        for (id, completed, members) in &rows {
-            assert!(members.len() <= 2, "chat {id}: {members:?}");
-            assert_eq!(members.len(), if *completed { 2 } else { 1 }, "chat {id}");
-            if members.len() == 2 {
-                assert_ne!(
-                    members[0], members[1],
-                    "chat {id} pairs someone with themselves"
-                );
-            }
-            for m in members {
-                assert!(chat_of.insert(*m, (*completed, members.clone())).is_none());
-            }
-        }
+        let chat_of = chats_by_member(&self.rows).await;
         let mut waiting = Vec::new();
         for v in &self.visitors {
+            rows_agree(v.id, &v.seen, &chat_of);
             match &v.seen {
-                Seen::Idle => assert!(!chat_of.contains_key(&v.id.rid()), "idle but in a chat"),
-                Seen::Asked => panic!("a request never answered"),
-                Seen::Waiting => {
-                    waiting.push(v.key);
-                    assert_eq!(
-                        chat_of.get(&v.id.rid()).map(|c| c.0),
-                        Some(false),
-                        "waits without a row"
-                    );
-                }
+                Seen::Idle | Seen::Asked => {}
+                Seen::Waiting => waiting.push(v.key),
                 Seen::Chatting(partner) => {
-                    let (completed, members) =
-                        chat_of.get(&v.id.rid()).expect("chatting without rows");
-                    assert!(
-                        *completed && members.contains(&partner.partner().rid()),
-                        "rows disagree"
-                    );
                     let p = self
                         .visitors
                         .iter()
@@ -554,6 +511,70 @@ impl World {
         let stats = self.hub.stats().await.expect("stats");
         assert_eq!(stats.connections, self.visitors.len());
     }
+}
+
+/// The rows, by member: whether its chat is completed, and the chat's members. A chat has its
+/// opener alone (waiting) or two different visitors (completed), and nobody is in two.
+pub(crate) async fn chats_by_member(pool: &DbPool) -> HashMap<i64, (bool, Vec<i64>)> {
+    let pool = pool.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        use diesel::Connection;
+        let mut conn = db::get(&pool).expect("conn");
+        conn.transaction(|c| queries::chats(c)).expect("rows")
+    })
+    .await
+    .expect("blocking");
+    let mut chat_of: HashMap<i64, (bool, Vec<i64>)> = HashMap::new();
+    for (id, completed, members) in &rows {
+        assert!(members.len() <= 2, "chat {id}: {members:?}");
+        assert_eq!(members.len(), if *completed { 2 } else { 1 }, "chat {id}");
+        if members.len() == 2 {
+            assert_ne!(
+                members[0], members[1],
+                "chat {id} pairs someone with themselves"
+            );
+        }
+        for m in members {
+            assert!(
+                chat_of.insert(*m, (*completed, members.clone())).is_none(),
+                "{m} is in two chats"
+            );
+        }
+    }
+    chat_of
+}
+
+/// What connection `id` was told (`seen`) agrees with its rows (`chats_by_member`).
+pub(crate) fn rows_agree(id: ConnId, seen: &Seen, chat_of: &HashMap<i64, (bool, Vec<i64>)>) {
+    match seen {
+        Seen::Idle => assert!(!chat_of.contains_key(&id.rid()), "idle but in a chat"),
+        Seen::Asked => panic!("a request never answered"),
+        Seen::Waiting => assert_eq!(
+            chat_of.get(&id.rid()).map(|c| c.0),
+            Some(false),
+            "waits without a row"
+        ),
+        Seen::Chatting(partner) => {
+            let (completed, members) = chat_of.get(&id.rid()).expect("chatting without rows");
+            assert!(
+                *completed && members.contains(&partner.partner().rid()),
+                "rows disagree"
+            );
+        }
+    }
+}
+
+/// A model message (`"<sender rid>:<n>"`) arriving for a visitor who has `received` so far:
+/// from its partner, the next one in order.
+pub(crate) fn take_message(frame: &str, seen: &Seen, received: &mut u64) {
+    let Seen::Chatting(partner) = seen else {
+        panic!("a message {frame} outside a chat");
+    };
+    let (from, n) = frame.split_once(':').expect("model message");
+    let partner = partner.partner().rid();
+    assert_eq!(from, partner.to_string(), "a message from a stranger");
+    assert_eq!(n, (*received + 1).to_string(), "out of order or twice");
+    *received += 1;
 }
 
 fn run_case(steps: Vec<Step>) -> Covered {
