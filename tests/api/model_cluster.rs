@@ -420,7 +420,7 @@ fn every_invariant_holds_after_every_step_on_three_processes() {
         return;
     };
     let mut runner = TestRunner::new(Config {
-        cases: 32,
+        cases: 40,
         failure_persistence: None,
         ..Config::default()
     });
@@ -441,7 +441,7 @@ fn every_invariant_holds_after_every_step_on_three_processes() {
     let total = total.into_inner().expect("total");
     eprintln!("three processes, over all cases: {total:?}");
     assert!(
-        total.cross_pairs >= 10 && total.cross_messages >= 10 && total.lost >= 2,
+        total.cross_pairs >= 10 && total.cross_messages >= 5 && total.lost >= 2,
         "{total:?}"
     );
 }
