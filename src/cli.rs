@@ -45,6 +45,47 @@ pub enum Command {
     Migrate(DbArgs),
     /// Empty the chat tables, then exit. Refused while a server uses the database.
     Reset(ResetArgs),
+    /// Manage the accounts of the admin view (/admin).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Add an account. Its password is read from stdin when stdin is not a terminal (the first
+    /// line); otherwise, or when that line is empty, one is generated and printed once.
+    Add {
+        /// 1 to 64 of A-Z a-z 0-9 . _ -
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove an account; its sessions end at once.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the accounts.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+impl AdminCommand {
+    fn db(&self) -> &DbArgs {
+        match self {
+            AdminCommand::Add { db, .. }
+            | AdminCommand::Remove { db, .. }
+            | AdminCommand::List { db } => db,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,7 +282,55 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(removed, "chat tables emptied");
             Ok(())
         }
+        Some(Command::Admin(args)) => admin(args),
     }
+}
+
+/// `pairchat admin add|remove|list`: what it prints is for the operator, on stdout.
+fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    use crate::admin::accounts;
+    use std::io::{BufRead, IsTerminal};
+    let url = &args.command.db().database_url;
+    db::check_connect(url)?;
+    let pool = db::build_pool(url, 1)?;
+    let mut conn = db::get(&pool)?;
+    db::run_migrations(&mut conn)?;
+    match args.command {
+        AdminCommand::Add { name, .. } => {
+            let stdin = std::io::stdin();
+            let mut given = String::new();
+            if !stdin.is_terminal() {
+                stdin
+                    .lock()
+                    .read_line(&mut given)
+                    .context("cannot read the password from stdin")?;
+            }
+            let given = given.trim_end_matches(['\r', '\n']);
+            let generated = given.is_empty();
+            let password = if generated {
+                accounts::generate_password()?
+            } else {
+                given.to_owned()
+            };
+            accounts::add(&mut conn, &name, &password)?;
+            if generated {
+                println!("added {name}; its password (shown only now): {password}");
+            } else {
+                println!("added {name}");
+            }
+        }
+        AdminCommand::Remove { name, .. } => {
+            accounts::remove(&mut conn, &name)?;
+            println!("removed {name}");
+        }
+        AdminCommand::List { .. } => {
+            for account in accounts::list(&mut conn)? {
+                let since = crate::admin::format_utc(account.created_ms);
+                println!("{}\tadded {since}", account.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

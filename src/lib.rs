@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod chat;
 pub mod cli;
 pub mod cluster;

@@ -2,6 +2,7 @@
 //! an r2d2 pool, the embedded per-backend migrations, and the plain queries in `queries`.
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
+pub mod admin;
 pub mod lease;
 #[cfg(feature = "mysql")]
 pub mod mysql_batch;

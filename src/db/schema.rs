@@ -1,6 +1,34 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    admin_account (id) {
+        id -> BigInt,
+        name -> Text,
+        password_hash -> Text,
+        session_epoch -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    admin_audit (id) {
+        id -> BigInt,
+        at_ms -> BigInt,
+        admin -> Text,
+        action -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    admin_login_failure (id) {
+        id -> BigInt,
+        subject -> BigInt,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     chat (id) {
         id -> BigInt,
         is_completed -> Bool,
@@ -37,4 +65,12 @@ diesel::table! {
 
 diesel::joinable!(chat_user -> chat (chat_id));
 
-diesel::allow_tables_to_appear_in_same_query!(chat, chat_user, node, setting,);
+diesel::allow_tables_to_appear_in_same_query!(
+    admin_account,
+    admin_audit,
+    admin_login_failure,
+    chat,
+    chat_user,
+    node,
+    setting,
+);
