@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
 
+use crate::admin::login::LoginLimits;
+use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::config::*;
@@ -207,6 +209,20 @@ pub struct ServeArgs {
     /// start. Servers that share a database should share it.
     #[arg(long, env = "PAIRCHAT_SECRET_KEY_FILE", default_value = DEFAULT_SECRET_KEY_FILE)]
     pub secret_key_file: PathBuf,
+    /// Seconds an admin stays signed in, however active (at least 1).
+    #[arg(long, env = "PAIRCHAT_ADMIN_SESSION_SECS", default_value_t = crate::admin::DEFAULT_SESSION_SECS, value_parser = positive::<u64>)]
+    pub admin_session_secs: u64,
+    /// Seconds without a request after which an admin is signed out (at least 1).
+    #[arg(long, env = "PAIRCHAT_ADMIN_IDLE_SECS", default_value_t = crate::admin::DEFAULT_IDLE_SECS, value_parser = positive::<u64>)]
+    pub admin_idle_secs: u64,
+    /// Failed admin sign-ins allowed per account name within 15 minutes, from anywhere; past
+    /// it that name is refused until the oldest failure is 15 minutes old.
+    #[arg(long, env = "PAIRCHAT_ADMIN_LOGIN_FAILURES", default_value_t = crate::admin::login::DEFAULT_FAILURES_PER_ACCOUNT, value_parser = positive::<u32>)]
+    pub admin_login_failures: u32,
+    /// Failed admin sign-ins allowed per client address (an IPv6 /64) within 15 minutes,
+    /// whatever the names tried.
+    #[arg(long, env = "PAIRCHAT_ADMIN_LOGIN_FAILURES_PER_ADDRESS", default_value_t = crate::admin::login::DEFAULT_FAILURES_PER_ADDRESS, value_parser = positive::<u32>)]
+    pub admin_login_failures_per_address: u32,
     /// Serve even though another live server uses the database (its rows are cleared).
     #[arg(long)]
     pub force: bool,
@@ -253,6 +269,15 @@ impl ServeArgs {
                 outbox_capacity: self.outbox_frames,
                 rate_per_sec: self.rate_per_sec,
                 rate_burst: self.rate_burst,
+            },
+            admin: AdminSettings {
+                session_ttl: Duration::from_secs(self.admin_session_secs),
+                idle_ttl: Duration::from_secs(self.admin_idle_secs),
+                login: LoginLimits {
+                    per_account: self.admin_login_failures,
+                    per_address: self.admin_login_failures_per_address,
+                    ..LoginLimits::default()
+                },
             },
         }
     }

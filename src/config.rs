@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::telemetry::LogFormat;
@@ -79,6 +80,8 @@ pub struct Settings {
     /// Serve even though another live server uses the database (its rows are cleared).
     pub force: bool,
     pub session: SessionConfig,
+    /// Admin sessions and sign-ins.
+    pub admin: AdminSettings,
 }
 
 impl Settings {
@@ -103,6 +106,7 @@ impl Settings {
             secret_key_file: None,
             force: false,
             session: SessionConfig::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -191,6 +195,19 @@ impl Settings {
             ("outbox_capacity", check_positive(s.outbox_capacity).err()),
             ("rate_per_sec", check_positive(s.rate_per_sec).err()),
             ("rate_burst", check_positive(s.rate_burst).err()),
+            (
+                "admin.session_ttl",
+                check_positive(self.admin.session_ttl).err(),
+            ),
+            ("admin.idle_ttl", check_positive(self.admin.idle_ttl).err()),
+            (
+                "admin.login.per_account",
+                check_positive(self.admin.login.per_account).err(),
+            ),
+            (
+                "admin.login.per_address",
+                check_positive(self.admin.login.per_address).err(),
+            ),
         ];
         if let Some((name, e)) = checks
             .into_iter()

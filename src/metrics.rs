@@ -225,6 +225,11 @@ impl Metrics {
         }
     }
 
+    /// Chat messages handed to a partner since start (the admin view's messages per second).
+    pub fn messages_relayed_total(&self) -> u64 {
+        self.messages_relayed.get()
+    }
+
     /// An error with this code went to a client.
     pub fn error_sent(&self, code: &'static str) {
         self.errors_sent.inc(code);

@@ -12,6 +12,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use crate::admin::figures::Sampler;
 use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
@@ -40,6 +41,8 @@ pub struct Application {
     _lease: ServerLease,
 }
 
+/// Database connections of the admin pages.
+const ADMIN_POOL_SIZE: u32 = 2;
 /// Open files kept free for the listener, the database and logs when `--max-connections` is
 /// left to the open-files limit.
 const SPARE_FILES: u64 = 64;
@@ -61,6 +64,7 @@ impl Application {
         };
         let pool = db::build_pool(&settings.database_url, settings.db_pool_size)?;
         let health_pool = db::build_health_pool(&settings.database_url)?;
+        let admin_pool = db::build_pool(&settings.database_url, ADMIN_POOL_SIZE)?;
         let prep_pool = pool.clone();
         let url = settings.database_url.clone();
         tokio::task::spawn_blocking(move || {
@@ -167,6 +171,10 @@ impl Application {
             forwarding: Forwarding::new(settings.trust_forwarded_for, &settings.trusted_proxies),
             origins,
             assets: assets.clone(),
+            admin: settings.admin.clone(),
+            admin_pool,
+            cookie_key: secret.cookie_key(),
+            figures: Sampler::spawn(hub.clone(), node, member.clone()),
             secret,
         });
         let mut server = HttpServer::new(move || {
@@ -175,13 +183,18 @@ impl Application {
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
                     let is_asset = req.path().starts_with("/assets/") || req.path() == "/embed.js";
+                    let is_admin = routes::admin::is_admin_path(req.path());
                     let request_headers = is_asset.then(|| req.headers().clone());
                     let policy = policy.clone();
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
                         let headers = response.headers_mut();
-                        policy.add_security_headers(headers);
+                        if is_admin {
+                            policy.add_admin_headers(headers);
+                        } else {
+                            policy.add_security_headers(headers);
+                        }
                         if let Some(request_headers) = request_headers {
                             policy.add_cors_headers(&request_headers, headers);
                             headers.insert(
@@ -196,6 +209,7 @@ impl Application {
                     }
                 })
                 .configure(routes::configure)
+                .configure(|cfg| routes::admin::configure(cfg, &state))
                 .configure(|cfg| assets.configure(cfg))
         })
         .disable_signals()

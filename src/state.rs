@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::admin::figures::Sampler;
+use crate::admin::AdminSettings;
 use crate::chat::hub::HubHandle;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
@@ -29,4 +31,12 @@ pub struct AppState {
     pub origins: OriginPolicy,
     pub assets: Assets,
     pub secret: SecretKey,
+    /// The admin view's sessions and sign-in limits.
+    pub admin: AdminSettings,
+    /// For the admin pages: a small pool of their own, never queued behind the matchmaker.
+    pub admin_pool: DbPool,
+    /// Signs and encrypts the admin session cookie (derived from `secret`).
+    pub cookie_key: actix_web::cookie::Key,
+    /// This process's live figures (and, through `cluster`, the others').
+    pub figures: Sampler,
 }

@@ -4,7 +4,35 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod figures;
 pub mod login;
+
+use std::time::Duration;
+
+use login::LoginLimits;
+
+pub const DEFAULT_SESSION_SECS: u64 = 8 * 60 * 60;
+pub const DEFAULT_IDLE_SECS: u64 = 30 * 60;
+
+/// How admin sessions last and how sign-ins are capped.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// A session ends this long after sign-in, whatever happens.
+    pub session_ttl: Duration,
+    /// A session ends after this long without a request.
+    pub idle_ttl: Duration,
+    pub login: LoginLimits,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            session_ttl: Duration::from_secs(DEFAULT_SESSION_SECS),
+            idle_ttl: Duration::from_secs(DEFAULT_IDLE_SECS),
+            login: LoginLimits::default(),
+        }
+    }
+}
 
 /// Milliseconds since the Unix epoch, as the admin and moderation tables keep times.
 pub fn now_ms() -> i64 {
