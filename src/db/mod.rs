@@ -3,6 +3,7 @@
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
 pub mod lease;
+pub mod moderation;
 #[cfg(feature = "mysql")]
 pub mod mysql_batch;
 pub mod queries;

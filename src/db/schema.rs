@@ -1,6 +1,19 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    ban (id) {
+        id -> BigInt,
+        kind -> Text,
+        target -> BigInt,
+        reason -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        created_by -> Text,
+        lifted -> Bool,
+    }
+}
+
+diesel::table! {
     chat (id) {
         id -> BigInt,
         is_completed -> Bool,
@@ -29,6 +42,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    report (id) {
+        id -> BigInt,
+        created_ms -> BigInt,
+        node -> BigInt,
+        reason -> Text,
+        note -> Text,
+        reported -> BigInt,
+        reported_address -> BigInt,
+        reporter -> BigInt,
+        evidence -> Text,
+        dismissed -> Bool,
+    }
+}
+
+diesel::table! {
     setting (name) {
         name -> Text,
         value -> Text,
@@ -37,4 +65,4 @@ diesel::table! {
 
 diesel::joinable!(chat_user -> chat (chat_id));
 
-diesel::allow_tables_to_appear_in_same_query!(chat, chat_user, node, setting,);
+diesel::allow_tables_to_appear_in_same_query!(ban, chat, chat_user, node, report, setting,);
