@@ -16,6 +16,7 @@ use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
+use crate::moderation::ModerationConfig;
 use crate::startup::Application;
 use crate::telemetry::LogFormat;
 
@@ -226,6 +227,43 @@ pub struct ServeArgs {
     /// Serve even though another live server uses the database (its rows are cleared).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub moderation: ModerationArgs,
+}
+
+/// Reports and bans.
+#[derive(Debug, Clone, Args)]
+pub struct ModerationArgs {
+    /// A visitor reported by this many different visitors within --auto-ban-window-mins is
+    /// banned for --auto-ban-mins (0: never).
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_REPORTS", default_value_t = DEFAULT_AUTO_BAN_REPORTS)]
+    pub auto_ban_reports: u32,
+    /// The window, in minutes, in which --auto-ban-reports reports count together.
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_WINDOW_MINS", default_value_t = DEFAULT_AUTO_BAN_WINDOW_MINS, value_parser = positive::<u64>)]
+    pub auto_ban_window_mins: u64,
+    /// How long an automatic ban lasts, in minutes (0: no automatic bans).
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_MINS", default_value_t = DEFAULT_AUTO_BAN_MINS)]
+    pub auto_ban_mins: u64,
+    /// Days a report is kept before it is deleted (ended bans go as long after their expiry).
+    #[arg(long, env = "PAIRCHAT_REPORT_RETENTION_DAYS", default_value_t = DEFAULT_REPORT_RETENTION_DAYS, value_parser = positive::<u64>)]
+    pub report_retention_days: u64,
+    /// How a banned visitor may appeal: a sentence, an address or a link, shown with the ban.
+    #[arg(long, env = "PAIRCHAT_BAN_APPEAL")]
+    pub ban_appeal: Option<String>,
+}
+
+impl ModerationArgs {
+    pub fn config(&self) -> ModerationConfig {
+        ModerationConfig {
+            auto_ban_reports: self.auto_ban_reports,
+            auto_ban_window: Duration::from_secs(self.auto_ban_window_mins.saturating_mul(60)),
+            auto_ban_duration: Duration::from_secs(self.auto_ban_mins.saturating_mul(60)),
+            report_retention: Duration::from_secs(
+                self.report_retention_days.saturating_mul(86_400),
+            ),
+            ban_appeal: self.ban_appeal.clone().filter(|a| !a.trim().is_empty()),
+        }
+    }
 }
 
 fn cidr(text: &str) -> Result<IpNet, String> {
@@ -279,6 +317,7 @@ impl ServeArgs {
                     ..LoginLimits::default()
                 },
             },
+            moderation: self.moderation.config(),
         }
     }
 }

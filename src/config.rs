@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
+use crate::moderation::ModerationConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -38,6 +39,10 @@ pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;
 pub const DEFAULT_NODE_HEARTBEAT_MS: u64 = 1_000;
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_AUTO_BAN_REPORTS: u32 = 3;
+pub const DEFAULT_AUTO_BAN_WINDOW_MINS: u64 = 10;
+pub const DEFAULT_AUTO_BAN_MINS: u64 = 60;
+pub const DEFAULT_REPORT_RETENTION_DAYS: u64 = 30;
 /// New connections an address may open at once, as a multiple of its rate per second.
 pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 
@@ -82,6 +87,8 @@ pub struct Settings {
     pub session: SessionConfig,
     /// Admin sessions and sign-ins.
     pub admin: AdminSettings,
+    /// Reports, bans and automatic bans.
+    pub moderation: ModerationConfig,
 }
 
 impl Settings {
@@ -107,6 +114,7 @@ impl Settings {
             force: false,
             session: SessionConfig::default(),
             admin: AdminSettings::default(),
+            moderation: ModerationConfig::default(),
         }
     }
 }
@@ -114,6 +122,18 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings::new(DEFAULT_BIND, DEFAULT_DATABASE_URL)
+    }
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        ModerationConfig {
+            auto_ban_reports: DEFAULT_AUTO_BAN_REPORTS,
+            auto_ban_window: Duration::from_secs(DEFAULT_AUTO_BAN_WINDOW_MINS * 60),
+            auto_ban_duration: Duration::from_secs(DEFAULT_AUTO_BAN_MINS * 60),
+            report_retention: Duration::from_secs(DEFAULT_REPORT_RETENTION_DAYS * 86_400),
+            ban_appeal: None,
+        }
     }
 }
 

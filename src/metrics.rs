@@ -24,7 +24,7 @@ pub const RELAY_LATENCY_SAMPLE: u64 = 16;
 
 /// Every error code the server sends a client: in error frames (the protocol's), and in the
 /// body of a refused upgrade.
-pub const ERROR_CODES: [&str; 17] = [
+pub const ERROR_CODES: [&str; 19] = [
     "bad_json",
     "unknown_type",
     "bad_frame",
@@ -42,6 +42,8 @@ pub const ERROR_CODES: [&str; 17] = [
     "too_many_connects",
     "server_full",
     "bad_request",
+    "banned",
+    "bad_report",
 ];
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none

@@ -22,6 +22,7 @@ use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
 use crate::metrics::Metrics;
+use crate::moderation::Moderation;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
@@ -43,6 +44,8 @@ pub struct Application {
 
 /// Database connections of the admin pages.
 const ADMIN_POOL_SIZE: u32 = 2;
+/// Database connections for reports and bans.
+const MODERATION_POOL_SIZE: u32 = 2;
 /// Open files kept free for the listener, the database and logs when `--max-connections` is
 /// left to the open-files limit.
 const SPARE_FILES: u64 = 64;
@@ -135,6 +138,14 @@ impl Application {
             None => None,
         };
         let member = cluster.as_ref().map(|(c, _)| c.clone());
+        // Moderation has connections of its own: a report or the ban reload never waits
+        // behind the matchmaker, nor the matchmaker behind them.
+        let moderation_pool = db::build_pool(&settings.database_url, MODERATION_POOL_SIZE)?;
+        let moderation = Moderation::new(moderation_pool, node, settings.moderation.clone());
+        let starting = moderation.clone();
+        tokio::task::spawn_blocking(move || starting.start())
+            .await
+            .context("moderation start-up panicked")??;
         let hub = hub::spawn_with(
             pool.clone(),
             ids,
@@ -176,6 +187,7 @@ impl Application {
             cookie_key: secret.cookie_key(),
             figures: Sampler::spawn(hub.clone(), node, member.clone()),
             secret,
+            moderation,
         });
         let mut server = HttpServer::new(move || {
             let policy = state.origins.clone();

@@ -9,6 +9,7 @@ use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
 use crate::cluster::Cluster;
 use crate::db::DbPool;
+use crate::moderation::Moderation;
 use crate::routes::assets::Assets;
 use crate::routes::client::Forwarding;
 use crate::routes::security::OriginPolicy;
@@ -39,4 +40,6 @@ pub struct AppState {
     pub cookie_key: actix_web::cookie::Key,
     /// This process's live figures (and, through `cluster`, the others').
     pub figures: Sampler,
+    /// Reports and bans (the bans in force are held in memory).
+    pub moderation: Arc<Moderation>,
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod lease;
+pub mod moderation;
 #[cfg(feature = "mysql")]
 pub mod mysql_batch;
 pub mod queries;

@@ -29,6 +29,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    ban (id) {
+        id -> BigInt,
+        kind -> Text,
+        target -> BigInt,
+        reason -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        created_by -> Text,
+        lifted -> Bool,
+    }
+}
+
+diesel::table! {
     chat (id) {
         id -> BigInt,
         is_completed -> Bool,
@@ -57,6 +70,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    report (id) {
+        id -> BigInt,
+        created_ms -> BigInt,
+        node -> BigInt,
+        reason -> Text,
+        note -> Text,
+        reported -> BigInt,
+        reported_address -> BigInt,
+        reporter -> BigInt,
+        evidence -> Text,
+        dismissed -> Bool,
+    }
+}
+
+diesel::table! {
     setting (name) {
         name -> Text,
         value -> Text,
@@ -69,8 +97,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_account,
     admin_audit,
     admin_login_failure,
+    ban,
     chat,
     chat_user,
     node,
+    report,
     setting,
 );

@@ -97,8 +97,14 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey
     });
     match token {
         Some(token) => VisitorKey::named(key.hash(b"token:", token.as_bytes())),
-        None => VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
+        None => address_of(ip, key),
     }
+}
+
+/// The key of the client's address (an IPv4 address, an IPv6 address by its /64), whatever
+/// token it sends: what an address ban holds. A visitor without a token is known by it.
+pub fn address_of(ip: IpAddr, key: &SecretKey) -> VisitorKey {
+    VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes()))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod bans;
 mod batch;
 mod browser;
 mod browser_ui;
