@@ -10,10 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use clap::builder::BoolishValueParser;
 use ipnet::IpNet;
 
+use crate::admin::login::LoginLimits;
+use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
+use crate::moderation::ModerationConfig;
 use crate::startup::Application;
 use crate::telemetry::LogFormat;
 
@@ -45,6 +48,47 @@ pub enum Command {
     Migrate(DbArgs),
     /// Empty the chat tables, then exit. Refused while a server uses the database.
     Reset(ResetArgs),
+    /// Manage the accounts of the admin view (/admin).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Add an account. Its password is read from stdin when stdin is not a terminal (the first
+    /// line); otherwise, or when that line is empty, one is generated and printed once.
+    Add {
+        /// 1 to 64 of A-Z a-z 0-9 . _ -
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove an account; its sessions end at once.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the accounts.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+impl AdminCommand {
+    fn db(&self) -> &DbArgs {
+        match self {
+            AdminCommand::Add { db, .. }
+            | AdminCommand::Remove { db, .. }
+            | AdminCommand::List { db } => db,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -166,9 +210,60 @@ pub struct ServeArgs {
     /// start. Servers that share a database should share it.
     #[arg(long, env = "PAIRCHAT_SECRET_KEY_FILE", default_value = DEFAULT_SECRET_KEY_FILE)]
     pub secret_key_file: PathBuf,
+    /// Seconds an admin stays signed in, however active (at least 1).
+    #[arg(long, env = "PAIRCHAT_ADMIN_SESSION_SECS", default_value_t = crate::admin::DEFAULT_SESSION_SECS, value_parser = positive::<u64>)]
+    pub admin_session_secs: u64,
+    /// Seconds without a request after which an admin is signed out (at least 1).
+    #[arg(long, env = "PAIRCHAT_ADMIN_IDLE_SECS", default_value_t = crate::admin::DEFAULT_IDLE_SECS, value_parser = positive::<u64>)]
+    pub admin_idle_secs: u64,
+    /// Failed admin sign-ins allowed per account name within 15 minutes, from anywhere; past
+    /// it that name is refused until the oldest failure is 15 minutes old.
+    #[arg(long, env = "PAIRCHAT_ADMIN_LOGIN_FAILURES", default_value_t = crate::admin::login::DEFAULT_FAILURES_PER_ACCOUNT, value_parser = positive::<u32>)]
+    pub admin_login_failures: u32,
+    /// Failed admin sign-ins allowed per client address (an IPv6 /64) within 15 minutes,
+    /// whatever the names tried.
+    #[arg(long, env = "PAIRCHAT_ADMIN_LOGIN_FAILURES_PER_ADDRESS", default_value_t = crate::admin::login::DEFAULT_FAILURES_PER_ADDRESS, value_parser = positive::<u32>)]
+    pub admin_login_failures_per_address: u32,
     /// Serve even though another live server uses the database (its rows are cleared).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub moderation: ModerationArgs,
+}
+
+/// Reports and bans.
+#[derive(Debug, Clone, Args)]
+pub struct ModerationArgs {
+    /// A visitor reported by this many different visitors within --auto-ban-window-mins is
+    /// banned for --auto-ban-mins (0: never).
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_REPORTS", default_value_t = DEFAULT_AUTO_BAN_REPORTS)]
+    pub auto_ban_reports: u32,
+    /// The window, in minutes, in which --auto-ban-reports reports count together.
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_WINDOW_MINS", default_value_t = DEFAULT_AUTO_BAN_WINDOW_MINS, value_parser = positive::<u64>)]
+    pub auto_ban_window_mins: u64,
+    /// How long an automatic ban lasts, in minutes (0: no automatic bans).
+    #[arg(long, env = "PAIRCHAT_AUTO_BAN_MINS", default_value_t = DEFAULT_AUTO_BAN_MINS)]
+    pub auto_ban_mins: u64,
+    /// Days a report is kept before it is deleted (ended bans go as long after their expiry).
+    #[arg(long, env = "PAIRCHAT_REPORT_RETENTION_DAYS", default_value_t = DEFAULT_REPORT_RETENTION_DAYS, value_parser = positive::<u64>)]
+    pub report_retention_days: u64,
+    /// How a banned visitor may appeal: a sentence, an address or a link, shown with the ban.
+    #[arg(long, env = "PAIRCHAT_BAN_APPEAL")]
+    pub ban_appeal: Option<String>,
+}
+
+impl ModerationArgs {
+    pub fn config(&self) -> ModerationConfig {
+        ModerationConfig {
+            auto_ban_reports: self.auto_ban_reports,
+            auto_ban_window: Duration::from_secs(self.auto_ban_window_mins.saturating_mul(60)),
+            auto_ban_duration: Duration::from_secs(self.auto_ban_mins.saturating_mul(60)),
+            report_retention: Duration::from_secs(
+                self.report_retention_days.saturating_mul(86_400),
+            ),
+            ban_appeal: self.ban_appeal.clone().filter(|a| !a.trim().is_empty()),
+        }
+    }
 }
 
 fn cidr(text: &str) -> Result<IpNet, String> {
@@ -213,6 +308,16 @@ impl ServeArgs {
                 rate_per_sec: self.rate_per_sec,
                 rate_burst: self.rate_burst,
             },
+            admin: AdminSettings {
+                session_ttl: Duration::from_secs(self.admin_session_secs),
+                idle_ttl: Duration::from_secs(self.admin_idle_secs),
+                login: LoginLimits {
+                    per_account: self.admin_login_failures,
+                    per_address: self.admin_login_failures_per_address,
+                    ..LoginLimits::default()
+                },
+            },
+            moderation: self.moderation.config(),
         }
     }
 }
@@ -241,7 +346,55 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(removed, "chat tables emptied");
             Ok(())
         }
+        Some(Command::Admin(args)) => admin(args),
     }
+}
+
+/// `pairchat admin add|remove|list`: what it prints is for the operator, on stdout.
+fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    use crate::admin::accounts;
+    use std::io::{BufRead, IsTerminal};
+    let url = &args.command.db().database_url;
+    db::check_connect(url)?;
+    let pool = db::build_pool(url, 1)?;
+    let mut conn = db::get(&pool)?;
+    db::run_migrations(&mut conn)?;
+    match args.command {
+        AdminCommand::Add { name, .. } => {
+            let stdin = std::io::stdin();
+            let mut given = String::new();
+            if !stdin.is_terminal() {
+                stdin
+                    .lock()
+                    .read_line(&mut given)
+                    .context("cannot read the password from stdin")?;
+            }
+            let given = given.trim_end_matches(['\r', '\n']);
+            let generated = given.is_empty();
+            let password = if generated {
+                accounts::generate_password()?
+            } else {
+                given.to_owned()
+            };
+            accounts::add(&mut conn, &name, &password)?;
+            if generated {
+                println!("added {name}; its password (shown only now): {password}");
+            } else {
+                println!("added {name}");
+            }
+        }
+        AdminCommand::Remove { name, .. } => {
+            accounts::remove(&mut conn, &name)?;
+            println!("removed {name}");
+        }
+        AdminCommand::List { .. } => {
+            for account in accounts::list(&mut conn)? {
+                let since = crate::admin::format_utc(account.created_ms);
+                println!("{}\tadded {since}", account.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

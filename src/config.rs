@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
+use crate::moderation::ModerationConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -37,6 +39,10 @@ pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;
 pub const DEFAULT_NODE_HEARTBEAT_MS: u64 = 1_000;
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_AUTO_BAN_REPORTS: u32 = 3;
+pub const DEFAULT_AUTO_BAN_WINDOW_MINS: u64 = 10;
+pub const DEFAULT_AUTO_BAN_MINS: u64 = 60;
+pub const DEFAULT_REPORT_RETENTION_DAYS: u64 = 30;
 /// New connections an address may open at once, as a multiple of its rate per second.
 pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 
@@ -79,6 +85,10 @@ pub struct Settings {
     /// Serve even though another live server uses the database (its rows are cleared).
     pub force: bool,
     pub session: SessionConfig,
+    /// Admin sessions and sign-ins.
+    pub admin: AdminSettings,
+    /// Reports, bans and automatic bans.
+    pub moderation: ModerationConfig,
 }
 
 impl Settings {
@@ -103,6 +113,8 @@ impl Settings {
             secret_key_file: None,
             force: false,
             session: SessionConfig::default(),
+            admin: AdminSettings::default(),
+            moderation: ModerationConfig::default(),
         }
     }
 }
@@ -110,6 +122,18 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings::new(DEFAULT_BIND, DEFAULT_DATABASE_URL)
+    }
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        ModerationConfig {
+            auto_ban_reports: DEFAULT_AUTO_BAN_REPORTS,
+            auto_ban_window: Duration::from_secs(DEFAULT_AUTO_BAN_WINDOW_MINS * 60),
+            auto_ban_duration: Duration::from_secs(DEFAULT_AUTO_BAN_MINS * 60),
+            report_retention: Duration::from_secs(DEFAULT_REPORT_RETENTION_DAYS * 86_400),
+            ban_appeal: None,
+        }
     }
 }
 
@@ -191,6 +215,19 @@ impl Settings {
             ("outbox_capacity", check_positive(s.outbox_capacity).err()),
             ("rate_per_sec", check_positive(s.rate_per_sec).err()),
             ("rate_burst", check_positive(s.rate_burst).err()),
+            (
+                "admin.session_ttl",
+                check_positive(self.admin.session_ttl).err(),
+            ),
+            ("admin.idle_ttl", check_positive(self.admin.idle_ttl).err()),
+            (
+                "admin.login.per_account",
+                check_positive(self.admin.login.per_account).err(),
+            ),
+            (
+                "admin.login.per_address",
+                check_positive(self.admin.login.per_address).err(),
+            ),
         ];
         if let Some((name, e)) = checks
             .into_iter()

@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod chat;
 pub mod cli;
 pub mod cluster;
@@ -5,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod memory;
 pub mod metrics;
+pub mod moderation;
 pub mod routes;
 pub mod secret;
 pub mod startup;

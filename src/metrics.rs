@@ -24,7 +24,7 @@ pub const RELAY_LATENCY_SAMPLE: u64 = 16;
 
 /// Every error code the server sends a client: in error frames (the protocol's), and in the
 /// body of a refused upgrade.
-pub const ERROR_CODES: [&str; 17] = [
+pub const ERROR_CODES: [&str; 19] = [
     "bad_json",
     "unknown_type",
     "bad_frame",
@@ -42,6 +42,8 @@ pub const ERROR_CODES: [&str; 17] = [
     "too_many_connects",
     "server_full",
     "bad_request",
+    "banned",
+    "bad_report",
 ];
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none
@@ -223,6 +225,11 @@ impl Metrics {
         {
             self.relay_latency.observe(received.elapsed().as_secs_f64());
         }
+    }
+
+    /// Chat messages handed to a partner since start (the admin view's messages per second).
+    pub fn messages_relayed_total(&self) -> u64 {
+        self.messages_relayed.get()
     }
 
     /// An error with this code went to a client.

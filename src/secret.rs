@@ -91,6 +91,16 @@ impl SecretKey {
         linked
     }
 
+    /// The key of the admin session cookie (signed and encrypted by actix-session), derived
+    /// from this key so that every process sharing the key file reads the others' cookies.
+    pub fn cookie_key(&self) -> actix_web::cookie::Key {
+        // `Key::derive_from` takes at least 32 bytes as HKDF's pseudo-random key: the 16
+        // secret bytes, then a label that keeps this use apart from any other.
+        let mut master = self.0.to_vec();
+        master.extend_from_slice(b"pairchat admin session cookie v1");
+        actix_web::cookie::Key::derive_from(&master)
+    }
+
     /// SipHash-1-3 of `prefix` and `value` under this key: the same in every process that
     /// shares the key file, so processes sharing a database agree.
     pub fn hash(&self, prefix: &[u8], value: &[u8]) -> i64 {

@@ -12,6 +12,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use crate::admin::figures::Sampler;
 use crate::chat::hub::{self, HubHandle};
 use crate::chat::ids::ConnIds;
 use crate::chat::limits::{ConnectRate, ConnsPerIp};
@@ -21,6 +22,7 @@ use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
 use crate::metrics::Metrics;
+use crate::moderation::Moderation;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
@@ -40,6 +42,10 @@ pub struct Application {
     _lease: ServerLease,
 }
 
+/// Database connections of the admin pages.
+const ADMIN_POOL_SIZE: u32 = 2;
+/// Database connections for reports and bans.
+const MODERATION_POOL_SIZE: u32 = 2;
 /// Open files kept free for the listener, the database and logs when `--max-connections` is
 /// left to the open-files limit.
 const SPARE_FILES: u64 = 64;
@@ -61,6 +67,7 @@ impl Application {
         };
         let pool = db::build_pool(&settings.database_url, settings.db_pool_size)?;
         let health_pool = db::build_health_pool(&settings.database_url)?;
+        let admin_pool = db::build_pool(&settings.database_url, ADMIN_POOL_SIZE)?;
         let prep_pool = pool.clone();
         let url = settings.database_url.clone();
         tokio::task::spawn_blocking(move || {
@@ -131,6 +138,14 @@ impl Application {
             None => None,
         };
         let member = cluster.as_ref().map(|(c, _)| c.clone());
+        // Moderation has connections of its own: a report or the ban reload never waits
+        // behind the matchmaker, nor the matchmaker behind them.
+        let moderation_pool = db::build_pool(&settings.database_url, MODERATION_POOL_SIZE)?;
+        let moderation = Moderation::new(moderation_pool, node, settings.moderation.clone());
+        let starting = moderation.clone();
+        tokio::task::spawn_blocking(move || starting.start())
+            .await
+            .context("moderation start-up panicked")??;
         let hub = hub::spawn_with(
             pool.clone(),
             ids,
@@ -167,7 +182,12 @@ impl Application {
             forwarding: Forwarding::new(settings.trust_forwarded_for, &settings.trusted_proxies),
             origins,
             assets: assets.clone(),
+            admin: settings.admin.clone(),
+            admin_pool,
+            cookie_key: secret.cookie_key(),
+            figures: Sampler::spawn(hub.clone(), node, member.clone()),
             secret,
+            moderation,
         });
         let mut server = HttpServer::new(move || {
             let policy = state.origins.clone();
@@ -175,13 +195,18 @@ impl Application {
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
                     let is_asset = req.path().starts_with("/assets/") || req.path() == "/embed.js";
+                    let is_admin = routes::admin::is_admin_path(req.path());
                     let request_headers = is_asset.then(|| req.headers().clone());
                     let policy = policy.clone();
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
                         let headers = response.headers_mut();
-                        policy.add_security_headers(headers);
+                        if is_admin {
+                            policy.add_admin_headers(headers);
+                        } else {
+                            policy.add_security_headers(headers);
+                        }
                         if let Some(request_headers) = request_headers {
                             policy.add_cors_headers(&request_headers, headers);
                             headers.insert(
@@ -196,6 +221,7 @@ impl Application {
                     }
                 })
                 .configure(routes::configure)
+                .configure(|cfg| routes::admin::configure(cfg, &state))
                 .configure(|cfg| assets.configure(cfg))
         })
         .disable_signals()

@@ -22,6 +22,8 @@ use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 use crate::metrics::Metrics;
+use crate::moderation::bans::banned_frame;
+use crate::moderation::Moderation;
 use heartbeat::{Due, Heartbeat};
 
 mod heartbeat;
@@ -43,6 +45,14 @@ pub struct SessionConfig {
     pub rate_per_sec: f64,
     /// Client frames allowed at once (token bucket size).
     pub rate_burst: u32,
+}
+
+/// Who a connection is: its visitor key (the page's token, or its address) and its address
+/// key, whatever token it sends (see `routes::client`). A ban may hold either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who {
+    pub visitor: VisitorKey,
+    pub address: VisitorKey,
 }
 
 /// Why a session ended.
@@ -90,9 +100,11 @@ fn typing_burst(config: &SessionConfig) -> u32 {
 /// What a session keeps of its client.
 struct Client {
     id: ConnId,
+    who: Who,
     ws: Session,
     hub: HubHandle,
     config: Arc<SessionConfig>,
+    moderation: Arc<Moderation>,
     /// Set once paired: where messages go.
     partner: Option<PartnerLink>,
     /// The hub's order to end; fused so it may be awaited again after firing.
@@ -123,7 +135,7 @@ pub struct Live {
     inbox: Inbox,
     /// Handed to the hub when the session starts: who the visitor is, where to write to it and
     /// how to end it.
-    hello: Option<(VisitorKey, OutboxSender, oneshot::Sender<Kick>)>,
+    hello: Option<(OutboxSender, oneshot::Sender<Kick>)>,
     /// Held for the session's life: its address's connection slot.
     _slot: IpSlot,
 }
@@ -132,7 +144,8 @@ impl Live {
     pub fn new(
         hub: HubHandle,
         config: Arc<SessionConfig>,
-        visitor: VisitorKey,
+        moderation: Arc<Moderation>,
+        who: Who,
         ws: Session,
         stream: MessageStream,
         slot: IpSlot,
@@ -150,9 +163,11 @@ impl Live {
         Live {
             client: Client {
                 id,
+                who,
                 ws,
                 hub,
                 config,
+                moderation,
                 partner: None,
                 kicked: kicked.fuse(),
                 born: std::time::Instant::now(),
@@ -163,7 +178,7 @@ impl Live {
             },
             stream,
             inbox: outbox.into_stream(),
-            hello: Some((visitor, outbox_tx, kick_tx)),
+            hello: Some((outbox_tx, kick_tx)),
             _slot: slot,
         }
     }
@@ -177,13 +192,14 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
     // `live` is captured as it is and used in place, never moved into locals (see `Live`).
     async move {
         let id = live.client.id;
-        let Some((visitor, outbox, kick)) = live.hello.take() else {
+        let Some((outbox, kick)) = live.hello.take() else {
             return;
         };
+        let who = live.client.who;
         if live
             .client
             .hub
-            .connect(id, visitor, outbox, kick)
+            .connect(id, who.visitor, outbox, kick)
             .await
             .is_err()
         {
@@ -194,7 +210,14 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             return;
         }
         tracing::debug!(conn = %id, "connected");
-        let end = live.converse().await;
+        // A banned visitor is told at once (and again for every request).
+        let end = match live.client.banned() {
+            Some(Ok(Some(frame))) => match live.client.write(frame).await {
+                Ok(()) => live.converse().await,
+                Err(end) => end,
+            },
+            _ => live.converse().await,
+        };
         tracing::debug!(conn = %id, reason = ?end, "disconnected");
         let how = match end {
             End::ClientClosed => Departure::Left,
@@ -395,10 +418,9 @@ impl Client {
         };
         match frame {
             // The hub knows whether this connection waits or talks already, and says so.
-            ClientFrame::Request => match self.hub.request(self.id) {
-                Ok(()) => Ok(None),
-                Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
-                Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+            ClientFrame::Request => match self.banned() {
+                Some(refused) => refused,
+                None => self.request(),
             },
             ClientFrame::Message(message) => match &self.partner {
                 Some(partner) => {
@@ -414,6 +436,21 @@ impl Client {
                 None => not_paired(self.hub.metrics()),
             },
         }
+    }
+
+    fn request(&mut self) -> Reply {
+        match self.hub.request(self.id) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
+            Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+        }
+    }
+
+    /// The `banned` error, when a ban holds this visitor (by its key or its address).
+    fn banned(&self) -> Option<Reply> {
+        let ban = self.moderation.banned(self.who.visitor, self.who.address)?;
+        self.hub.metrics().error_sent("banned");
+        Some(say(banned_frame(&ban, self.moderation.appeal())))
     }
 
     fn on_outbound(&mut self, out: Outbound) -> Reply {

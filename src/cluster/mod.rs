@@ -271,6 +271,31 @@ impl Cluster {
         local + view.others_online.load(Ordering::Relaxed)
     }
 
+    /// Shares this process's figures (JSON) with the others' admin views.
+    pub async fn publish_figures(&self, figures: String) -> redis::RedisResult<()> {
+        let mut redis = self.inner.redis.clone();
+        redis::cmd("HSET")
+            .arg(self.inner.keys.figures())
+            .arg(self.inner.node)
+            .arg(figures)
+            .query_async(&mut redis)
+            .await
+    }
+
+    /// The figures the live processes other than this one last shared, by node id.
+    pub async fn others_figures(&self) -> redis::RedisResult<Vec<(u32, String)>> {
+        let mut redis = self.inner.redis.clone();
+        let all: std::collections::HashMap<u32, String> = redis::cmd("HGETALL")
+            .arg(self.inner.keys.figures())
+            .query_async(&mut redis)
+            .await?;
+        let alive = self.inner.view.alive();
+        Ok(all
+            .into_iter()
+            .filter(|(node, _)| *node != self.inner.node && alive.contains(node))
+            .collect())
+    }
+
     /// Queues `envelope` for `node`'s stream; false when the queue is full.
     pub fn send(&self, node: u32, envelope: Envelope) -> bool {
         self.queue(node, envelope, None)

@@ -79,6 +79,11 @@ impl Keys {
         format!("{}online", self.prefix)
     }
 
+    /// Hash: node id → its figures for the admin view (JSON, see `admin::figures`).
+    pub fn figures(&self) -> String {
+        format!("{}figures", self.prefix)
+    }
+
     /// Set while `node` counts as dead to the others, so that it learns so if it comes back.
     pub fn dead(&self, node: u32) -> String {
         format!("{}dead:{node}", self.prefix)
@@ -99,6 +104,7 @@ impl Keys {
     pub fn forget(&self, pipe: &mut redis::Pipeline, node: u32) {
         pipe.cmd("ZREM").arg(self.nodes()).arg(node).ignore();
         pipe.cmd("HDEL").arg(self.online()).arg(node).ignore();
+        pipe.cmd("HDEL").arg(self.figures()).arg(node).ignore();
         pipe.cmd("DEL").arg(self.inbox(node)).ignore();
     }
 }

@@ -2,7 +2,9 @@
 //! an r2d2 pool, the embedded per-backend migrations, and the plain queries in `queries`.
 //! Every function here blocks: call it from a blocking thread, never from an async worker.
 
+pub mod admin;
 pub mod lease;
+pub mod moderation;
 #[cfg(feature = "mysql")]
 pub mod mysql_batch;
 pub mod queries;

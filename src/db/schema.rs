@@ -1,6 +1,47 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    admin_account (id) {
+        id -> BigInt,
+        name -> Text,
+        password_hash -> Text,
+        session_epoch -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    admin_audit (id) {
+        id -> BigInt,
+        at_ms -> BigInt,
+        admin -> Text,
+        action -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    admin_login_failure (id) {
+        id -> BigInt,
+        subject -> BigInt,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ban (id) {
+        id -> BigInt,
+        kind -> Text,
+        target -> BigInt,
+        reason -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        created_by -> Text,
+        lifted -> Bool,
+    }
+}
+
+diesel::table! {
     chat (id) {
         id -> BigInt,
         is_completed -> Bool,
@@ -29,6 +70,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    report (id) {
+        id -> BigInt,
+        created_ms -> BigInt,
+        node -> BigInt,
+        reason -> Text,
+        note -> Text,
+        reported -> BigInt,
+        reported_address -> BigInt,
+        reporter -> BigInt,
+        evidence -> Text,
+        dismissed -> Bool,
+    }
+}
+
+diesel::table! {
     setting (name) {
         name -> Text,
         value -> Text,
@@ -37,4 +93,14 @@ diesel::table! {
 
 diesel::joinable!(chat_user -> chat (chat_id));
 
-diesel::allow_tables_to_appear_in_same_query!(chat, chat_user, node, setting,);
+diesel::allow_tables_to_appear_in_same_query!(
+    admin_account,
+    admin_audit,
+    admin_login_failure,
+    ban,
+    chat,
+    chat_user,
+    node,
+    report,
+    setting,
+);

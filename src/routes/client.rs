@@ -33,6 +33,21 @@ impl Forwarding {
         Forwarding { trusted }
     }
 
+    /// Whether the request came over TLS to a trusted proxy (`X-Forwarded-Proto: https` from
+    /// one), so that cookies set in the answer may be marked Secure.
+    pub fn forwarded_https(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+        let trusted = peer.is_some_and(|ip| {
+            let ip = ip.to_canonical();
+            self.trusted.iter().any(|net| net.contains(&ip))
+        });
+        trusted
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    }
+
     /// The client's address: the peer's, unless the peer is a trusted proxy and the last
     /// X-Forwarded-For entry (the one the proxy appended; earlier ones are whatever the client
     /// claimed) is an address. Only the last entry is ever read.
@@ -82,8 +97,14 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey
     });
     match token {
         Some(token) => VisitorKey::named(key.hash(b"token:", token.as_bytes())),
-        None => VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
+        None => address_of(ip, key),
     }
+}
+
+/// The key of the client's address (an IPv4 address, an IPv6 address by its /64), whatever
+/// token it sends: what an address ban holds. A visitor without a token is known by it.
+pub fn address_of(ip: IpAddr, key: &SecretKey) -> VisitorKey {
+    VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers over the chat and the database, plus the static assets; and the
 //! metrics listener's one route (`metrics`), which `configure` leaves out.
 
+pub mod admin;
 pub mod assets;
 pub mod client;
 mod health;

@@ -69,6 +69,9 @@ pub struct OriginPolicy {
     /// trusts the `Host` header to name it, over plain http.
     public: Option<Origin>,
     csp: HeaderValue,
+    /// The admin pages' policy: the page's, but their forms post to this origin and no site
+    /// may frame them.
+    admin_csp: HeaderValue,
     hsts: Option<HeaderValue>,
 }
 
@@ -93,12 +96,16 @@ impl OriginPolicy {
             ancestors.push_str(origin.as_str());
         }
         // No inline script anywhere; WebSockets to this host only ('self' covers ws/wss here).
-        let csp = format!(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
-             frame-ancestors {ancestors}"
-        );
-        let csp = HeaderValue::from_str(&csp).map_err(|e| format!("bad policy: {e}"))?;
+        let csp = |form_action: &str, ancestors: &str| {
+            let csp = format!(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; object-src 'none'; base-uri 'none'; \
+                 form-action {form_action}; frame-ancestors {ancestors}"
+            );
+            HeaderValue::from_str(&csp).map_err(|e| format!("bad policy: {e}"))
+        };
+        let admin_csp = csp("'self'", "'none'")?;
+        let csp = csp("'none'", &ancestors)?;
         let hsts = public.as_ref().filter(|o| o.is_https()).map(|_| {
             HeaderValue::from_str(&format!("max-age={HSTS_MAX_AGE_SECS}"))
                 .unwrap_or(HeaderValue::from_static("max-age=31536000"))
@@ -107,6 +114,7 @@ impl OriginPolicy {
             allowed,
             public,
             csp,
+            admin_csp,
             hsts,
         })
     }
@@ -158,6 +166,19 @@ impl OriginPolicy {
         if let Some(hsts) = &self.hsts {
             headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
+    }
+
+    /// Headers for the admin pages: those of every response, the admin policy, and no caching
+    /// (they show reports and figures meant for the signed-in admin alone).
+    pub fn add_admin_headers(&self, headers: &mut HeaderMap) {
+        self.add_security_headers(headers);
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.admin_csp.clone());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    /// Whether the server's own origin is https (`--public-origin https://…`).
+    pub fn public_is_https(&self) -> bool {
+        self.public.as_ref().is_some_and(Origin::is_https)
     }
 
     /// CORS for the embed script and its assets: a listed origin may load them.

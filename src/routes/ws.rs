@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::chat::frame_limit::FrameLimit;
 use crate::chat::limits::Refused;
 use crate::chat::session;
-use crate::routes::client::visitor_key;
+use crate::chat::session::Who;
+use crate::routes::client::{address_of, visitor_key};
 use crate::state::AppState;
 
 pub async fn upgrade(
@@ -66,7 +67,10 @@ pub async fn upgrade(
             ))
         }
     };
-    let visitor = visitor_key(&req, ip, &state.secret);
+    let who = Who {
+        visitor: visitor_key(&req, ip, &state.secret),
+        address: address_of(ip, &state.secret),
+    };
     // The request body is read through `FrameLimit`, which cuts an oversized frame at its
     // header instead of letting actix-ws buffer it whole.
     let limited = FrameLimit::new(body.into_inner(), state.session.max_frame_bytes);
@@ -75,7 +79,16 @@ pub async fn upgrade(
     let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
-    let live = session::Live::new(hub, state.session.clone(), visitor, ws, stream, slot);
+    let moderation = state.moderation.clone();
+    let live = session::Live::new(
+        hub,
+        state.session.clone(),
+        moderation,
+        who,
+        ws,
+        stream,
+        slot,
+    );
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
     actix_web::rt::spawn(session::run(live));
     Ok(response)

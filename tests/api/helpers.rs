@@ -60,6 +60,16 @@ impl TestDb {
         pool
     }
 
+    /// The same database for a second server (a restart, another process); the original
+    /// keeps ownership (it is dropped with it).
+    pub fn alias(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            _dir: None,
+            mysql_drop: None,
+        }
+    }
+
     pub fn new() -> TestDb {
         match mysql_server_url() {
             Some(server) => Self::mysql(&server),

@@ -5,6 +5,8 @@
 // `#[cfg(test)]` code and `#[test]` functions as tests, not this crate's helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
+mod bans;
 mod batch;
 mod browser;
 mod browser_ui;

@@ -39,7 +39,7 @@ fn diesel_type(declared: &str) -> String {
         ("integer" | "int", _) => "Integer",
         (_, "tinyint(1)") | ("boolean" | "bool", _) => "Bool",
         ("timestamp" | "datetime", _) => "Timestamp",
-        ("text" | "varchar", _) => "Text",
+        ("text" | "mediumtext" | "varchar", _) => "Text",
         _ => return declared.to_owned(),
     }
     .to_owned()

@@ -1,0 +1,2 @@
+DROP TABLE ban;
+DROP TABLE report;

@@ -1,0 +1,536 @@
+//! The admin view (`/admin`) over HTTP against the real server, and its accounts through the
+//! real binary: sign-in, sessions that expire, CSRF tokens, the cap on failed sign-ins, and
+//! the audit log of every action. Real SQLite file, or MariaDB with `TEST_MYSQL_URL`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use pairchat::config::Settings;
+use pairchat::db;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{spawn_app_with, wait_for, TestApp, TestDb, PATIENCE};
+use crate::process::pairchat;
+
+const ADMIN: &str = "alice";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// One HTTP response, its head lower-cased.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    /// The `Location` a redirect points to.
+    pub fn location(&self) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .map(str::trim)
+    }
+
+    /// The value of the form field `csrf` on this page.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find(r#"name="csrf" value=""#)
+            .expect("a CSRF field");
+        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').expect("end of value")].to_owned()
+    }
+}
+
+/// A browser of the admin pages, as far as the server can tell: real HTTP/1.1 over a socket,
+/// keeping the session cookie the server sets.
+#[derive(Clone)]
+pub struct AdminClient {
+    pub address: SocketAddr,
+    /// `pairchat_admin=…`, as the last Set-Cookie left it.
+    pub cookie: Option<String>,
+    /// Extra header lines sent with every request.
+    pub extra: String,
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl AdminClient {
+    pub fn new(address: SocketAddr) -> AdminClient {
+        AdminClient {
+            address,
+            cookie: None,
+            extra: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let mut stream = tokio::net::TcpStream::connect(self.address)
+            .await
+            .expect("connect");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}",
+            self.address, self.extra
+        );
+        if let Some(cookie) = &self.cookie {
+            request.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        if let Some(body) = body {
+            request.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body.unwrap_or_default());
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("response in time")
+            .expect("read");
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let body = String::from_utf8_lossy(&raw[end + 4..]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        // Keep the session cookie as a browser would (the head is lower-cased; so is the
+        // cookie's name, and its value is case-sensitive: read it from the raw head).
+        let raw_head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        for line in raw_head.lines() {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let pair = value
+                .trim()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(v) = pair.strip_prefix("pairchat_admin=") {
+                let removed = v.is_empty() || value.to_ascii_lowercase().contains("max-age=0");
+                self.cookie = (!removed).then_some(pair.clone());
+            }
+        }
+        Response { status, head, body }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Response {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.send("POST", path, Some(&form(fields))).await
+    }
+
+    /// Opens the sign-in page and signs in; the response to the form.
+    pub async fn sign_in(&mut self, name: &str, password: &str) -> Response {
+        let page = self.get("/admin/login").await;
+        assert_eq!(page.status, 200, "{page:?}");
+        let csrf = page.csrf();
+        self.post(
+            "/admin/login",
+            &[("csrf", &csrf), ("name", name), ("password", password)],
+        )
+        .await
+    }
+
+    /// Signs in as the test's admin and returns the session's CSRF token.
+    pub async fn signed_in(&mut self) -> String {
+        let answer = self.sign_in(ADMIN, PASSWORD).await;
+        assert_eq!(answer.status, 303, "{answer:?}");
+        assert_eq!(answer.location(), Some("/admin"));
+        let page = self.get("/admin").await;
+        assert_eq!(page.status, 200, "{page:?}");
+        page.csrf()
+    }
+}
+
+/// Adds the account `name` with `password` to the app's database, as `admin add` does.
+pub async fn add_admin(app: &TestApp, name: &str, password: &str) {
+    let pool = app.pool.clone();
+    let (name, password) = (name.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db::get(&pool).expect("connection");
+        pairchat::admin::accounts::add(&mut conn, &name, &password).expect("account added");
+    })
+    .await
+    .expect("blocking task");
+}
+
+/// The audit log as `(admin, action, detail)`, oldest first.
+pub async fn audit_log(app: &TestApp) -> Vec<(String, String, String)> {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db::get(&pool).expect("connection");
+        let mut rows = pairchat::admin::audit::latest(&mut conn, 1_000).expect("audit");
+        rows.reverse();
+        rows.into_iter()
+            .map(|r| (r.admin, r.action, r.detail))
+            .collect()
+    })
+    .await
+    .expect("blocking task")
+}
+
+/// A server with the admin `alice` and a client for it.
+async fn admin_app(configure: impl FnOnce(&mut Settings)) -> (TestApp, AdminClient) {
+    let app = spawn_app_with(configure).await;
+    add_admin(&app, ADMIN, PASSWORD).await;
+    let client = AdminClient::new(app.address);
+    (app, client)
+}
+
+/// Runs `pairchat admin ARGS` on `db`, with `stdin` as its standard input (`None`: empty).
+fn admin_cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = pairchat()
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pairchat runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("pairchat ends")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn admin_accounts_are_added_listed_and_removed_through_the_binary() {
+    let db = TestDb::new();
+    let added = admin_cli(&db, &["add", "alice"], Some("a long enough password\n"));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(
+        !text(&added.stdout).contains("a long enough password"),
+        "a given password is never printed"
+    );
+
+    // No password given: one is generated and printed once.
+    let generated = admin_cli(&db, &["add", "bob"], None);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let out = text(&generated.stdout);
+    let password = out.trim().rsplit(' ').next().expect("a password");
+    assert!(password.len() >= 16, "{out}");
+
+    let refused = admin_cli(&db, &["add", "alice"], Some("another long password\n"));
+    assert!(!refused.status.success(), "a taken name is refused");
+    let short = admin_cli(&db, &["add", "carol"], Some("short\n"));
+    assert!(!short.status.success(), "a short password is refused");
+    assert!(
+        text(&short.stderr).contains("at least"),
+        "{}",
+        text(&short.stderr)
+    );
+
+    let list = admin_cli(&db, &["list"], None);
+    assert!(list.status.success());
+    let names: Vec<String> = text(&list.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert!(
+        !text(&list.stdout).contains("argon2"),
+        "hashes stay in the database"
+    );
+
+    let removed = admin_cli(&db, &["remove", "bob"], None);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let again = admin_cli(&db, &["remove", "bob"], None);
+    assert!(!again.status.success(), "removing a missing account fails");
+    let list = admin_cli(&db, &["list"], None);
+    assert_eq!(
+        text(&list.stdout).lines().count(),
+        1,
+        "{}",
+        text(&list.stdout)
+    );
+}
+
+#[actix_rt::test]
+async fn only_the_right_password_signs_in_and_a_refusal_does_not_say_which_was_wrong() {
+    let (app, mut browser) = admin_app(|_| {}).await;
+
+    let wrong = browser.sign_in(ADMIN, "not the password").await;
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert!(
+        wrong.body.contains("Wrong name or password."),
+        "{}",
+        wrong.body
+    );
+    let nobody = browser.sign_in("mallory", "not the password").await;
+    assert_eq!(nobody.status, 401);
+    let strip = |body: &str| body.replace("mallory", "").replace(ADMIN, "");
+    let (a, b) = (strip(&wrong.body), strip(&nobody.body));
+    let no_csrf = |body: &str| {
+        let at = body.find(r#"name="csrf""#).unwrap_or(0);
+        body[..at].to_owned()
+    };
+    assert_eq!(
+        no_csrf(&a),
+        no_csrf(&b),
+        "the same refusal for a name that does not exist"
+    );
+    assert_eq!(
+        browser.get("/admin").await.status,
+        303,
+        "refused: not signed in"
+    );
+
+    let signed = browser.sign_in(ADMIN, PASSWORD).await;
+    assert_eq!(signed.status, 303, "{signed:?}");
+    assert_eq!(signed.location(), Some("/admin"));
+    let cookie = signed
+        .head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: pairchat_admin="))
+        .expect("a session cookie")
+        .to_owned();
+    for attribute in ["httponly", "samesite=strict", "path=/admin"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("secure"),
+        "plain http: not Secure ({cookie})"
+    );
+    let page = browser.get("/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Live figures"), "{}", page.body);
+    assert!(page.body.contains("Signed in as alice"));
+    let csp = page
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .expect("a CSP")
+        .to_owned();
+    for directive in [
+        "script-src 'self'",
+        "style-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!page.body.contains("<script>"), "no inline script");
+    assert!(page.head.contains("cache-control: no-store"));
+
+    let figures: serde_json::Value =
+        serde_json::from_str(&browser.get("/admin/figures").await.body).expect("JSON");
+    assert_eq!(
+        figures["processes"].as_array().map(Vec::len),
+        Some(1),
+        "{figures}"
+    );
+
+    let log = audit_log(&app).await;
+    let logins: Vec<_> = log
+        .iter()
+        .filter(|(_, action, _)| action == "login")
+        .collect();
+    assert_eq!(logins.len(), 1, "{log:?}");
+    assert_eq!(logins[0].0, ADMIN);
+}
+
+#[actix_rt::test]
+async fn no_admin_route_answers_without_a_session() {
+    let (_app, mut browser) = admin_app(|_| {}).await;
+    for page in [
+        "/admin",
+        "/admin/",
+        "/admin/figures",
+        "/admin/audit",
+        "/admin/reports",
+        "/admin/bans",
+        "/admin/nothing",
+    ] {
+        let answer = browser.get(page).await;
+        assert_eq!(answer.status, 303, "GET {page}: {answer:?}");
+        assert_eq!(answer.location(), Some("/admin/login"), "GET {page}");
+    }
+    for action in [
+        "/admin/logout",
+        "/admin/bans",
+        "/admin/bans/1/lift",
+        "/admin/reports/1/dismiss",
+        "/admin/reports/1/ban",
+    ] {
+        let answer = browser.post(action, &[("csrf", "x")]).await;
+        assert_eq!(answer.status, 401, "POST {action}: {answer:?}");
+    }
+    // A cookie the server did not make (or made with another key) is no session.
+    browser.cookie = Some("pairchat_admin=forged".into());
+    assert_eq!(browser.get("/admin").await.status, 303);
+    // A session from another deployment (another secret key) is not one here either.
+    let (_other_app, mut other) = admin_app(|_| {}).await;
+    other.signed_in().await;
+    browser.cookie = other.cookie.clone();
+    assert_eq!(browser.get("/admin").await.status, 303);
+}
+
+#[actix_rt::test]
+async fn a_missing_wrong_or_stale_csrf_token_is_refused() {
+    let (app, mut browser) = admin_app(|_| {}).await;
+    // The sign-in form needs the token of its page too.
+    let no_token = browser
+        .post("/admin/login", &[("name", ADMIN), ("password", PASSWORD)])
+        .await;
+    assert_eq!(no_token.status, 403, "{no_token:?}");
+
+    let csrf = browser.signed_in().await;
+    let missing = browser.post("/admin/logout", &[]).await;
+    assert_eq!(missing.status, 403, "{missing:?}");
+    let wrong = browser
+        .post("/admin/logout", &[("csrf", &"0".repeat(64))])
+        .await;
+    assert_eq!(wrong.status, 403);
+    assert_eq!(browser.get("/admin").await.status, 200, "still signed in");
+
+    // A token of an earlier session is stale in the next one.
+    let out = browser.post("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303, "{out:?}");
+    assert_eq!(out.location(), Some("/admin/login"));
+    let fresh = browser.signed_in().await;
+    assert_ne!(fresh, csrf);
+    let stale = browser.post("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(stale.status, 403, "{stale:?}");
+    assert_eq!(browser.get("/admin").await.status, 200, "still signed in");
+    let actions: Vec<String> = audit_log(&app)
+        .await
+        .into_iter()
+        .map(|(_, a, _)| a)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "logout").count(),
+        1,
+        "{actions:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_session_ends_on_time_when_idle_and_at_sign_out_even_replayed() {
+    let (_app, mut browser) = admin_app(|s| {
+        s.admin.session_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let csrf = browser.signed_in().await;
+    // Expiry is an event to wait for: the page answers until the session's time is up.
+    wait_for("the session to expire", || {
+        let mut b = browser.clone();
+        async move { b.get("/admin/audit").await.status == 303 }
+    })
+    .await;
+    let late = browser.post("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(late.status, 401, "{late:?}");
+
+    let (_app, mut idle) = admin_app(|s| {
+        s.admin.idle_ttl = Duration::from_secs(2);
+    })
+    .await;
+    idle.signed_in().await;
+    let kept = idle.cookie.clone();
+    wait_for("the idle session to end", || {
+        let mut b = AdminClient {
+            cookie: kept.clone(),
+            ..idle.clone()
+        };
+        async move { b.get("/admin").await.status == 303 }
+    })
+    .await;
+
+    // Signed out, the same cookie sent again (a copy kept by anyone) is refused.
+    let (_app, mut replayer) = admin_app(|_| {}).await;
+    let csrf = replayer.signed_in().await;
+    let copy = replayer.cookie.clone();
+    assert_eq!(
+        replayer
+            .post("/admin/logout", &[("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    replayer.cookie = copy;
+    assert_eq!(replayer.get("/admin").await.status, 303);
+}
+
+#[actix_rt::test]
+async fn failed_sign_ins_are_capped_per_account_and_per_address() {
+    let (app, mut browser) = admin_app(|s| {
+        s.admin.login.per_account = 3;
+        s.admin.login.per_address = 5;
+    })
+    .await;
+    add_admin(&app, "bob", PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(browser.sign_in(ADMIN, "wrong password!").await.status, 401);
+    }
+    // Past the cap, even the right password is not checked.
+    let capped = browser.sign_in(ADMIN, PASSWORD).await;
+    assert_eq!(capped.status, 429, "{capped:?}");
+    assert!(capped.body.contains("Too many failed sign-ins"));
+    // Another account from the same address may still sign in...
+    let bob = browser.sign_in("bob", PASSWORD).await;
+    assert_eq!(bob.status, 303, "{bob:?}");
+    // ...until the address itself has failed too often, whatever the names.
+    let mut other = AdminClient::new(app.address);
+    for name in ["carol", "dave"] {
+        assert_eq!(other.sign_in(name, "wrong password!").await.status, 401);
+    }
+    assert_eq!(other.sign_in("bob", PASSWORD).await.status, 429);
+}
+
+#[actix_rt::test]
+async fn the_session_cookie_is_secure_behind_tls() {
+    let (_app, mut proxied) = admin_app(|s| s.trust_forwarded_for = true).await;
+    proxied.extra = "X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.9\r\n".into();
+    let page = proxied.get("/admin/login").await;
+    let cookie = page
+        .head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: pairchat_admin="))
+        .expect("a session cookie");
+    assert!(cookie.contains("; secure"), "{cookie}");
+
+    let (_app, mut public) =
+        admin_app(|s| s.public_origin = Some("https://chat.example".into())).await;
+    let page = public.get("/admin/login").await;
+    assert!(page.head.contains("; secure"), "{}", page.head);
+}
