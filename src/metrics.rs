@@ -3,7 +3,7 @@
 //! gauges are the hub's own counts, set when a scrape asks. Every series carries the process's
 //! `node` label (the high half of its connection ids).
 //!
-//! Reports, bans, challenges and the Redis bus do not exist yet: their metrics come with them.
+//! Reports, bans and challenges do not exist yet: their metrics come with them.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -151,6 +151,7 @@ pub struct Metrics {
     errors_sent: Labelled,
     closes: Labelled,
     database_errors: Counter,
+    redis_errors: Counter,
 }
 
 impl Metrics {
@@ -198,6 +199,10 @@ impl Metrics {
                 "database_errors",
                 "Database operations that failed (matchmaking transactions, health checks)",
             ),
+            redis_errors: r.counter(
+                "redis_errors",
+                "Redis calls that failed or timed out (relay, inbox, liveness)",
+            ),
             registry: r.0,
         }
     }
@@ -237,6 +242,10 @@ impl Metrics {
 
     pub fn database_error(&self) {
         self.database_errors.inc();
+    }
+
+    pub fn redis_error(&self) {
+        self.redis_errors.inc();
     }
 
     /// Everything in the Prometheus text format (0.0.4), with the gauges set to the hub's
