@@ -12,6 +12,7 @@ use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::moderation::ModerationConfig;
+use crate::moderation::challenge::ChallengeConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -43,6 +44,12 @@ pub const DEFAULT_AUTO_BAN_REPORTS: u32 = 3;
 pub const DEFAULT_AUTO_BAN_WINDOW_MINS: u64 = 10;
 pub const DEFAULT_AUTO_BAN_MINS: u64 = 60;
 pub const DEFAULT_REPORT_RETENTION_DAYS: u64 = 30;
+/// New chats an address may start in one clock minute before it must solve a challenge.
+/// Ten a minute is far past a person's pace (a chat every six seconds) and well below a bot's.
+pub const DEFAULT_CHALLENGE_AFTER: u32 = 10;
+/// The challenge's largest number: a browser tries about half as many SHA-256 hashes, a
+/// fraction of a second on a phone.
+pub const DEFAULT_CHALLENGE_DIFFICULTY: u64 = 100_000;
 /// New connections an address may open at once, as a multiple of its rate per second.
 pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 
@@ -84,6 +91,8 @@ pub struct Settings {
     pub secret_key_file: Option<PathBuf>,
     /// Serve even though another live server uses the database (its rows are cleared).
     pub force: bool,
+    /// When an address must solve a proof-of-work challenge to start a chat.
+    pub challenge: ChallengeConfig,
     pub session: SessionConfig,
     /// Admin sessions and sign-ins.
     pub admin: AdminSettings,
@@ -112,6 +121,10 @@ impl Settings {
             rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             secret_key_file: None,
             force: false,
+            challenge: ChallengeConfig {
+                after: DEFAULT_CHALLENGE_AFTER,
+                difficulty: DEFAULT_CHALLENGE_DIFFICULTY,
+            },
             session: SessionConfig::default(),
             admin: AdminSettings::default(),
             moderation: ModerationConfig::default(),
@@ -227,6 +240,10 @@ impl Settings {
             (
                 "admin.login.per_address",
                 check_positive(self.admin.login.per_address).err(),
+            ),
+            (
+                "challenge.difficulty",
+                check_positive(self.challenge.difficulty).err(),
             ),
         ];
         if let Some((name, e)) = checks

@@ -23,6 +23,7 @@ use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
 use crate::metrics::Metrics;
 use crate::moderation::Moderation;
+use crate::moderation::challenge::Gate;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
@@ -146,6 +147,23 @@ impl Application {
         tokio::task::spawn_blocking(move || starting.start())
             .await
             .context("moderation start-up panicked")??;
+        let challenges = Gate::new(
+            settings.challenge,
+            &secret,
+            metrics.clone(),
+            pool.clone(),
+            member.as_ref().map(Cluster::redis),
+        );
+        if challenges.is_on() {
+            let gate = challenges.clone();
+            tokio::task::spawn_blocking(move || gate.refresh_flags())
+                .await
+                .context("reading the challenge flags panicked")?
+                .context("cannot read the challenge flags")?;
+            challenges
+                .spawn_flag_refresher()
+                .context("cannot start the challenge flags thread")?;
+        }
         let hub = hub::spawn_with(
             pool.clone(),
             ids,
@@ -188,6 +206,7 @@ impl Application {
             figures: Sampler::spawn(hub.clone(), node, member.clone()),
             secret,
             moderation,
+            challenges,
         });
         let mut server = HttpServer::new(move || {
             let policy = state.origins.clone();

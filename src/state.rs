@@ -10,6 +10,7 @@ use crate::chat::session::SessionConfig;
 use crate::cluster::Cluster;
 use crate::db::DbPool;
 use crate::moderation::Moderation;
+use crate::moderation::challenge::Gate;
 use crate::routes::assets::Assets;
 use crate::routes::client::Forwarding;
 use crate::routes::security::OriginPolicy;
@@ -42,4 +43,6 @@ pub struct AppState {
     pub figures: Sampler,
     /// Reports and bans (the bans in force are held in memory).
     pub moderation: Arc<Moderation>,
+    /// Who must solve a challenge before a chat; the admin pages flag addresses through it.
+    pub challenges: Gate,
 }

@@ -20,10 +20,13 @@ use super::hub::{unavailable_frame, HubHandle, Kick, TrySendError};
 use super::ids::{ConnId, VisitorKey};
 use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
-use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+use super::protocol::{
+    challenge_frame, message_frames, parse_client_frame, ClientFrame, ServerFrame,
+};
 use crate::metrics::Metrics;
 use crate::moderation::bans::banned_frame;
 use crate::moderation::Moderation;
+use crate::moderation::challenge::{Gate, Verdict};
 use heartbeat::{Due, Heartbeat};
 
 mod heartbeat;
@@ -80,6 +83,9 @@ enum Write {
     Text(String),
     Ping,
     Pong(actix_web::web::Bytes),
+    /// Not a write: a first request, with the challenge solution it carries, that the
+    /// challenge gate decides on before it goes to the hub (`converse` awaits the gate).
+    Admit(Option<String>),
 }
 
 /// Frames refused in a row for a rate limit before the client is closed with 1008: the 21st
@@ -120,6 +126,9 @@ struct Client {
     control_tokens: Tokens,
     /// Frames refused in a row for a rate limit.
     strikes: u32,
+    /// The challenge gate and this client's address (its keyed hash) until a request has
+    /// passed it (one connection starts one chat); `None` after, or with challenges off.
+    gate: Option<Box<(Gate, i64)>>,
 }
 
 /// A connection ready to run: everything its task keeps. It is built before the task is
@@ -149,6 +158,7 @@ impl Live {
         ws: Session,
         stream: MessageStream,
         slot: IpSlot,
+        gate: Option<(Gate, i64)>,
     ) -> Live {
         let id = hub.next_id();
         let (outbox_tx, outbox) = link::outbox(config.outbox_capacity);
@@ -175,6 +185,7 @@ impl Live {
                 typing_tokens,
                 control_tokens,
                 strikes: 0,
+                gate: gate.map(Box::new),
             },
             stream,
             inbox: outbox.into_stream(),
@@ -266,7 +277,11 @@ impl Live {
                                 // per ping.
                                 timer.set(tokio::time::sleep_until(beat.deadline()));
                             }
-                            let written = match client.on_client_frame(frame, received) {
+                            let reply = match client.on_client_frame(frame, received) {
+                                Ok(Some(Write::Admit(altcha))) => client.admit(altcha).await,
+                                reply => reply,
+                            };
+                            let written = match reply {
                                 Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
@@ -417,9 +432,12 @@ impl Client {
             Err(e) => return refuse(self.hub.metrics(), e.code(), e.to_string()),
         };
         match frame {
-            // The hub knows whether this connection waits or talks already, and says so.
-            ClientFrame::Request => match self.banned() {
+            // A banned visitor may not ask; a first request waits for the challenge gate
+            // (while challenges are on); the hub knows whether this connection waits or talks
+            // already, and says so.
+            ClientFrame::Request(altcha) => match self.banned() {
                 Some(refused) => refused,
+                None if self.gate.is_some() => Ok(Some(Write::Admit(altcha.map(String::from)))),
                 None => self.request(),
             },
             ClientFrame::Message(message) => match &self.partner {
@@ -453,6 +471,32 @@ impl Client {
         Some(say(banned_frame(&ban, self.moderation.appeal())))
     }
 
+    /// Asks the challenge gate about a first request: it goes on to the hub, or the client
+    /// is given a challenge to solve and send with its next request. While the gate decides
+    /// (in a cluster, a Redis round trip or two, at most a second) this session reads nothing
+    /// else: it has no partner yet.
+    async fn admit(&mut self, altcha: Option<String>) -> Reply {
+        let Some(gate) = &self.gate else {
+            return self.request();
+        };
+        let (gate, address) = &**gate;
+        match gate.admit(*address, altcha).await {
+            Verdict::Admit => {
+                self.gate = None;
+                self.request()
+            }
+            Verdict::Challenge {
+                code,
+                detail,
+                challenge,
+            } => {
+                self.hub.metrics().error_sent(code);
+                say(challenge_frame(code, detail, &challenge))
+            }
+            Verdict::Unavailable => say(unavailable_frame(self.hub.metrics())),
+        }
+    }
+
     fn on_outbound(&mut self, out: Outbound) -> Reply {
         match out {
             Outbound::Frame(text) => say(text),
@@ -474,6 +518,8 @@ impl Client {
                 Write::Text(text) => ws.text(text).await,
                 Write::Ping => ws.ping(b"").await,
                 Write::Pong(payload) => ws.pong(&payload).await,
+                // `converse` hands these to the gate; nothing to write.
+                Write::Admit(_) => Ok(()),
             }
         };
         let write = tokio::time::timeout(limit, write);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::wire::Envelope;
 use super::Event;
+use crate::metrics::Metrics;
 
 /// How long one read blocks when nothing comes.
 const BLOCK: Duration = Duration::from_secs(1);
@@ -29,6 +30,7 @@ pub async fn run(
     key: String,
     events: mpsc::Sender<Event>,
     acks: flume::Sender<Vec<(i64, u64)>>,
+    metrics: std::sync::Arc<Metrics>,
 ) {
     let mut last = String::from("0-0");
     let mut trimmed_at = Instant::now();
@@ -46,6 +48,7 @@ pub async fn run(
                     conn.insert(c)
                 }
                 Err(e) => {
+                    metrics.redis_error();
                     if !warned {
                         tracing::warn!(error = %e, "cannot read the relay stream; retrying");
                         warned = true;
@@ -63,6 +66,7 @@ pub async fn run(
         let reply = match read {
             Ok(reply) => reply,
             Err(e) => {
+                metrics.redis_error();
                 if !warned {
                     tracing::warn!(error = %e, "relay stream read failed; reconnecting");
                     warned = true;
@@ -101,6 +105,7 @@ pub async fn run(
                 .query_async(c)
                 .await;
             if trim.is_err() {
+                metrics.redis_error();
                 conn = None;
             }
         }

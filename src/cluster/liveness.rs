@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::wire::Keys;
 use super::{ClusterConfig, Event, View};
 use crate::db::{self, lease, queries, DbPool};
+use crate::metrics::Metrics;
 
 /// How long a dead process's flag stays, for it to learn it was taken for dead if it returns.
 const DEAD_FLAG: Duration = Duration::from_secs(120);
@@ -58,6 +59,7 @@ pub struct Liveness {
     pub view: Arc<View>,
     pub events: mpsc::Sender<Event>,
     pub pool: DbPool,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Liveness {
@@ -69,7 +71,16 @@ impl Liveness {
         Ok(())
     }
 
+    /// One heartbeat; a failure is counted.
     async fn beat(&mut self) -> redis::RedisResult<Beat> {
+        let beat = self.beat_once().await;
+        if beat.is_err() {
+            self.metrics.redis_error();
+        }
+        beat
+    }
+
+    async fn beat_once(&mut self) -> redis::RedisResult<Beat> {
         let count = self.view.local_online.load(Ordering::Relaxed);
         let script = Script::new(HEARTBEAT);
         let mut invocation = script.prepare_invoke();
@@ -189,7 +200,11 @@ impl Liveness {
             .arg(SWEEP_LOCK.as_millis() as u64)
             .query_async(&mut self.redis)
             .await;
-        if flags.query_async::<()>(&mut self.redis).await.is_err() || !matches!(got, Ok(Some(_))) {
+        let flagged = flags.query_async::<()>(&mut self.redis).await;
+        if flagged.is_err() || got.is_err() {
+            self.metrics.redis_error();
+        }
+        if flagged.is_err() || !matches!(got, Ok(Some(_))) {
             return; // another process sweeps, or Redis went away: the next beat tries again
         }
         let pool = self.pool.clone();
@@ -210,16 +225,21 @@ impl Liveness {
                 for n in dead {
                     self.keys.forget(&mut gone, *n);
                 }
-                let _ = gone.query_async::<()>(&mut self.redis).await;
+                if gone.query_async::<()>(&mut self.redis).await.is_err() {
+                    self.metrics.redis_error();
+                }
             }
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "cannot sweep dead rows yet"),
             Err(e) => tracing::warn!(error = %e, "sweep panicked"),
         }
-        let _ = Script::new(RELEASE)
+        let released = Script::new(RELEASE)
             .key(self.keys.sweeper())
             .arg(self.node)
             .invoke_async::<i64>(&mut self.redis)
             .await;
+        if released.is_err() {
+            self.metrics.redis_error();
+        }
     }
 }
 

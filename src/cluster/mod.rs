@@ -163,11 +163,12 @@ impl Cluster {
         // Liveness on its own thread and runtime, with its own connection.
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let live_client = client.clone();
-        let (live_keys, live_view, live_events, live_config) = (
+        let (live_keys, live_view, live_events, live_config, live_metrics) = (
             keys.clone(),
             view.clone(),
             events_tx.clone(),
             config.clone(),
+            metrics.clone(),
         );
         std::thread::Builder::new()
             .name("liveness".into())
@@ -195,6 +196,7 @@ impl Cluster {
                             view: live_view,
                             events: live_events,
                             pool,
+                            metrics: live_metrics,
                         },
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.into()));
@@ -223,9 +225,15 @@ impl Cluster {
             redis.clone(),
             keys.clone(),
             config.relay_timeout,
+            metrics.clone(),
+        ));
+        tokio::spawn(inbox::run(
+            client,
+            keys.inbox(node),
+            events_tx,
+            acks,
             metrics,
         ));
-        tokio::spawn(inbox::run(client, keys.inbox(node), events_tx, acks));
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 node,
@@ -252,6 +260,12 @@ impl Cluster {
     /// The live processes this one knows of, itself included.
     pub fn processes(&self) -> usize {
         self.inner.view.alive().len()
+    }
+
+    /// A connection to the cluster's Redis (shared, reconnecting by itself) and its keys, for
+    /// what else the processes count together (the challenge gate).
+    pub fn redis(&self) -> (ConnectionManager, Keys) {
+        (self.inner.redis.clone(), self.inner.keys.clone())
     }
 
     pub fn redis_ok(&self) -> bool {

@@ -178,7 +178,7 @@ pub async fn run(
                 .ignore();
         }
         let deadline = batch[0].at + timeout;
-        let sent = send(&pipe, &mut redis, deadline).await;
+        let sent = send(&pipe, &mut redis, deadline, &metrics).await;
         for q in batch.drain(..) {
             let Some(receipt) = q.receipt else { continue };
             match (&q.envelope, sent) {
@@ -226,14 +226,20 @@ fn merge_acks(batch: &mut Vec<Queued>) {
     batch.append(&mut merged);
 }
 
-/// Sends `pipe` until Redis takes it or `deadline` passes.
-async fn send(pipe: &redis::Pipeline, redis: &mut ConnectionManager, deadline: Instant) -> bool {
+/// Sends `pipe` until Redis takes it or `deadline` passes; each failed attempt is counted.
+async fn send(
+    pipe: &redis::Pipeline,
+    redis: &mut ConnectionManager,
+    deadline: Instant,
+    metrics: &Metrics,
+) -> bool {
     let mut warned = false;
     loop {
         let attempt = tokio::time::timeout_at(deadline.into(), pipe.query_async::<()>(redis));
         match attempt.await {
             Ok(Ok(())) => return true,
             Ok(Err(e)) => {
+                metrics.redis_error();
                 if !warned {
                     tracing::warn!(error = %e, "cannot relay to Redis; retrying");
                     warned = true;
@@ -244,6 +250,7 @@ async fn send(pipe: &redis::Pipeline, redis: &mut ConnectionManager, deadline: I
                 tokio::time::sleep(RETRY_DELAY).await;
             }
             Err(_) => {
+                metrics.redis_error();
                 tracing::warn!("Redis did not take a relay batch in time: refused");
                 return false;
             }

@@ -52,6 +52,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    challenge_flag (address) {
+        address -> BigInt,
+        expires_at -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     chat_user (rid) {
         rid -> BigInt,
         chat_id -> BigInt,
@@ -98,6 +106,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_audit,
     admin_login_failure,
     ban,
+    challenge_flag,
     chat,
     chat_user,
     node,

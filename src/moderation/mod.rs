@@ -1,8 +1,10 @@
-//! Moderation: reports, bans and the automatic ban, over the `report` and `ban` tables
+//! Moderation: reports, bans and the automatic ban, and the challenge gate that stops bots;
+//! reports and bans live over the `report` and `ban` tables
 //! (`db::moderation`). `Moderation` is what the rest of the server holds: an in-memory copy of
 //! the bans in force (checked without the database) and blocking methods for everything else.
 
 pub mod bans;
+pub mod challenge;
 pub mod reports;
 
 use std::sync::{Arc, Weak};

@@ -104,7 +104,13 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey
 /// The key of the client's address (an IPv4 address, an IPv6 address by its /64), whatever
 /// token it sends: what an address ban holds. A visitor without a token is known by it.
 pub fn address_of(ip: IpAddr, key: &SecretKey) -> VisitorKey {
-    VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes()))
+    VisitorKey::address(address_hash(ip, key))
+}
+
+/// The keyed hash of `ip`'s address (see `address_key`: an IPv6 address by its /64): what
+/// the challenge gate and its flags know an address by.
+pub fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
+    key.hash(b"ip:", address_key(ip).to_string().as_bytes())
 }
 
 #[cfg(test)]

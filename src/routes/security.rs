@@ -99,7 +99,7 @@ impl OriginPolicy {
         let csp = |form_action: &str, ancestors: &str| {
             let csp = format!(
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                 connect-src 'self'; object-src 'none'; base-uri 'none'; \
+                 connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; \
                  form-action {form_action}; frame-ancestors {ancestors}"
             );
             HeaderValue::from_str(&csp).map_err(|e| format!("bad policy: {e}"))

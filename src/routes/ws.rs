@@ -13,7 +13,7 @@ use crate::chat::frame_limit::FrameLimit;
 use crate::chat::limits::Refused;
 use crate::chat::session;
 use crate::chat::session::Who;
-use crate::routes::client::{address_of, visitor_key};
+use crate::routes::client::{address_hash, address_of, visitor_key};
 use crate::state::AppState;
 
 pub async fn upgrade(
@@ -80,6 +80,10 @@ pub async fn upgrade(
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
     let moderation = state.moderation.clone();
+    let gate = state.challenges.is_on().then(|| {
+        let address = address_hash(ip, &state.secret);
+        (state.challenges.clone(), address)
+    });
     let live = session::Live::new(
         hub,
         state.session.clone(),
@@ -88,6 +92,7 @@ pub async fn upgrade(
         ws,
         stream,
         slot,
+        gate,
     );
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
     actix_web::rt::spawn(session::run(live));

@@ -10,6 +10,7 @@ mod bans;
 mod batch;
 mod browser;
 mod browser_ui;
+mod challenge;
 mod cli;
 mod cluster;
 mod daemon;
