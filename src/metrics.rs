@@ -48,7 +48,7 @@ pub const ERROR_CODES: [&str; 19] = [
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none
 /// of its own, what the client did.
-pub const CLOSE_REASONS: [&str; 12] = [
+pub const CLOSE_REASONS: [&str; 14] = [
     "client closed",
     "connection lost",
     "no heartbeat",
@@ -61,6 +61,8 @@ pub const CLOSE_REASONS: [&str; 12] = [
     "server shutting down",
     "not reading",
     "rate limit exceeded",
+    "bye",
+    "reported",
 ];
 
 type Label = [(&'static str, &'static str); 1];

@@ -28,5 +28,6 @@ mod nginx;
 mod pairing;
 mod process;
 mod proxy;
+mod reports;
 mod schema;
 mod storage;

@@ -1,0 +1,238 @@
+//! Reports: in a live chat (the row holds the chat's last 20 messages, both sides, and both
+//! keys of the reported visitor; the partner sees an ordinary `partner left`), refused when
+//! malformed, across two processes, and the automatic ban after three reporters.
+
+use pairchat::moderation::reports::{Report, Side};
+use pairchat::moderation::{Moderation, ModerationConfig};
+use serde_json::json;
+
+use crate::bans::{keys_of, request_as, serve};
+use crate::helpers::{without_flood_limits, Client, TestApp, TestDb};
+
+/// The reports stored, newest first, as the admin pages read them.
+pub async fn stored_reports(pool: &pairchat::db::DbPool) -> Vec<Report> {
+    let moderation = Moderation::new(pool.clone(), 0, ModerationConfig::default());
+    tokio::task::spawn_blocking(move || moderation.open_reports(100))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn visitor(app: &TestApp, token: &str) -> Client {
+    Client::connect(&format!("{}?visitor={token}", app.ws_url())).await
+}
+
+/// `first` waits, `second` arrives and finds it.
+async fn meet(first: &mut Client, second: &mut Client) {
+    first.request().await;
+    first.expect_type("waiting").await;
+    second.request().await;
+    second.expect_type("response").await;
+    first.expect_type("response").await;
+}
+
+/// `from` says `text`; its receipt and the partner's copy arrive.
+async fn talk(from: &mut Client, to: &mut Client, text: &str) {
+    from.say(text).await;
+    assert_eq!(from.expect_type("message").await["from"], "me");
+    assert_eq!(to.expect_type("message").await["message"], text);
+}
+
+/// Reports the partner: `reported`, then the close `reported`.
+async fn report(c: &mut Client, reason: &str, note: &str) {
+    c.send_json(json!({"type": "report", "reason": reason, "note": note}))
+        .await;
+    c.expect_type("reported").await;
+    let closed = c.expect_close().await;
+    assert_eq!((closed.code, closed.reason.as_str()), (1000, "reported"));
+}
+
+#[actix_rt::test]
+async fn a_report_in_a_chat_stores_the_last_twenty_messages_and_the_partner_sees_partner_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let app = serve(TestDb::new(), &key_file, without_flood_limits).await;
+    let mut alice = visitor(&app, "alice").await;
+    let mut bob = visitor(&app, "bob").await;
+    meet(&mut alice, &mut bob).await;
+    for i in 0..25 {
+        if i % 2 == 0 {
+            talk(&mut alice, &mut bob, &format!("m{i}")).await;
+        } else {
+            talk(&mut bob, &mut alice, &format!("m{i}")).await;
+        }
+    }
+    report(&mut bob, "harassment", "kept insulting me").await;
+    let closed = alice.expect_close().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (1000, "partner left")
+    );
+
+    let reports = stored_reports(&app.pool).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = &reports[0];
+    let (alice_key, address) = keys_of(&key_file, "alice");
+    let (bob_key, _) = keys_of(&key_file, "bob");
+    assert_eq!(
+        (r.reason.as_str(), r.note.as_str()),
+        ("harassment", "kept insulting me")
+    );
+    assert_eq!(r.reported, alice_key.as_i64());
+    assert_eq!(r.reported_address, address.as_i64());
+    assert_eq!(r.reporter, bob_key.as_i64());
+    let texts: Vec<&str> = r.evidence.iter().map(|l| l.message.as_str()).collect();
+    let expected: Vec<String> = (5..25).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected, "the last 20, oldest first");
+    for (i, line) in (5..25).zip(&r.evidence) {
+        // Even lines are alice's (the reported), odd ones bob's (the reporter).
+        let side = if i % 2 == 0 {
+            Side::Reported
+        } else {
+            Side::Reporter
+        };
+        assert_eq!(line.from, side, "m{i}");
+    }
+    assert!((pairchat::moderation::now_ms() - r.created_ms).abs() < 60_000);
+}
+
+#[actix_rt::test]
+async fn malformed_reports_are_refused_and_the_chat_goes_on() {
+    let app = crate::helpers::spawn_app_with(without_flood_limits).await;
+    let mut idle = app.client().await;
+    idle.send_json(json!({"type": "report", "reason": "spam"}))
+        .await;
+    idle.expect_error("not_paired").await;
+    let (mut a, mut b) = app.pair().await;
+    a.send_json(json!({"type": "report", "reason": "rude"}))
+        .await;
+    a.expect_error("bad_report").await;
+    a.send_json(json!({"type": "report"})).await;
+    a.expect_error("bad_report").await;
+    let long = "x".repeat(501);
+    a.send_json(json!({"type": "report", "reason": "spam", "note": long}))
+        .await;
+    let refused = a.expect_error("bad_report").await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("500"),
+        "{refused}"
+    );
+    // 500 characters of 2 bytes each are fine (the limit is characters).
+    talk(&mut a, &mut b, "still here").await;
+    a.send_json(json!({"type": "report", "reason": "other", "note": "é".repeat(500)}))
+        .await;
+    a.expect_type("reported").await;
+    assert_eq!(b.expect_close().await.reason, "partner left");
+    assert_eq!(stored_reports(&app.pool).await.len(), 1);
+}
+
+/// `target` meets a fresh reporter `reporter` on `app` and is reported by it.
+async fn reported_by(app: &TestApp, target: &str, reporter: &str) {
+    let mut t = visitor(app, target).await;
+    let mut r = visitor(app, reporter).await;
+    meet(&mut t, &mut r).await;
+    talk(&mut t, &mut r, "buy my stuff").await;
+    report(&mut r, "spam", "").await;
+    assert_eq!(t.expect_close().await.reason, "partner left");
+}
+
+#[actix_rt::test]
+async fn three_reporters_ban_a_visitor_on_every_process_for_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let db = TestDb::new();
+    let same_db = db.alias();
+    let app = serve(db, &key_file, |s| {
+        without_flood_limits(s);
+        // r2 meets the spammer twice in a row.
+        s.rematch_cooldown = std::time::Duration::ZERO;
+    })
+    .await;
+    reported_by(&app, "spammer", "r1").await;
+    reported_by(&app, "spammer", "r2").await;
+    // Two reports from one reporter count once.
+    reported_by(&app, "spammer", "r2").await;
+    assert_eq!(request_as(&app, "spammer").await["type"], "waiting");
+    reported_by(&app, "spammer", "r3").await;
+
+    // Banned at once on this process: told on connecting, and for each request.
+    let frame = request_as(&app, "spammer").await;
+    assert_eq!(frame["error"], "banned", "{frame}");
+    let until = frame["until_ms"].as_i64().unwrap();
+    let hour = until - pairchat::moderation::now_ms();
+    assert!((3_500_000..=3_600_000).contains(&hour), "{hour} ms");
+    assert!(frame["reason"].as_str().unwrap().contains('3'), "{frame}");
+    // The reporters are not.
+    assert_eq!(request_as(&app, "r1").await["type"], "waiting");
+
+    // Another process on the database (or a restart) holds it too.
+    let other = serve(same_db, &key_file, |s| s.force = true).await;
+    assert_eq!(request_as(&other, "spammer").await["error"], "banned");
+    let (spammer, _) = keys_of(&key_file, "spammer");
+    let reports = stored_reports(&app.pool).await;
+    assert_eq!(reports.len(), 4);
+    assert!(reports.iter().all(|r| r.reported == spammer.as_i64()));
+}
+
+#[actix_rt::test]
+async fn automatic_bans_are_off_with_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let app = serve(TestDb::new(), &key_file, |s| {
+        without_flood_limits(s);
+        s.moderation.auto_ban_reports = 0;
+    })
+    .await;
+    for reporter in ["r1", "r2", "r3"] {
+        reported_by(&app, "spammer", reporter).await;
+    }
+    assert_eq!(request_as(&app, "spammer").await["type"], "waiting");
+}
+
+#[actix_rt::test]
+async fn a_report_across_two_processes_names_the_remote_partner() {
+    let test = "report across processes";
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let key_flag = key_file.to_str().unwrap().to_owned();
+    let extra = ["--secret-key-file", key_flag.as_str()];
+    let Some(nodes) = crate::cluster::Nodes::start_or_skip(test, 2, &extra).await else {
+        return;
+    };
+    let token = |url: String, t: &str| format!("{url}?visitor={t}");
+    let (mut waiter, mut reporter) = crate::cluster::pair_across(
+        &token(nodes.url(0), "far-away"),
+        &token(nodes.url(1), "reporter"),
+    )
+    .await;
+    talk(&mut waiter, &mut reporter, "hello from 0").await;
+    talk(&mut reporter, &mut waiter, "hello from 1").await;
+    talk(&mut waiter, &mut reporter, "rude words").await;
+    report(&mut reporter, "harassment", "").await;
+    assert_eq!(waiter.expect_close().await.reason, "partner left");
+
+    let pool = nodes.db.migrated_pool(1);
+    let reports = stored_reports(&pool).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (far, address) = keys_of(&key_file, "far-away");
+    let (me, _) = keys_of(&key_file, "reporter");
+    let r = &reports[0];
+    assert_eq!(
+        (r.reported, r.reported_address),
+        (far.as_i64(), address.as_i64())
+    );
+    assert_eq!(r.reporter, me.as_i64());
+    let lines: Vec<(Side, &str)> = r
+        .evidence
+        .iter()
+        .map(|l| (l.from, l.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (Side::Reported, "hello from 0"),
+            (Side::Reporter, "hello from 1"),
+            (Side::Reported, "rude words")
+        ]
+    );
+}
