@@ -22,6 +22,27 @@ async fn visitor(app: &TestApp, token: &str) -> Client {
     Client::connect(&format!("{}?visitor={token}", app.ws_url())).await
 }
 
+/// The report names `(reported, reporter)` (page tokens) by their keys, and holds `lines`.
+fn assert_report(
+    r: &Report,
+    key_file: &std::path::Path,
+    who: (&str, &str),
+    lines: &[(Side, &str)],
+) {
+    let (reported, address) = keys_of(key_file, who.0);
+    let (reporter, _) = keys_of(key_file, who.1);
+    assert_eq!(
+        (r.reported, r.reported_address, r.reporter),
+        (reported.as_i64(), address.as_i64(), reporter.as_i64())
+    );
+    let got: Vec<(Side, &str)> = r
+        .evidence
+        .iter()
+        .map(|l| (l.from, l.message.as_str()))
+        .collect();
+    assert_eq!(got, lines);
+}
+
 /// `first` waits, `second` arrives and finds it.
 async fn meet(first: &mut Client, second: &mut Client) {
     first.request().await;
@@ -214,25 +235,176 @@ async fn a_report_across_two_processes_names_the_remote_partner() {
     let pool = nodes.db.migrated_pool(1);
     let reports = stored_reports(&pool).await;
     assert_eq!(reports.len(), 1, "{reports:?}");
-    let (far, address) = keys_of(&key_file, "far-away");
-    let (me, _) = keys_of(&key_file, "reporter");
-    let r = &reports[0];
-    assert_eq!(
-        (r.reported, r.reported_address),
-        (far.as_i64(), address.as_i64())
-    );
-    assert_eq!(r.reporter, me.as_i64());
-    let lines: Vec<(Side, &str)> = r
-        .evidence
-        .iter()
-        .map(|l| (l.from, l.message.as_str()))
-        .collect();
-    assert_eq!(
-        lines,
-        [
+    assert_report(
+        &reports[0],
+        &key_file,
+        ("far-away", "reporter"),
+        &[
             (Side::Reported, "hello from 0"),
             (Side::Reporter, "hello from 1"),
-            (Side::Reported, "rude words")
-        ]
+            (Side::Reported, "rude words"),
+        ],
     );
+}
+
+/// A `POST /report` with `body` (sent as text/plain, as the page does) and extra header lines:
+/// `(status, body as JSON)`.
+pub async fn post_report(
+    address: std::net::SocketAddr,
+    body: &serde_json::Value,
+    extra: &str,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /report HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(crate::helpers::PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text[9..12].parse().unwrap();
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    (status, json)
+}
+
+/// Ends the chat with `leave`: `ended` (with its sealed report) then the close `bye`.
+async fn leave(c: &mut Client) -> String {
+    c.send_json(json!({"type": "leave"})).await;
+    let ended = c.expect_type("ended").await;
+    let closed = c.expect_close().await;
+    assert_eq!((closed.code, closed.reason.as_str()), (1000, "bye"));
+    ended["report"]
+        .as_str()
+        .expect("a sealed report")
+        .to_owned()
+}
+
+#[actix_rt::test]
+async fn after_a_chat_either_side_may_still_report_once_on_any_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let db = TestDb::new();
+    let same_db = db.alias();
+    let first = serve(db, &key_file, without_flood_limits).await;
+    let second = serve(same_db, &key_file, |s| s.force = true).await;
+    let mut alice = visitor(&first, "alice").await;
+    let mut bob = visitor(&first, "bob").await;
+    meet(&mut alice, &mut bob).await;
+    talk(&mut alice, &mut bob, "nice to meet you").await;
+    talk(&mut bob, &mut alice, "send pictures").await;
+    // Bob leaves: he gets his own sealed report, and alice gets hers before `partner left`.
+    let bobs = leave(&mut bob).await;
+    let ended = alice.expect_type("ended").await;
+    assert_eq!(alice.expect_close().await.reason, "partner left");
+    let alices = ended["report"].as_str().unwrap().to_owned();
+    assert!(!alices.contains("send pictures"), "sealed, not readable");
+
+    // Alice reports from the closed view, on the other process.
+    let origin = format!("Origin: http://{}\r\n", second.address);
+    let body = json!({"report": alices, "reason": "sexual", "note": "asked for pictures"});
+    let (status, answer) = post_report(second.address, &body, &origin).await;
+    assert_eq!(
+        (status, answer["type"].as_str()),
+        (200, Some("reported")),
+        "{answer}"
+    );
+    let reports = stored_reports(&first.pool).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].reason, "sexual");
+    assert_report(
+        &reports[0],
+        &key_file,
+        ("bob", "alice"),
+        &[
+            (Side::Reporter, "nice to meet you"),
+            (Side::Reported, "send pictures"),
+        ],
+    );
+    let (alice_key, _) = keys_of(&key_file, "alice");
+
+    // Once per chat and side; bob's own report of alice is his to make.
+    let (status, answer) = post_report(first.address, &body, "").await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (409, Some("already_reported"))
+    );
+    let (status, _) = post_report(
+        first.address,
+        &json!({"report": bobs, "reason": "spam"}),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let reports = stored_reports(&first.pool).await;
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().any(|r| r.reported == alice_key.as_i64()));
+}
+
+#[actix_rt::test]
+async fn reports_after_a_chat_are_refused_when_forged_malformed_or_from_another_site() {
+    let app = crate::helpers::spawn_app().await;
+    let (mut a, mut b) = app.pair().await;
+    let token = leave(&mut a).await;
+    let ended = b.expect_type("ended").await;
+    assert!(ended["report"].is_string());
+    let mut forged = token.clone().into_bytes();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let cases = [
+        (
+            json!({"report": forged, "reason": "spam"}),
+            "",
+            400,
+            "bad_token",
+        ),
+        (
+            json!({"report": "", "reason": "spam"}),
+            "",
+            400,
+            "bad_token",
+        ),
+        (
+            json!({"report": token, "reason": "rude"}),
+            "",
+            400,
+            "bad_report",
+        ),
+        (
+            json!({"report": token, "reason": "spam", "note": "x".repeat(501)}),
+            "",
+            400,
+            "bad_report",
+        ),
+        (json!({"nothing": 1}), "", 400, "bad_frame"),
+        (
+            json!({"report": token, "reason": "spam"}),
+            "Origin: https://elsewhere.example\r\n",
+            403,
+            "origin_not_allowed",
+        ),
+    ];
+    for (body, extra, status, code) in cases {
+        let (got, answer) = post_report(app.address, &body, extra).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    assert!(stored_reports(&app.pool).await.is_empty());
+    // Five from one address at once, then one every 10 s: the sixth waits.
+    let body = json!({"report": token, "reason": "spam"});
+    let (got, answer) = post_report(app.address, &body, "").await;
+    assert_eq!((got, answer["error"].as_str()), (429, Some("rate_limited")));
 }

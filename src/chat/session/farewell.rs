@@ -23,7 +23,19 @@ pub(super) async fn last_frame(client: &Client, end: &End) -> Option<String> {
                 Err(_) => Some(unstored(client)),
             }
         }
-        End::Left | End::PartnerGone(_) => Some(ServerFrame::Ended { report: None }.to_json()),
+        End::Left | End::PartnerGone(_) => {
+            // With its chat's evidence sealed, so that the page can still report the partner.
+            let report = client.partner.as_ref().and_then(|partner| {
+                let evidence = partner.evidence_for(client.id);
+                (client.moderation).seal_for_later(partner.who(), client.who.visitor, evidence)
+            });
+            Some(
+                ServerFrame::Ended {
+                    report: report.map(Into::into),
+                }
+                .to_json(),
+            )
+        }
         _ => None,
     }
 }
