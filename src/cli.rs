@@ -16,8 +16,8 @@ use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
-use crate::moderation::ModerationConfig;
 use crate::moderation::challenge::ChallengeConfig;
+use crate::moderation::ModerationConfig;
 use crate::startup::Application;
 use crate::telemetry::LogFormat;
 

@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use crate::admin::AdminSettings;
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
-use crate::moderation::ModerationConfig;
 use crate::moderation::challenge::ChallengeConfig;
+use crate::moderation::ModerationConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";

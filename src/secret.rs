@@ -101,6 +101,16 @@ impl SecretKey {
         actix_web::cookie::Key::derive_from(&master)
     }
 
+    /// A 256-bit key of its own for `purpose` (HKDF-SHA-256 of this key), the same in every
+    /// process that shares the key file.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"pairchat"), &self.0);
+        // 32 bytes are far below HKDF-SHA-256's limit (8,160): this cannot fail.
+        let _ = hkdf.expand(purpose, &mut key);
+        key
+    }
+
     /// SipHash-1-3 of `prefix` and `value` under this key: the same in every process that
     /// shares the key file, so processes sharing a database agree.
     pub fn hash(&self, prefix: &[u8], value: &[u8]) -> i64 {

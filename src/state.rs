@@ -9,8 +9,8 @@ use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
 use crate::cluster::Cluster;
 use crate::db::DbPool;
-use crate::moderation::Moderation;
 use crate::moderation::challenge::Gate;
+use crate::moderation::Moderation;
 use crate::routes::assets::Assets;
 use crate::routes::client::Forwarding;
 use crate::routes::security::OriginPolicy;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub session: Arc<SessionConfig>,
     pub conns_per_ip: Arc<ConnsPerIp>,
     pub connect_rate: ConnectRate,
+    /// `POST /report`s per address.
+    pub report_rate: ConnectRate,
     pub forwarding: Forwarding,
     pub origins: OriginPolicy,
     pub assets: Assets,

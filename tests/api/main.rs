@@ -31,5 +31,6 @@ mod nginx;
 mod pairing;
 mod process;
 mod proxy;
+mod reports;
 mod schema;
 mod storage;

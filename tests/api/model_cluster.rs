@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pairchat::chat::hub::{self, HubHandle, Kick};
-use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
+use pairchat::chat::ids::{ConnId, ConnIds};
 use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver};
 use pairchat::chat::matchmaker::Sharing;
 use pairchat::cluster::{Cluster, ClusterConfig};
@@ -33,7 +33,7 @@ use proptest::test_runner::{Config, TestRunner};
 use tokio::sync::oneshot;
 
 use crate::helpers::{TestDb, PATIENCE};
-use crate::model::{chats_by_member, rows_agree, take_message, Seen};
+use crate::model::{chats_by_member, rows_agree, take_message, who, Seen};
 
 /// The processes of the model, by node id.
 const NODES: [u32; 3] = [21, 22, 23];
@@ -164,13 +164,9 @@ impl World {
                 let id = self.ids[at].next();
                 let (tx, outbox) = link::outbox(OUTBOX);
                 let (kick, kicked) = oneshot::channel();
-                // A new visitor each time, by page token (an odd key) or by address.
+                // A new visitor each time.
                 self.next_key += 1;
-                let key = if self.next_key & 1 == 1 {
-                    VisitorKey::named(self.next_key)
-                } else {
-                    VisitorKey::address(self.next_key)
-                };
+                let key = who(self.next_key);
                 self.hubs[at].connect(id, key, tx, kick).await.expect("hub");
                 self.visitors.push(Visitor {
                     id,
