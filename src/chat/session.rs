@@ -149,6 +149,8 @@ pub struct Live {
 }
 
 impl Live {
+    // One argument per thing a session is handed, rather than a struct made for this call.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         hub: HubHandle,
         config: Arc<SessionConfig>,

@@ -388,10 +388,11 @@ impl Gate {
     }
 }
 
-/// The keyed hash an address is flagged by (an IPv6 address by its /64): the visitor key of
-/// a visitor from it who sends no page token.
+/// What an address is flagged by (an IPv6 address by its /64): its address key, as a ban
+/// and a report name it (`Who::address`), and the visitor key of a visitor from it who sends
+/// no page token.
 pub fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
-    crate::routes::client::address_hash(ip, key)
+    crate::routes::client::address_of(ip, key).as_i64()
 }
 
 /// Flags `address` (see `address_hash`) until `until` (Unix seconds): its chats need a solved

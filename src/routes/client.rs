@@ -107,9 +107,8 @@ pub fn address_of(ip: IpAddr, key: &SecretKey) -> VisitorKey {
     VisitorKey::address(address_hash(ip, key))
 }
 
-/// The keyed hash of `ip`'s address (see `address_key`: an IPv6 address by its /64): what
-/// the challenge gate and its flags know an address by.
-pub fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
+/// The keyed hash of `ip`'s address (see `address_key`: an IPv6 address by its /64).
+fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
     key.hash(b"ip:", address_key(ip).to_string().as_bytes())
 }
 

@@ -13,7 +13,7 @@ use crate::chat::frame_limit::FrameLimit;
 use crate::chat::limits::Refused;
 use crate::chat::session;
 use crate::chat::session::Who;
-use crate::routes::client::{address_hash, address_of, visitor_key};
+use crate::routes::client::{address_of, visitor_key};
 use crate::state::AppState;
 
 pub async fn upgrade(
@@ -80,10 +80,12 @@ pub async fn upgrade(
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
     let moderation = state.moderation.clone();
-    let gate = state.challenges.is_on().then(|| {
-        let address = address_hash(ip, &state.secret);
-        (state.challenges.clone(), address)
-    });
+    // The gate knows an address by its key, as bans and reports do (an operator flags an
+    // address from a report).
+    let gate = state
+        .challenges
+        .is_on()
+        .then(|| (state.challenges.clone(), who.address.as_i64()));
     let live = session::Live::new(
         hub,
         state.session.clone(),
