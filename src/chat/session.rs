@@ -10,7 +10,7 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, MessageStream,
     ProtocolError, Session,
 };
-use futures_util::future::{Fuse, FutureExt};
+use futures_util::future::{BoxFuture, Fuse, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -21,12 +21,10 @@ use super::ids::ConnId;
 pub use super::ids::Who;
 use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
-use super::protocol::{
-    challenge_frame, message_frames, parse_client_frame, ClientFrame, ServerFrame,
-};
+use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 use crate::metrics::Metrics;
 use crate::moderation::bans::banned_frame;
-use crate::moderation::challenge::{Gate, Verdict};
+use crate::moderation::challenge::Ticket;
 use crate::moderation::reports::{self, NewReport};
 use crate::moderation::Moderation;
 use heartbeat::{Due, Heartbeat};
@@ -82,9 +80,10 @@ enum Write {
     Text(String),
     Ping,
     Pong(actix_web::web::Bytes),
-    /// Not a write: a first request, with the challenge solution it carries, that the
-    /// challenge gate decides on before it goes to the hub (`converse` awaits the gate).
-    Admit(Option<String>),
+    /// A request waiting for the challenge gate (see `Ticket::admit`), then what it says
+    /// to write, if anything. Awaited as a write is, so a kick or a silent client still ends
+    /// it, and the session task does not grow.
+    Admit(BoxFuture<'static, Option<String>>),
 }
 
 /// Frames refused in a row for a rate limit before the client is closed with 1008: the 21st
@@ -125,9 +124,8 @@ struct Client {
     control_tokens: Tokens,
     /// Frames refused in a row for a rate limit.
     strikes: u32,
-    /// The challenge gate and this client's address (its keyed hash) until a request has
-    /// passed it (one connection starts one chat); `None` after, or with challenges off.
-    gate: Option<Box<(Gate, i64)>>,
+    /// This connection's way through the challenge gate; `None` with challenges off.
+    ticket: Option<Arc<Ticket>>,
 }
 
 /// A connection ready to run: everything its task keeps. It is built before the task is
@@ -159,7 +157,7 @@ impl Live {
         ws: Session,
         stream: MessageStream,
         slot: IpSlot,
-        gate: Option<(Gate, i64)>,
+        ticket: Option<Arc<Ticket>>,
     ) -> Live {
         let id = hub.next_id();
         let (outbox_tx, outbox) = link::outbox(config.outbox_capacity);
@@ -186,7 +184,7 @@ impl Live {
                 typing_tokens,
                 control_tokens,
                 strikes: 0,
-                gate: gate.map(Box::new),
+                ticket,
             },
             stream,
             inbox: outbox.into_stream(),
@@ -282,11 +280,7 @@ impl Live {
                                 // per ping.
                                 timer.set(tokio::time::sleep_until(beat.deadline()));
                             }
-                            let reply = match client.on_client_frame(frame, received) {
-                                Ok(Some(Write::Admit(altcha))) => client.admit(altcha).await,
-                                reply => reply,
-                            };
-                            let written = match reply {
+                            let written = match client.on_client_frame(frame, received) {
                                 Ok(Some(reply)) => client.write(reply).await,
                                 Ok(None) => Ok(()),
                                 Err(end) => Err(end),
@@ -437,13 +431,21 @@ impl Client {
             Err(e) => return refuse(self.hub.metrics(), e.code(), e.to_string()),
         };
         match frame {
-            // A banned visitor may not ask; a first request waits for the challenge gate
-            // (while challenges are on); the hub knows whether this connection waits or talks
-            // already, and says so.
-            ClientFrame::Request(altcha) => match self.banned() {
-                Some(refused) => refused,
-                None if self.gate.is_some() => Ok(Some(Write::Admit(altcha.map(String::from)))),
-                None => self.request(),
+            // A banned visitor may not ask; until one has passed, a request goes through the
+            // challenge gate first; the hub knows whether this connection waits or talks already,
+            // and says so.
+            ClientFrame::Request(altcha) => match (self.banned(), &self.ticket) {
+                (Some(refused), _) => refused,
+                (None, Some(ticket)) if !ticket.passed() => {
+                    let (hub, id) = (self.hub.clone(), self.id);
+                    let then = move || match hub.request(id) {
+                        Ok(()) | Err(TrySendError::Gone) => None,
+                        Err(TrySendError::Busy) => Some(unavailable_frame(hub.metrics())),
+                    };
+                    let altcha = altcha.map(String::from);
+                    Ok(Some(Write::Admit(ticket.admit(altcha, then))))
+                }
+                (None, _) => self.request(),
             },
             ClientFrame::Message(message) => match &self.partner {
                 Some(partner) => relay_message(
@@ -499,32 +501,6 @@ impl Client {
         Some(say(banned_frame(&ban, self.moderation.appeal())))
     }
 
-    /// Asks the challenge gate about a first request: it goes on to the hub, or the client
-    /// is given a challenge to solve and send with its next request. While the gate decides
-    /// (in a cluster, a Redis round trip or two, at most a second) this session reads nothing
-    /// else: it has no partner yet.
-    async fn admit(&mut self, altcha: Option<String>) -> Reply {
-        let Some(gate) = &self.gate else {
-            return self.request();
-        };
-        let (gate, address) = &**gate;
-        match gate.admit(*address, altcha).await {
-            Verdict::Admit => {
-                self.gate = None;
-                self.request()
-            }
-            Verdict::Challenge {
-                code,
-                detail,
-                challenge,
-            } => {
-                self.hub.metrics().error_sent(code);
-                say(challenge_frame(code, detail, &challenge))
-            }
-            Verdict::Unavailable => say(unavailable_frame(self.hub.metrics())),
-        }
-    }
-
     fn on_outbound(&mut self, out: Outbound) -> Reply {
         match out {
             Outbound::Frame(text) => {
@@ -553,8 +529,10 @@ impl Client {
                 Write::Text(text) => ws.text(text).await,
                 Write::Ping => ws.ping(b"").await,
                 Write::Pong(payload) => ws.pong(&payload).await,
-                // `converse` hands these to the gate; nothing to write.
-                Write::Admit(_) => Ok(()),
+                Write::Admit(admitted) => match admitted.await {
+                    Some(text) => ws.text(text).await,
+                    None => Ok(()),
+                },
             }
         };
         let write = tokio::time::timeout(limit, write);

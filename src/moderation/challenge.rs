@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,8 @@ use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
+use crate::chat::hub::unavailable_frame;
+use crate::chat::protocol::challenge_frame;
 use crate::cluster::wire::Keys;
 use crate::db::schema::challenge_flag;
 use crate::db::{self, DbConn, DbPool};
@@ -69,7 +72,7 @@ pub struct ChallengeConfig {
 
 /// What the gate says of a request.
 #[derive(Debug)]
-pub enum Verdict {
+enum Verdict {
     Admit,
     /// Refused: `code` is `challenge_required` or `challenge_failed`; solve `challenge`.
     Challenge {
@@ -151,11 +154,13 @@ impl Gate {
         self.inner.config.after > 0
     }
 
-    /// Decides on a connection's first request from `address` (its keyed hash), carrying the
-    /// solution `altcha` or none. Boxed: the session awaits it rarely and keeps it small.
-    pub fn admit(&self, address: i64, altcha: Option<String>) -> BoxFuture<'static, Verdict> {
-        let gate = self.clone();
-        Box::pin(async move { gate.decide(address, altcha.as_deref()).await })
+    /// The way through the gate of one connection from `address` (its keyed hash).
+    pub fn ticket(&self, address: i64) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            gate: self.clone(),
+            address,
+            passed: AtomicBool::new(false),
+        })
     }
 
     async fn decide(&self, address: i64, altcha: Option<&str>) -> Verdict {
@@ -385,6 +390,52 @@ impl Gate {
                 }
             })
             .map(|_| ())
+    }
+}
+
+/// One connection's way through the gate: its address, and whether a request of it has
+/// passed (one connection starts one chat: later requests go straight on).
+#[derive(Debug)]
+pub struct Ticket {
+    gate: Gate,
+    address: i64,
+    passed: AtomicBool,
+}
+
+impl Ticket {
+    pub fn passed(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    /// Decides on a request carrying the solution `altcha` (or none). When it passes, `then`
+    /// runs (it queues the request) and the future gives what `then` gives; when it does not,
+    /// the error frame with the challenge to solve, to write to the client. Boxed: a session
+    /// awaits it once or twice in its life, and keeps only the pointer.
+    pub fn admit(
+        self: &Arc<Self>,
+        altcha: Option<String>,
+        then: impl FnOnce() -> Option<String> + Send + 'static,
+    ) -> BoxFuture<'static, Option<String>> {
+        let ticket = self.clone();
+        Box::pin(async move {
+            let gate = &ticket.gate;
+            let metrics = &gate.inner.metrics;
+            match gate.decide(ticket.address, altcha.as_deref()).await {
+                Verdict::Admit => {
+                    ticket.passed.store(true, Ordering::Relaxed);
+                    then()
+                }
+                Verdict::Challenge {
+                    code,
+                    detail,
+                    challenge,
+                } => {
+                    metrics.error_sent(code);
+                    Some(challenge_frame(code, detail, &challenge))
+                }
+                Verdict::Unavailable => Some(unavailable_frame(metrics)),
+            }
+        })
     }
 }
 

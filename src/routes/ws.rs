@@ -82,10 +82,10 @@ pub async fn upgrade(
     let moderation = state.moderation.clone();
     // The gate knows an address by its key, as bans and reports do (an operator flags an
     // address from a report).
-    let gate = state
+    let ticket = state
         .challenges
         .is_on()
-        .then(|| (state.challenges.clone(), who.address.as_i64()));
+        .then(|| state.challenges.ticket(who.address.as_i64()));
     let live = session::Live::new(
         hub,
         state.session.clone(),
@@ -94,7 +94,7 @@ pub async fn upgrade(
         ws,
         stream,
         slot,
-        gate,
+        ticket,
     );
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
     actix_web::rt::spawn(session::run(live));

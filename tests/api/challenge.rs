@@ -145,7 +145,10 @@ async fn an_address_over_the_rate_is_challenged_and_a_solved_challenge_lets_it_t
     c.send_json(json!({"type": "request", "altcha": solution}))
         .await;
     c.expect_type("waiting").await;
-    // And every further one this minute is asked again.
+    // A connection starts one chat: asking again on it is the hub's business, not the gate's.
+    c.request().await;
+    c.expect_error("already_waiting").await;
+    // And every further chat this minute is asked again.
     let (_d, again) = ask(&url, None).await;
     challenge_of(&again, "challenge_required");
     assert_eq!(challenge_counts(metrics).await, [2.0, 1.0, 0.0]);
