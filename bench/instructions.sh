@@ -6,7 +6,7 @@
 #   bench/instructions.sh -- SERVER COMMAND LISTENING ON 127.0.0.1:41070
 #   bench/instructions.sh -- target/release/pairchat serve --bind 127.0.0.1:41070 \
 #       --database-url sqlite:///tmp/cg.db --rate-per-sec 1000000 --rate-burst 1000000 \
-#       --max-conns-per-ip 1000000 --connects-per-sec-per-ip 1000000
+#       --max-conns-per-ip 1000000 --connects-per-sec-per-ip 1000000 --challenge-after 0
 #   bench/instructions.sh -- target/release/pairchat-ref-relay --kind actix --bind 127.0.0.1:41070
 #
 # Runs the server under callgrind twice, with relay (100 pairs, 400 msgs/s) for 3 s and for

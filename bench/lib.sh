@@ -61,6 +61,8 @@ bench_flags() {
   for flag in rate-per-sec rate-burst max-conns-per-ip connects-per-sec-per-ip; do
     grep -q -- "--$flag" <<<"$help" && printf '%s\n' "--$flag" 1000000
   done
+  # A benchmark's clients all come from one address: never challenged (0 turns it off).
+  grep -q -- '--challenge-after' <<<"$help" && printf '%s\n' --challenge-after 0
   grep -q -- '--secret-key-file' <<<"$help" && printf '%s\n' --secret-key-file "$tmp/pairchat.key"
   return 0
 }

@@ -14,6 +14,7 @@ use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
 use crate::config::*;
 use crate::db::{self, lease::ServerLease, queries};
+use crate::moderation::challenge::ChallengeConfig;
 use crate::startup::Application;
 use crate::telemetry::LogFormat;
 
@@ -155,6 +156,14 @@ pub struct ServeArgs {
     /// copy built into the binary; it must hold embed.js and js/chat.js.
     #[arg(long, env = "PAIRCHAT_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
+    /// New chats one address (an IPv6 address by its /64) may start in a clock minute; past
+    /// it each further request must carry a solved proof-of-work challenge (0: never ask).
+    #[arg(long, env = "PAIRCHAT_CHALLENGE_AFTER", default_value_t = DEFAULT_CHALLENGE_AFTER)]
+    pub challenge_after: u32,
+    /// The challenge's largest number (at least 1): solving takes on average half as many
+    /// SHA-256 hashes (100,000: well under a second in a browser).
+    #[arg(long, env = "PAIRCHAT_CHALLENGE_DIFFICULTY", default_value_t = DEFAULT_CHALLENGE_DIFFICULTY, value_parser = positive::<u64>)]
+    pub challenge_difficulty: u64,
     /// Seconds during which two visitors who just talked are not paired with each other again,
     /// even when nobody else is waiting.
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = DEFAULT_REMATCH_COOLDOWN_SECS)]
@@ -204,6 +213,10 @@ impl ServeArgs {
             assets_dir: self.assets_dir.clone(),
             secret_key_file: Some(self.secret_key_file.clone()),
             force: self.force,
+            challenge: ChallengeConfig {
+                after: self.challenge_after,
+                difficulty: self.challenge_difficulty,
+            },
             session: SessionConfig {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use crate::chat::session::SessionConfig;
 use crate::cluster::ClusterConfig;
+use crate::moderation::challenge::ChallengeConfig;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -37,6 +38,12 @@ pub const DEFAULT_CONNECTS_PER_SEC_PER_IP: f64 = 10.0;
 pub const DEFAULT_NODE_HEARTBEAT_MS: u64 = 1_000;
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_RELAY_TIMEOUT_MS: u64 = 5_000;
+/// New chats an address may start in one clock minute before it must solve a challenge.
+/// Ten a minute is far past a person's pace (a chat every six seconds) and well below a bot's.
+pub const DEFAULT_CHALLENGE_AFTER: u32 = 10;
+/// The challenge's largest number: a browser tries about half as many SHA-256 hashes, a
+/// fraction of a second on a phone.
+pub const DEFAULT_CHALLENGE_DIFFICULTY: u64 = 100_000;
 /// New connections an address may open at once, as a multiple of its rate per second.
 pub const CONNECT_BURST_SECONDS: f64 = 3.0;
 
@@ -78,6 +85,8 @@ pub struct Settings {
     pub secret_key_file: Option<PathBuf>,
     /// Serve even though another live server uses the database (its rows are cleared).
     pub force: bool,
+    /// When an address must solve a proof-of-work challenge to start a chat.
+    pub challenge: ChallengeConfig,
     pub session: SessionConfig,
 }
 
@@ -102,6 +111,10 @@ impl Settings {
             rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             secret_key_file: None,
             force: false,
+            challenge: ChallengeConfig {
+                after: DEFAULT_CHALLENGE_AFTER,
+                difficulty: DEFAULT_CHALLENGE_DIFFICULTY,
+            },
             session: SessionConfig::default(),
         }
     }
@@ -191,6 +204,10 @@ impl Settings {
             ("outbox_capacity", check_positive(s.outbox_capacity).err()),
             ("rate_per_sec", check_positive(s.rate_per_sec).err()),
             ("rate_burst", check_positive(s.rate_burst).err()),
+            (
+                "challenge.difficulty",
+                check_positive(self.challenge.difficulty).err(),
+            ),
         ];
         if let Some((name, e)) = checks
             .into_iter()

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod memory;
 pub mod metrics;
+pub mod moderation;
 pub mod routes;
 pub mod secret;
 pub mod startup;

@@ -2,8 +2,6 @@
 //! `routes/metrics.rs`). Everything is made once at start-up and counted through atomics; the
 //! gauges are the hub's own counts, set when a scrape asks. Every series carries the process's
 //! `node` label (the high half of its connection ids).
-//!
-//! Reports, bans and challenges do not exist yet: their metrics come with them.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -24,7 +22,7 @@ pub const RELAY_LATENCY_SAMPLE: u64 = 16;
 
 /// Every error code the server sends a client: in error frames (the protocol's), and in the
 /// body of a refused upgrade.
-pub const ERROR_CODES: [&str; 17] = [
+pub const ERROR_CODES: [&str; 19] = [
     "bad_json",
     "unknown_type",
     "bad_frame",
@@ -37,6 +35,8 @@ pub const ERROR_CODES: [&str; 17] = [
     "rate_limited",
     "unavailable",
     "undelivered",
+    "challenge_required",
+    "challenge_failed",
     "origin_not_allowed",
     "too_many_connections",
     "too_many_connects",
@@ -152,6 +152,9 @@ pub struct Metrics {
     closes: Labelled,
     database_errors: Counter,
     redis_errors: Counter,
+    challenges_issued: Counter,
+    challenges_solved: Counter,
+    challenges_failed: Counter,
 }
 
 impl Metrics {
@@ -201,7 +204,19 @@ impl Metrics {
             ),
             redis_errors: r.counter(
                 "redis_errors",
-                "Redis calls that failed or timed out (relay, inbox, liveness)",
+                "Redis calls that failed or timed out (relay, inbox, liveness, challenges)",
+            ),
+            challenges_issued: r.counter(
+                "challenges_issued",
+                "Proof-of-work challenges sent to clients",
+            ),
+            challenges_solved: r.counter(
+                "challenges_solved",
+                "Solved challenges accepted (the request went on)",
+            ),
+            challenges_failed: r.counter(
+                "challenges_failed",
+                "Challenge solutions refused: wrong, expired, replayed or unreadable",
             ),
             registry: r.0,
         }
@@ -246,6 +261,18 @@ impl Metrics {
 
     pub fn redis_error(&self) {
         self.redis_errors.inc();
+    }
+
+    pub fn challenge_issued(&self) {
+        self.challenges_issued.inc();
+    }
+
+    pub fn challenge_solved(&self) {
+        self.challenges_solved.inc();
+    }
+
+    pub fn challenge_failed(&self) {
+        self.challenges_failed.inc();
     }
 
     /// Everything in the Prometheus text format (0.0.4), with the gauges set to the hub's

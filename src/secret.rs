@@ -100,6 +100,17 @@ impl SecretKey {
         // i64::MIN means "nobody" to the matchmaker.
         (hasher.finish() as i64).max(i64::MIN + 1)
     }
+
+    /// A key for another purpose (`label`), made from this one as hex: every process that
+    /// shares the key file derives the same, and it tells nothing of this key or the others.
+    pub fn derive_hex(&self, label: &[u8]) -> String {
+        use siphasher::sip128::Hasher128;
+        let mut hasher = siphasher::sip128::SipHasher13::new_with_key(&self.0);
+        hasher.write(b"derive:");
+        hasher.write(label);
+        let hash = hasher.finish128().as_bytes();
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +140,9 @@ mod tests {
         let a = SecretKey::random().expect("a");
         let b = SecretKey::random().expect("b");
         assert_ne!(a.hash(b"ip:", b"10.0.0.1"), b.hash(b"ip:", b"10.0.0.1"));
+        assert_ne!(a.derive_hex(b"altcha"), b.derive_hex(b"altcha"));
+        assert_ne!(a.derive_hex(b"altcha"), a.derive_hex(b"other"));
+        assert_eq!(a.derive_hex(b"altcha"), a.clone().derive_hex(b"altcha"));
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("bad.key");
         std::fs::write(&path, "not a key").expect("write");

@@ -21,6 +21,7 @@ use crate::config::{Settings, CONNECT_BURST_SECONDS};
 use crate::db::{self, lease::ServerLease, queries};
 use crate::memory;
 use crate::metrics::Metrics;
+use crate::moderation::challenge::Gate;
 
 use crate::routes::assets::{Assets, ASSET_MAX_AGE_SECS};
 use crate::routes::client::Forwarding;
@@ -131,6 +132,23 @@ impl Application {
             None => None,
         };
         let member = cluster.as_ref().map(|(c, _)| c.clone());
+        let challenges = Gate::new(
+            settings.challenge,
+            &secret,
+            metrics.clone(),
+            pool.clone(),
+            member.as_ref().map(Cluster::redis),
+        );
+        if challenges.is_on() {
+            let gate = challenges.clone();
+            tokio::task::spawn_blocking(move || gate.refresh_flags())
+                .await
+                .context("reading the challenge flags panicked")?
+                .context("cannot read the challenge flags")?;
+            challenges
+                .spawn_flag_refresher()
+                .context("cannot start the challenge flags thread")?;
+        }
         let hub = hub::spawn_with(
             pool.clone(),
             ids,
@@ -168,6 +186,7 @@ impl Application {
             origins,
             assets: assets.clone(),
             secret,
+            challenges,
         });
         let mut server = HttpServer::new(move || {
             let policy = state.origins.clone();

@@ -7,6 +7,7 @@ use crate::chat::limits::{ConnectRate, ConnsPerIp};
 use crate::chat::session::SessionConfig;
 use crate::cluster::Cluster;
 use crate::db::DbPool;
+use crate::moderation::challenge::Gate;
 use crate::routes::assets::Assets;
 use crate::routes::client::Forwarding;
 use crate::routes::security::OriginPolicy;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub origins: OriginPolicy,
     pub assets: Assets,
     pub secret: SecretKey,
+    /// Who must solve a challenge before a chat; the admin pages flag addresses through it.
+    pub challenges: Gate,
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// A frame from a client, parsed and checked for shape (not yet for state).
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame<'a> {
-    Request,
+    /// With the solution of a proof-of-work challenge (`altcha`, base64), once asked for one.
+    Request(Option<Cow<'a, str>>),
     Message(Cow<'a, str>),
     Typing(bool),
 }
@@ -46,6 +47,8 @@ struct RawFrame<'a> {
     message: Option<Cow<'a, str>>,
     #[serde(default)]
     typing: Option<bool>,
+    #[serde(borrow, default)]
+    altcha: Option<Cow<'a, str>>,
 }
 
 /// Longest part of a client's own unknown type echoed back in an error.
@@ -73,7 +76,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
         .kind
         .ok_or(FrameError::BadField("the frame has no \"type\" field"))?;
     match kind.as_ref() {
-        "request" => Ok(ClientFrame::Request),
+        "request" => Ok(ClientFrame::Request(raw.altcha)),
         "message" => raw
             .message
             .map(ClientFrame::Message)
@@ -136,6 +139,26 @@ impl ServerFrame<'_> {
     }
 }
 
+/// An error frame that carries a proof-of-work challenge to solve (`challenge_required`,
+/// `challenge_failed`): the error frame with a `challenge` field, the challenge's JSON.
+pub fn challenge_frame<C: Serialize>(code: &str, detail: &str, challenge: &C) -> String {
+    #[derive(Serialize)]
+    struct ChallengeError<'a, C> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        error: &'a str,
+        detail: &'a str,
+        challenge: &'a C,
+    }
+    let frame = ChallengeError {
+        kind: "error",
+        error: code,
+        detail,
+        challenge,
+    };
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
 /// The two copies of a relayed message, `(to the sender, to the partner)`, with the text
 /// escaped once for both.
 pub fn message_frames(text: &str) -> (String, String) {
@@ -154,7 +177,11 @@ mod tests {
     fn parses_each_client_frame_and_ignores_extra_fields() {
         assert_eq!(
             parse_client_frame(r#"{"type":"request","x":1}"#),
-            Ok(ClientFrame::Request)
+            Ok(ClientFrame::Request(None))
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"request","altcha":"eyJ9"}"#),
+            Ok(ClientFrame::Request(Some("eyJ9".into())))
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"message","message":"hi \"you\"\n"}"#),
@@ -183,6 +210,7 @@ mod tests {
         assert_eq!(code(r#"{"type":"message","message":null}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"typing","typing":"yes"}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"typing"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"request","altcha":5}"#), "bad_frame");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, MessageStream,
     ProtocolError, Session,
 };
-use futures_util::future::{Fuse, FutureExt};
+use futures_util::future::{BoxFuture, Fuse, FutureExt};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -22,6 +22,7 @@ use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 use crate::metrics::Metrics;
+use crate::moderation::challenge::Ticket;
 use heartbeat::{Due, Heartbeat};
 
 mod heartbeat;
@@ -70,6 +71,10 @@ enum Write {
     Text(String),
     Ping,
     Pong(actix_web::web::Bytes),
+    /// A request waiting for the challenge gate (see `Ticket::admit`), then what it says
+    /// to write, if anything. Awaited as a write is, so a kick or a silent client still ends
+    /// it, and the session task does not grow.
+    Admit(BoxFuture<'static, Option<String>>),
 }
 
 /// Frames refused in a row for a rate limit before the client is closed with 1008: the 21st
@@ -108,6 +113,8 @@ struct Client {
     control_tokens: Tokens,
     /// Frames refused in a row for a rate limit.
     strikes: u32,
+    /// This connection's way through the challenge gate; `None` with challenges off.
+    ticket: Option<Arc<Ticket>>,
 }
 
 /// A connection ready to run: everything its task keeps. It is built before the task is
@@ -136,6 +143,7 @@ impl Live {
         ws: Session,
         stream: MessageStream,
         slot: IpSlot,
+        ticket: Option<Arc<Ticket>>,
     ) -> Live {
         let id = hub.next_id();
         let (outbox_tx, outbox) = link::outbox(config.outbox_capacity);
@@ -160,6 +168,7 @@ impl Live {
                 typing_tokens,
                 control_tokens,
                 strikes: 0,
+                ticket,
             },
             stream,
             inbox: outbox.into_stream(),
@@ -394,11 +403,18 @@ impl Client {
             Err(e) => return refuse(self.hub.metrics(), e.code(), e.to_string()),
         };
         match frame {
-            // The hub knows whether this connection waits or talks already, and says so.
-            ClientFrame::Request => match self.hub.request(self.id) {
-                Ok(()) => Ok(None),
-                Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
-                Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
+            // Until one has passed, a request goes through the challenge gate first.
+            ClientFrame::Request(altcha) => match &self.ticket {
+                Some(ticket) if !ticket.passed() => {
+                    let (hub, id) = (self.hub.clone(), self.id);
+                    let then = move || match hub.request(id) {
+                        Ok(()) | Err(TrySendError::Gone) => None,
+                        Err(TrySendError::Busy) => Some(unavailable_frame(hub.metrics())),
+                    };
+                    let altcha = altcha.map(String::from);
+                    Ok(Some(Write::Admit(ticket.admit(altcha, then))))
+                }
+                _ => self.request(),
             },
             ClientFrame::Message(message) => match &self.partner {
                 Some(partner) => {
@@ -413,6 +429,15 @@ impl Client {
                 }
                 None => not_paired(self.hub.metrics()),
             },
+        }
+    }
+
+    /// The hub knows whether this connection waits or talks already, and says so.
+    fn request(&mut self) -> Reply {
+        match self.hub.request(self.id) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
+            Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
         }
     }
 
@@ -437,6 +462,10 @@ impl Client {
                 Write::Text(text) => ws.text(text).await,
                 Write::Ping => ws.ping(b"").await,
                 Write::Pong(payload) => ws.pong(&payload).await,
+                Write::Admit(admitted) => match admitted.await {
+                    Some(text) => ws.text(text).await,
+                    None => Ok(()),
+                },
             }
         };
         let write = tokio::time::timeout(limit, write);

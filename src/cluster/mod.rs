@@ -262,6 +262,12 @@ impl Cluster {
         self.inner.view.alive().len()
     }
 
+    /// A connection to the cluster's Redis (shared, reconnecting by itself) and its keys, for
+    /// what else the processes count together (the challenge gate).
+    pub fn redis(&self) -> (ConnectionManager, Keys) {
+        (self.inner.redis.clone(), self.inner.keys.clone())
+    }
+
     pub fn redis_ok(&self) -> bool {
         self.inner.view.redis_ok.load(Ordering::Relaxed)
     }

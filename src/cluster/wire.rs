@@ -94,6 +94,16 @@ impl Keys {
         format!("{}in:{node}", self.prefix)
     }
 
+    /// Counter: chats `address` (its keyed hash) started in the minute `minute` (Unix time / 60).
+    pub fn chat_starts(&self, address: i64, minute: u64) -> String {
+        format!("{}starts:{address}:{minute}", self.prefix)
+    }
+
+    /// Set once a challenge (named by its salt) has been solved: it cannot be used again.
+    pub fn challenge_used(&self, salt: &str) -> String {
+        format!("{}altcha:{salt}", self.prefix)
+    }
+
     /// Adds to `pipe` what takes `node` out of the cluster: its place in the sorted set, its
     /// count and its stream.
     pub fn forget(&self, pipe: &mut redis::Pipeline, node: u32) {

@@ -11,6 +11,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    challenge_flag (address) {
+        address -> BigInt,
+        expires_at -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     chat_user (rid) {
         rid -> BigInt,
         chat_id -> BigInt,
@@ -37,4 +45,4 @@ diesel::table! {
 
 diesel::joinable!(chat_user -> chat (chat_id));
 
-diesel::allow_tables_to_appear_in_same_query!(chat, chat_user, node, setting,);
+diesel::allow_tables_to_appear_in_same_query!(challenge_flag, chat, chat_user, node, setting,);

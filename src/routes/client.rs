@@ -82,8 +82,15 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey
     });
     match token {
         Some(token) => VisitorKey::named(key.hash(b"token:", token.as_bytes())),
-        None => VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes())),
+        None => VisitorKey::address(address_hash(ip, key)),
     }
+}
+
+/// The keyed hash of `ip`'s address (see `address_key`: an IPv6 address by its /64): what
+/// the visitor key of a visitor without a token is, and what the challenge gate and its flags
+/// know an address by.
+pub fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
+    key.hash(b"ip:", address_key(ip).to_string().as_bytes())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::chat::frame_limit::FrameLimit;
 use crate::chat::limits::Refused;
 use crate::chat::session;
-use crate::routes::client::visitor_key;
+use crate::routes::client::{address_hash, visitor_key};
 use crate::state::AppState;
 
 pub async fn upgrade(
@@ -75,7 +75,19 @@ pub async fn upgrade(
     let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let hub = state.hub.clone();
-    let live = session::Live::new(hub, state.session.clone(), visitor, ws, stream, slot);
+    let ticket = state
+        .challenges
+        .is_on()
+        .then(|| state.challenges.ticket(address_hash(ip, &state.secret)));
+    let live = session::Live::new(
+        hub,
+        state.session.clone(),
+        visitor,
+        ws,
+        stream,
+        slot,
+        ticket,
+    );
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
     actix_web::rt::spawn(session::run(live));
     Ok(response)

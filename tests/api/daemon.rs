@@ -233,6 +233,7 @@ async fn a_zero_where_a_positive_number_belongs_is_refused_not_changed() {
         "--max-message-chars",
         "--connects-per-sec-per-ip",
         "--shutdown-timeout-secs",
+        "--challenge-difficulty",
     ] {
         let (ok, log) = run(&["serve", flag, "0"]).await;
         assert!(!ok, "{flag} 0 was accepted");

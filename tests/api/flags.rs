@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::challenge::{ask, early_in_a_minute};
 use crate::cli::{a_stuck_connection, BIG_MESSAGES, STUCK_CONNECTION_FLAGS};
 use crate::health::http_get;
 use crate::helpers::{wait_for, Client, PATIENCE};
@@ -244,6 +245,20 @@ const SETTINGS: &[Setting] = &[
         "json",
         &[],
         logs_json_lines,
+    ),
+    row(
+        "--challenge-after",
+        "PAIRCHAT_CHALLENGE_AFTER",
+        "1",
+        &[],
+        challenges_the_second_chat_a_minute,
+    ),
+    row(
+        "--challenge-difficulty",
+        "PAIRCHAT_CHALLENGE_DIFFICULTY",
+        "777",
+        &[&["--challenge-after", "1"]],
+        challenges_up_to_777,
     ),
     // No variable: given only on the command line.
     on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
@@ -1008,6 +1023,33 @@ async fn connect_paced(
     }
 }
 
+/// Starts chats until one is asked for a challenge (at most three: with one allowed a minute,
+/// the second or, across the turn of a minute, the third is), and returns that challenge.
+async fn challenge_within_three_chats(url: &str) -> serde_json::Value {
+    let (_first, answer) = ask(url, None).await;
+    assert_eq!(answer["type"], "waiting", "{answer}");
+    for _ in 0..2 {
+        let (_client, answer) = ask(url, None).await;
+        if answer["error"] == "challenge_required" {
+            return answer["challenge"].clone();
+        }
+    }
+    panic!("no challenge after three chats");
+}
+
+fn challenges_the_second_chat_a_minute(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        challenge_within_three_chats(&r.server.ws_url()).await;
+    })
+}
+
+fn challenges_up_to_777(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let challenge = challenge_within_three_chats(&r.server.ws_url()).await;
+        assert_eq!(challenge["maxnumber"], 777, "{challenge}");
+    })
+}
+
 /// The README's default for `flag`, as a number.
 fn readme_default(flag: &str) -> usize {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
@@ -1133,4 +1175,32 @@ async fn with_no_settings_the_server_keeps_the_readme_defaults() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/js/chat.js"))
             .expect("chat.js");
     assert_eq!((status, body == source), (200, true));
+
+    // --challenge-after and --challenge-difficulty: after that many chats from one address in
+    // a minute, the next is asked to solve a challenge that hard (on a server of its own: the
+    // chats above count).
+    let after = readme_default("--challenge-after");
+    let difficulty = readme_default("--challenge-difficulty");
+    let address = free_address();
+    let mut cmd = pairchat();
+    cmd.current_dir(dir.path()).args([
+        "--bind",
+        &address,
+        "--database-url",
+        "sqlite://challenge.db",
+    ]);
+    let fresh = Server::spawn(cmd, address);
+    early_in_a_minute().await;
+    let mut chats = Vec::new();
+    for i in 0..after {
+        let (client, answer) = ask(&fresh.ws_url(), None).await;
+        assert!(
+            ["waiting", "response"].contains(&answer["type"].as_str().unwrap_or("")),
+            "chat {i}: {answer}"
+        );
+        chats.push(client);
+    }
+    let (_over, answer) = ask(&fresh.ws_url(), None).await;
+    assert_eq!(answer["error"], "challenge_required", "{answer}");
+    assert_eq!(answer["challenge"]["maxnumber"], difficulty as u64);
 }

@@ -134,6 +134,8 @@ pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> 
     // Every test client shares one address and many tests open connections faster than a
     // person would; the tests of the connect rate set their own.
     settings.connects_per_sec_per_ip = 1e6;
+    // Nor would they solve challenges: the tests of the challenge turn it on themselves.
+    settings.challenge.after = 0;
     configure(&mut settings);
     let app = Application::build(settings)
         .await

@@ -8,6 +8,7 @@
 mod batch;
 mod browser;
 mod browser_ui;
+mod challenge;
 mod cli;
 mod cluster;
 mod daemon;

@@ -1,0 +1,352 @@
+//! Bot resistance over real WebSockets: an address that starts chats faster than
+//! `--challenge-after` a minute (or that an operator flagged) is given an ALTCHA challenge,
+//! and its request goes through only with a solution: solved here, used once, signed by the
+//! deployment, unexpired and as hard as asked. With two processes on one MariaDB and one Redis
+//! the count and the single use are the cluster's; a broken Redis connection is counted.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use altcha_lib_rs::{create_challenge, solve_challenge, ChallengeOptions};
+use base64::Engine;
+use pairchat::db;
+use pairchat::moderation::challenge::{address_hash, flag_address, unflag_address};
+use pairchat::secret::SecretKey;
+use serde_json::{json, Value};
+
+use crate::cluster::Nodes;
+use crate::health::http_get;
+use crate::helpers::{spawn_app_with, wait_for, Client, TestApp, PATIENCE};
+
+/// Easy enough to solve in a test in a few milliseconds.
+const DIFFICULTY: u64 = 1_000;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Chats are counted per clock minute: a test that counts starts early in one, so that its
+/// count is not cut in two by the next.
+pub(crate) async fn early_in_a_minute() {
+    let into = unix_now() % 60;
+    if into > 40 {
+        tokio::time::sleep(Duration::from_secs(61 - into)).await;
+    }
+}
+
+/// The base64 payload a solver sends for `challenge` (the challenge JSON the server gave).
+fn solve(challenge: &Value) -> String {
+    let text = |k: &str| challenge[k].as_str().expect("a string field").to_owned();
+    let max = challenge["maxnumber"].as_u64().expect("maxnumber");
+    let number = solve_challenge(&text("challenge"), &text("salt"), None, Some(max), 0)
+        .expect("the challenge can be solved");
+    payload(challenge, number)
+}
+
+fn payload(challenge: &Value, number: u64) -> String {
+    let payload = json!({
+        "algorithm": challenge["algorithm"],
+        "challenge": challenge["challenge"],
+        "number": number,
+        "salt": challenge["salt"],
+        "signature": challenge["signature"],
+        "took": 12,
+    });
+    base64::engine::general_purpose::STANDARD.encode(payload.to_string())
+}
+
+/// Connects and sends a request (with `altcha` if given); returns the client and the first
+/// answer.
+pub(crate) async fn ask(url: &str, altcha: Option<&str>) -> (Client, Value) {
+    let mut client = Client::connect(url).await;
+    let request = match altcha {
+        Some(altcha) => json!({"type": "request", "altcha": altcha}),
+        None => json!({"type": "request"}),
+    };
+    client.send_json(request).await;
+    let answer = client.recv().await;
+    (client, answer)
+}
+
+/// The challenge of an error frame, checked for the shape ALTCHA's solvers read.
+fn challenge_of(frame: &Value, code: &str) -> Value {
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["error"], code, "{frame}");
+    assert!(frame["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    let challenge = frame["challenge"].clone();
+    assert_eq!(challenge["algorithm"], "SHA-256", "{frame}");
+    for field in ["challenge", "salt", "signature"] {
+        assert!(challenge[field].is_string(), "{field} in {frame}");
+    }
+    challenge
+}
+
+fn admitted(frame: &Value) -> bool {
+    frame["type"] == "waiting" || frame["type"] == "response"
+}
+
+/// One series of a scrape of `/metrics`.
+async fn metric(address: SocketAddr, name: &str) -> f64 {
+    let (status, body) = http_get(address, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let bare = series.split('{').next()?;
+            (bare == name).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in the scrape"))
+}
+
+/// Challenges issued, solved and failed, as `/metrics` at `address` says.
+async fn challenge_counts(address: SocketAddr) -> [f64; 3] {
+    let mut counts = [0.0; 3];
+    for (count, what) in counts.iter_mut().zip(["issued", "solved", "failed"]) {
+        *count = metric(address, &format!("pairchat_challenges_{what}_total")).await;
+    }
+    counts
+}
+
+async fn app(after: u32, key: &std::path::Path) -> TestApp {
+    let key = key.to_owned();
+    spawn_app_with(move |s| {
+        s.challenge.after = after;
+        s.challenge.difficulty = DIFFICULTY;
+        s.secret_key_file = Some(key);
+        s.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn an_address_over_the_rate_is_challenged_and_a_solved_challenge_lets_it_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(2, &dir.path().join("pairchat.key")).await;
+    let metrics = app.metrics.unwrap();
+    let url = app.ws_url();
+    early_in_a_minute().await;
+    // Two chats a minute are let through without a word.
+    let (_a, first) = ask(&url, None).await;
+    let (_b, second) = ask(&url, None).await;
+    assert_eq!(
+        (&first["type"], &second["type"]),
+        (&json!("waiting"), &json!("response"))
+    );
+    // The third is asked to prove it is no bot, and stays out of the queue meanwhile.
+    let (mut c, refused) = ask(&url, None).await;
+    let challenge = challenge_of(&refused, "challenge_required");
+    assert_eq!(challenge["maxnumber"], DIFFICULTY);
+    assert_eq!(app.stats().await.waiting, 0);
+    // A request with the solution goes on, on the same connection.
+    let solution = solve(&challenge);
+    c.send_json(json!({"type": "request", "altcha": solution}))
+        .await;
+    c.expect_type("waiting").await;
+    // A connection starts one chat: asking again on it is the hub's business, not the gate's.
+    c.request().await;
+    c.expect_error("already_waiting").await;
+    // And every further chat this minute is asked again.
+    let (_d, again) = ask(&url, None).await;
+    challenge_of(&again, "challenge_required");
+    assert_eq!(challenge_counts(metrics).await, [2.0, 1.0, 0.0]);
+}
+
+/// A challenge made with the deployment's own key (as the server makes them), for `difficulty`,
+/// expiring at `expires`.
+fn made_with(key: &SecretKey, difficulty: u64, expires: u64) -> Value {
+    let hmac_key = key.derive_hex(b"altcha");
+    let challenge = create_challenge(ChallengeOptions {
+        max_number: Some(difficulty),
+        hmac_key: &hmac_key,
+        salt: Some(format!("0123456789abcdef-{difficulty}")),
+        expires: chrono::DateTime::from_timestamp(expires as i64, 0),
+        ..ChallengeOptions::default()
+    })
+    .unwrap();
+    serde_json::to_value(challenge).unwrap()
+}
+
+#[actix_rt::test]
+async fn a_replayed_forged_expired_or_easier_solution_is_refused_with_a_fresh_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let app = app(1, &key_file).await;
+    let key = SecretKey::load_or_create(&key_file).unwrap();
+    let url = app.ws_url();
+    early_in_a_minute().await;
+    let (_first, _) = ask(&url, None).await;
+    let (_c, refused) = ask(&url, None).await;
+    let challenge = challenge_of(&refused, "challenge_required");
+    let solution = solve(&challenge);
+    let (_d, answer) = ask(&url, Some(&solution)).await;
+    assert!(admitted(&answer), "{answer}");
+
+    let in_a_minute = unix_now() + 60;
+    let number = |c: &Value| {
+        let text = |k: &str| c[k].as_str().unwrap().to_owned();
+        solve_challenge(&text("challenge"), &text("salt"), None, Some(DIFFICULTY), 0).unwrap()
+    };
+    let fresh = made_with(&key, DIFFICULTY, in_a_minute);
+    let mut forged_signature = fresh.clone();
+    forged_signature["signature"] = json!("00".repeat(32));
+    let fresh_number = number(&fresh);
+    let refused = [
+        ("replayed", solution),
+        ("wrong number", payload(&fresh, fresh_number + 1)),
+        ("forged signature", payload(&forged_signature, fresh_number)),
+        (
+            "another key",
+            solve(&made_with(
+                &SecretKey::random().unwrap(),
+                DIFFICULTY,
+                in_a_minute,
+            )),
+        ),
+        (
+            "expired",
+            solve(&made_with(&key, DIFFICULTY, unix_now() - 1)),
+        ),
+        ("too easy", solve(&made_with(&key, 10, in_a_minute))),
+        ("not base64", "%%%".to_owned()),
+    ];
+    let refused_count = refused.len();
+    for (what, altcha) in refused {
+        let (_e, answer) = ask(&url, Some(&altcha)).await;
+        let again = challenge_of(&answer, "challenge_failed");
+        assert_ne!(
+            again["salt"], challenge["salt"],
+            "{what}: a fresh challenge"
+        );
+    }
+    // Made the same way, but sound: it goes through (so the refusals above are for the flaw
+    // each has, not the way they were made).
+    let (_f, answer) = ask(&url, Some(&payload(&fresh, fresh_number))).await;
+    assert!(admitted(&answer), "{answer}");
+    let issued = 1 + refused_count;
+    assert_eq!(
+        challenge_counts(app.metrics.unwrap()).await,
+        [issued as f64, 2.0, refused_count as f64]
+    );
+}
+
+/// Flags the tests' address (loopback) for an hour, as an operator would, in the database of
+/// `app` (whose key is in `key_file`); returns the hash it is flagged by.
+async fn flag_loopback(app: &TestApp, key_file: &std::path::Path) -> i64 {
+    let key = SecretKey::load_or_create(key_file).unwrap();
+    let loopback = address_hash("127.0.0.1".parse().unwrap(), &key);
+    let pool = app.pool.clone();
+    let until = unix_now() + 3_600;
+    tokio::task::spawn_blocking(move || {
+        flag_address(&mut db::get(&pool).unwrap(), loopback, until)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    loopback
+}
+
+#[actix_rt::test]
+async fn an_operator_flagged_address_is_challenged_from_its_first_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    // A limit no test client reaches while it waits for the flag to be read.
+    let app = app(100_000, &key_file).await;
+    let url = app.ws_url();
+    let (_a, answer) = ask(&url, None).await;
+    assert!(admitted(&answer), "{answer}");
+    let loopback = flag_loopback(&app, &key_file).await;
+    // Every process reads the flags every couple of seconds.
+    wait_for("the flag to be read", || async {
+        ask(&url, None).await.1["error"] == "challenge_required"
+    })
+    .await;
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || unflag_address(&mut db::get(&pool).unwrap(), loopback))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_for("the flag to be lifted", || async {
+        admitted(&ask(&url, None).await.1)
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn challenge_after_zero_never_challenges_not_even_a_flagged_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pairchat.key");
+    let app = app(0, &key_file).await;
+    flag_loopback(&app, &key_file).await;
+    let url = app.ws_url();
+    // Thirty chats started at once, and more for longer than a flag takes to be read.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut started = 0;
+    while started < 30 || tokio::time::Instant::now() < until {
+        let (_client, answer) = ask(&url, None).await;
+        assert!(admitted(&answer), "chat {started}: {answer}");
+        started += 1;
+    }
+}
+
+#[actix_rt::test]
+async fn the_count_is_cluster_wide_and_a_solution_is_used_once_across_processes() {
+    let flags = ["--challenge-after", "3", "--challenge-difficulty", "1000"];
+    let Some(nodes) = Nodes::start_or_skip("challenge::cluster", 2, &flags).await else {
+        return;
+    };
+    let (a, b) = (nodes.url(0), nodes.url(1));
+    early_in_a_minute().await;
+    // Three starts between the two processes are the address's three for the minute.
+    let mut clients = Vec::new();
+    for url in [&a, &b, &a] {
+        let (client, answer) = ask(url, None).await;
+        assert!(admitted(&answer), "{answer}");
+        clients.push(client);
+    }
+    let (_refused, answer) = ask(&b, None).await;
+    let challenge = challenge_of(&answer, "challenge_required");
+    // Solved for one process, accepted by the other (they share the key file), once.
+    let solution = solve(&challenge);
+    let (_c, answer) = ask(&a, Some(&solution)).await;
+    assert!(admitted(&answer), "{answer}");
+    let (_d, answer) = ask(&b, Some(&solution)).await;
+    challenge_of(&answer, "challenge_failed");
+    let (_e, answer) = ask(&a, Some(&solution)).await;
+    challenge_of(&answer, "challenge_failed");
+}
+
+#[actix_rt::test]
+async fn a_broken_redis_connection_is_counted_as_a_redis_error() {
+    let Some(nodes) = Nodes::start_or_skip("challenge::redis_errors", 0, &[]).await else {
+        return;
+    };
+    let metrics = crate::process::free_address();
+    let server = nodes.start(&["--metrics-bind", &metrics]);
+    let metrics: SocketAddr = metrics.parse().unwrap();
+    wait_for("the metrics listener", || async {
+        tokio::net::TcpStream::connect(metrics).await.is_ok()
+    })
+    .await;
+    let before = metric(metrics, "pairchat_redis_errors_total").await;
+    // Every connection to this test's Redis (the tests of this file and cluster.rs take turns).
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut nodes.redis())
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(metrics, "pairchat_redis_errors_total").await <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Redis error counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the process carries on.
+    let (_a, answer) = ask(&server.ws_url(), None).await;
+    assert!(admitted(&answer), "{answer}");
+}
