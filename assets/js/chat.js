@@ -24,6 +24,9 @@
 //   view-waiting        "Waiting for a stranger…"; cancel             its Cancel button
 //     waiting-text        the line that takes focus;  waited       how long, e.g. "0:07"
 //     alone               "You're the only one here right now — still looking" (else hidden)
+//     check               the check a busy address must pass (a proof-of-work challenge the
+//                         browser solves in the background), hidden unless asked for; inside:
+//                         check-progress (<progress>, 0–1) and check-percent ("42 %")
 //   view-retrying       the server is away or cannot pair: retry-reason why, retry-countdown
 //                       "Reconnecting… (retrying in N s)", retry-now, cancel-retrying
 //   transcript          scroll box around the message list (visible in chat and closed, and
@@ -47,6 +50,7 @@
 //   view-closed         "This conversation is over";  start-over  its "New chat" button
 //   status              visually hidden role=status announcer for screen readers
 
+import { payloadOf, solve } from './altcha.js';
 import { createMachine } from './state.js';
 import {
   charCount,
@@ -101,6 +105,11 @@ const CONFIRM_LABEL = 'Really?';
 const SEND_LABEL = 'Send';
 const SENDING_LABEL = 'Sending…';
 const LINK_REL = 'noopener noreferrer nofollow ugc';
+const CHECK_TEXT = 'Many chats were started from your network: your browser is doing a quick check first.';
+const CHECK_DONE = 'Check done. Waiting for a stranger…';
+const CHECK_FAILED = 'Your browser could not do the check this server asks for (it needs an https page). Please try again later.';
+/** Where the challenge solver's worker is, beside this module. */
+const WORKER_URL = new URL('./altcha-worker.js', import.meta.url);
 
 /** Builds an element: h(doc, 'p', { class: 'x', 'data-test': 'y' }, 'text', child, …). */
 function h(doc, tag, attrs = {}, ...children) {
@@ -208,6 +217,23 @@ export function render(doc) {
         x('span', { class: 'pc-waited', 'data-test': 'waited' }, '0:00'),
       ),
       x('p', { class: 'pc-alone', 'data-test': 'alone', hidden: true }, "You're the only one here right now — still looking."),
+      x(
+        'div',
+        { class: 'pc-check', 'data-test': 'check', hidden: true },
+        x('p', { class: 'pc-check-text', id: 'pc-check-text' }, CHECK_TEXT),
+        x(
+          'div',
+          { class: 'pc-check-bar' },
+          x('progress', {
+            class: 'pc-progress',
+            'data-test': 'check-progress',
+            max: '1',
+            value: '0',
+            'aria-labelledby': 'pc-check-text',
+          }),
+          x('span', { class: 'pc-check-percent', 'data-test': 'check-percent', 'aria-hidden': 'true' }, '0 %'),
+        ),
+      ),
       x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel' }, 'Cancel'),
     ),
 
@@ -325,6 +351,9 @@ export function mount(options) {
     waitingText: $('waiting-text'),
     waited: $('waited'),
     alone: $('alone'),
+    check: $('check'),
+    checkProgress: $('check-progress'),
+    checkPercent: $('check-percent'),
     cancel: $('cancel'),
     retryText: $('retry-text'),
     retryReason: $('retry-reason'),
@@ -364,6 +393,8 @@ export function mount(options) {
   let retryAttempt = 0;
   let retryAt = 0;
   let retryTimer = null;
+  /** The challenge being solved: { stop() }, or null. */
+  let solver = null;
   let destroyed = false;
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
@@ -402,6 +433,7 @@ export function mount(options) {
       ui.newBelow.hidden = true;
     }
     if (to !== 'retrying') stopRetryTimer();
+    if (to !== 'waiting') stopCheck();
     if (to === 'waiting') startWaitedTimer();
     else stopWaitedTimer();
     if (to === 'idle' || to === 'closed') pollOnline();
@@ -502,6 +534,100 @@ export function mount(options) {
 
   function updateAlone() {
     ui.alone.hidden = !(machine.state === 'waiting' && onlineCount !== null && onlineCount <= 1);
+  }
+
+  // ---- the check (a proof-of-work challenge) ---------------------------------------------------
+
+  function setCheckProgress(fraction) {
+    const clamped = Math.max(0, Math.min(1, Number(fraction) || 0));
+    const percent = Math.floor(clamped * 100);
+    ui.checkProgress.value = clamped;
+    ui.checkPercent.textContent = `${percent} %`;
+  }
+
+  function stopCheck() {
+    solver?.stop();
+    solver = null;
+    ui.check.hidden = true;
+  }
+
+  /**
+   * The server asks for a solved challenge before it pairs us: solve it in the background,
+   * showing how far along, then ask again with the solution on the same socket.
+   */
+  function startCheck(challenge) {
+    stopCheck();
+    ui.check.hidden = false;
+    setCheckProgress(0);
+    announce(CHECK_TEXT);
+    const c = conn;
+    const current = { stop: () => {} };
+    solver = current;
+    const mine = () => solver === current && conn === c && machine.state === 'waiting';
+    current.stop = runSolver(challenge, {
+      onProgress: (fraction) => {
+        if (mine()) setCheckProgress(fraction);
+      },
+      onSolved: (payload) => {
+        if (!mine()) return;
+        solver = null;
+        setCheckProgress(1);
+        announce(CHECK_DONE);
+        sendFrame({ type: 'request', altcha: payload });
+      },
+      onError: (message) => {
+        if (!mine()) return;
+        console.warn('pairchat: cannot solve the challenge', message);
+        cancel();
+        setNotice(CHECK_FAILED);
+      },
+    });
+  }
+
+  /** Runs the solver in a Web Worker, or on this thread where no worker starts; returns stop. */
+  function runSolver(challenge, { onProgress, onSolved, onError }) {
+    const began = Date.now();
+    let cancelled = false;
+    const here = () => {
+      solve(challenge, { onProgress, isCancelled: () => cancelled }).then(
+        (n) => {
+          if (cancelled) return;
+          if (n === null) onError('no number solves the challenge');
+          else onSolved(payloadOf(challenge, n, Date.now() - began));
+        },
+        (err) => {
+          if (!cancelled) onError(String(err?.message ?? err));
+        },
+      );
+    };
+    let worker = null;
+    try {
+      // A chat embedded on another site may not start a worker from the chat's origin.
+      worker = new win.Worker(WORKER_URL, { type: 'module' });
+    } catch {
+      here();
+      return () => {
+        cancelled = true;
+      };
+    }
+    worker.addEventListener('message', (ev) => {
+      const m = ev.data ?? {};
+      if (m.type === 'progress') return onProgress(m.fraction);
+      worker.terminate();
+      if (m.type === 'solved') onSolved(m.payload);
+      else onError(m.message);
+    });
+    // The worker did not load (or broke): solve here instead.
+    worker.addEventListener('error', (ev) => {
+      ev.preventDefault();
+      worker.terminate();
+      if (!cancelled) here();
+    });
+    worker.postMessage({ challenge });
+    return () => {
+      cancelled = true;
+      worker.terminate();
+    };
   }
 
   // ---- retrying ----------------------------------------------------------------------------
@@ -846,6 +972,7 @@ export function mount(options) {
     switch (f.type) {
       case 'waiting':
         retryAttempt = 0; // the server is back and pairing works
+        stopCheck();
         break;
       case 'response':
         if (machine.state !== 'waiting') {
@@ -883,6 +1010,11 @@ export function mount(options) {
         if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
         break;
       case 'error': {
+        const asked = f.error === 'challenge_required' || f.error === 'challenge_failed';
+        if (asked && f.challenge && machine.state === 'waiting') {
+          startCheck(f.challenge);
+          break;
+        }
         const text = typeof f.detail === 'string' && f.detail ? f.detail : `Error: ${f.error}`;
         console.warn('pairchat: server error', f.error, f.detail);
         if (machine.state === 'chat') {
@@ -1052,6 +1184,7 @@ export function mount(options) {
       stopOnlinePoll();
       stopWaitedTimer();
       stopRetryTimer();
+      stopCheck();
       for (const undo of cleanups.splice(0)) undo();
       el.remove();
     },

@@ -95,7 +95,7 @@ impl OriginPolicy {
         // No inline script anywhere; WebSockets to this host only ('self' covers ws/wss here).
         let csp = format!(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+             connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
              frame-ancestors {ancestors}"
         );
         let csp = HeaderValue::from_str(&csp).map_err(|e| format!("bad policy: {e}"))?;

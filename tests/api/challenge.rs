@@ -350,3 +350,201 @@ async fn a_broken_redis_connection_is_counted_as_a_redis_error() {
     let (_a, answer) = ask(&server.ws_url(), None).await;
     assert!(admitted(&answer), "{answer}");
 }
+
+// ---- in a real browser -----------------------------------------------------------------------
+
+mod browser {
+    use std::time::Instant;
+
+    use base64::Engine;
+    use fantoccini::Client as Browser;
+    use serde_json::Value;
+
+    use crate::browser::{
+        browser_or_skip, click, embedding_page, js, record_sent, sent_frames, visible, wait_js,
+        wait_state, Driver, HostSite, EMBED, ONE_AT_A_TIME, PAGE,
+    };
+    use crate::browser_ui::axe_violations;
+    use crate::helpers::{spawn_app_with, TestApp, PATIENCE};
+
+    async fn app(difficulty: u64) -> TestApp {
+        app_for(difficulty, Vec::new()).await
+    }
+
+    async fn app_for(difficulty: u64, allowed_origins: Vec<String>) -> TestApp {
+        spawn_app_with(move |s| {
+            s.challenge.after = 1;
+            s.challenge.difficulty = difficulty;
+            s.allowed_origins = allowed_origins;
+        })
+        .await
+    }
+
+    async fn open(b: &Browser, app: &TestApp) {
+        b.goto(&format!("http://{}/", app.address)).await.unwrap();
+        wait_state(b, PAGE, "idle").await;
+    }
+
+    async fn check_shown(b: &Browser) -> bool {
+        visible(b, PAGE, "check").await && visible(b, PAGE, "check-progress").await
+    }
+
+    #[actix_rt::test]
+    async fn a_busy_address_solves_the_check_in_the_background_and_is_paired() {
+        if !browser_or_skip("challenge::browser::solves_and_is_paired") {
+            return;
+        }
+        let _turn = ONE_AT_A_TIME.lock().await;
+        super::early_in_a_minute().await;
+        let app = app(20_000).await;
+        let driver = Driver::start();
+        let (first, second) = (
+            driver.browser(1024, 800).await,
+            driver.browser(360, 740).await,
+        );
+        open(&first, &app).await;
+        open(&second, &app).await;
+        // The address's first chat this minute: an ordinary visitor sees no check.
+        click(&first, PAGE, "start").await;
+        wait_state(&first, PAGE, "waiting").await;
+        assert!(!check_shown(&first).await);
+        // The second is asked for one: it is solved without a word from the visitor, in a
+        // worker (each one the page starts is noted, and whether it failed to run).
+        record_sent(&second).await;
+        js(
+            &second,
+            PAGE,
+            "const W = window.Worker; window.__workers = []; \
+             window.Worker = function (url, options) { const w = new W(url, options); \
+               const seen = { url: String(url), failed: false }; window.__workers.push(seen); \
+               w.addEventListener('error', () => { seen.failed = true; }); return w; }; \
+             return true;",
+        )
+        .await;
+        click(&second, PAGE, "start").await;
+        wait_state(&second, PAGE, "waiting").await;
+        wait_state(&second, PAGE, "chat").await;
+        wait_state(&first, PAGE, "chat").await;
+        assert!(!check_shown(&second).await, "the check is gone once paired");
+        let workers = js(&second, PAGE, "return window.__workers;").await;
+        assert_eq!(workers.as_array().map(Vec::len), Some(1), "{workers}");
+        assert_eq!(workers[0]["failed"], false, "{workers}");
+        assert!(workers[0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/assets/js/altcha-worker.js"));
+        let sent = sent_frames(&second).await;
+        let requests: Vec<&Value> = sent.iter().filter(|f| f["type"] == "request").collect();
+        assert_eq!(
+            requests.len(),
+            2,
+            "asked, then asked with the solution: {sent:?}"
+        );
+        let altcha = requests[1]["altcha"].as_str().expect("a solution");
+        let payload: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(altcha)
+                .unwrap(),
+        )
+        .unwrap();
+        eprintln!(
+            "the page solved a challenge of 20,000 at {} in {} ms",
+            payload["number"], payload["took"]
+        );
+        first.close().await.unwrap();
+        second.close().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn the_check_shows_its_progress_and_axe_core_finds_no_serious_violation() {
+        if !browser_or_skip("challenge::browser::axe") {
+            return;
+        }
+        let _turn = ONE_AT_A_TIME.lock().await;
+        // Hard enough that the check is still going while it is looked at (a billion: the
+        // page would take minutes; should it find the number early, another page is asked).
+        let app = app(1_000_000_000).await;
+        let driver = Driver::start();
+        let first = driver.browser(1024, 800).await;
+        open(&first, &app).await;
+        click(&first, PAGE, "start").await;
+        wait_state(&first, PAGE, "waiting").await;
+        let deadline = Instant::now() + PATIENCE * 3;
+        loop {
+            assert!(Instant::now() < deadline, "the check never stayed up");
+            let b = driver.browser(1024, 800).await;
+            open(&b, &app).await;
+            click(&b, PAGE, "start").await;
+            wait_js(
+                &b,
+                PAGE,
+                "the check",
+                "return !root.querySelector('[data-test=check]').hidden;",
+            )
+            .await;
+            // Said to screen readers, and the progress moves as the browser works.
+            let status = js(
+                &b,
+                PAGE,
+                "return root.querySelector('[data-test=status]').textContent;",
+            )
+            .await;
+            assert!(status.as_str().unwrap().contains("quick check"), "{status}");
+            wait_js(
+                &b,
+                PAGE,
+                "the progress to move",
+                "return root.querySelector('[data-test=check-progress]').position > 0;",
+            )
+            .await;
+            let axe = axe_violations(&b).await;
+            let still = check_shown(&b).await;
+            if still {
+                assert!(axe.is_empty(), "axe-core, the check: {axe:?}");
+                // Cancel stops the work and goes back to idle.
+                click(&b, PAGE, "cancel").await;
+                wait_state(&b, PAGE, "idle").await;
+                assert!(!check_shown(&b).await);
+                b.close().await.unwrap();
+                break;
+            }
+            b.close().await.unwrap();
+        }
+        first.close().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn the_chat_embedded_on_another_site_solves_the_check_on_the_page_and_is_paired() {
+        if !browser_or_skip("challenge::browser::embedded") {
+            return;
+        }
+        let _turn = ONE_AT_A_TIME.lock().await;
+        super::early_in_a_minute().await;
+        // No worker from the chat's origin may start on the host site's page: the page solves.
+        let site = HostSite::start();
+        let app = app_for(20_000, vec![site.origin.clone()]).await;
+        site.serve(embedding_page(&app));
+        let driver = Driver::start();
+        let (direct, embedded) = (
+            driver.browser(1024, 800).await,
+            driver.browser(1024, 800).await,
+        );
+        open(&direct, &app).await;
+        click(&direct, PAGE, "start").await;
+        wait_state(&direct, PAGE, "waiting").await;
+        embedded.goto(&format!("{}/", site.origin)).await.unwrap();
+        wait_state(&embedded, EMBED, "idle").await;
+        record_sent(&embedded).await;
+        click(&embedded, EMBED, "start").await;
+        wait_state(&embedded, EMBED, "chat").await;
+        wait_state(&direct, PAGE, "chat").await;
+        let sent = sent_frames(&embedded).await;
+        assert!(
+            sent.iter()
+                .any(|f| f["type"] == "request" && f["altcha"].is_string()),
+            "the embed asked again with a solution: {sent:?}"
+        );
+        direct.close().await.unwrap();
+        embedded.close().await.unwrap();
+    }
+}
