@@ -8,6 +8,7 @@
 mod bans;
 mod batch;
 mod browser;
+mod browser_report;
 mod browser_ui;
 mod cli;
 mod cluster;
