@@ -469,3 +469,38 @@ async fn reports_older_than_the_retention_and_long_ended_bans_are_swept() {
         "the ban that ended 2 days ago is gone, the one of 12 hours ago kept"
     );
 }
+
+#[actix_rt::test]
+async fn a_sealed_report_past_its_ten_minutes_is_refused() {
+    use pairchat::moderation::seal::{Sealed, Sealer};
+    use pairchat::moderation::SealedRefused;
+    let db = TestDb::new();
+    let pool = db.migrated_pool(1);
+    let key = pairchat::secret::SecretKey::random().unwrap();
+    let metrics = std::sync::Arc::new(pairchat::metrics::Metrics::new(0));
+    let moderation = Moderation::for_server(pool, 0, ModerationConfig::default(), &key, metrics);
+    let sealed = |until_ms| Sealed {
+        reported: 1,
+        reported_address: 2,
+        reporter: 3,
+        evidence: vec![],
+        until_ms,
+    };
+    let now = pairchat::moderation::now_ms();
+    let stale = Sealer::new(&key).seal(&sealed(now - 1)).unwrap();
+    let fresh = Sealer::new(&key).seal(&sealed(now + 60_000)).unwrap();
+    let outcome = tokio::task::spawn_blocking(move || {
+        (
+            moderation.file_sealed(&stale, "spam", None),
+            moderation.file_sealed(&fresh, "spam", None),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome.0, Err(SealedRefused::BadToken)),
+        "{:?}",
+        outcome.0
+    );
+    assert!(matches!(outcome.1, Ok(None)), "{:?}", outcome.1);
+}
