@@ -48,6 +48,7 @@
 //   end                 End button, left of the box: a first click, tap or Esc makes it "Really?"
 //                       (data-confirm="true"), the second ends the chat
 //   view-closed         "This conversation is over";  start-over  its "New chat" button
+//   report, report-later, report-done, report-dialog …   the Report form: see report.js
 //   status              visually hidden role=status announcer for screen readers
 
 import { payloadOf, solve } from './altcha.js';
@@ -60,6 +61,7 @@ import {
   formatTime,
   formatWaited,
   isBlank,
+  LINK_REL,
   linkParts,
   onlineUrlFor,
   parseFrame,
@@ -69,6 +71,7 @@ import {
   themeOf,
   withVisitor,
 } from './util.js';
+import { TEXT as REPORT_TEXT, createReports, renderReportDialog, reportUrlFor } from './report.js';
 
 const VISITOR_KEY = 'pairchat.visitor';
 
@@ -110,6 +113,8 @@ const CHECK_DONE = 'Check done. Waiting for a stranger…';
 const CHECK_FAILED = 'Your browser could not do the check this server asks for (it needs an https page). Please try again later.';
 /** Where the challenge solver's worker is, beside this module. */
 const WORKER_URL = new URL('./altcha-worker.js', import.meta.url);
+/** After sending {"type":"leave"}, how long the server has to answer "ended" and close. */
+const LEAVE_TIMEOUT_MS = 3000;
 
 /** Builds an element: h(doc, 'p', { class: 'x', 'data-test': 'y' }, 'text', child, …). */
 function h(doc, tag, attrs = {}, ...children) {
@@ -272,8 +277,13 @@ export function render(doc) {
     x(
       'section',
       { class: 'pc-view pc-chat', 'data-test': 'view-chat', 'aria-label': 'Your message', hidden: true },
-      // Always takes its line (only its text is hidden), so it never shrinks the transcript.
-      x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
+      x(
+        'div',
+        { class: 'pc-chat-head' },
+        // Always takes its line (only its text is hidden), so it never shrinks the transcript.
+        x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
+        x('button', { type: 'button', class: 'pc-btn pc-small', 'data-test': 'report' }, REPORT_TEXT.button),
+      ),
       x(
         'form',
         { class: 'pc-composer', 'data-test': 'composer' },
@@ -302,7 +312,10 @@ export function render(doc) {
       { class: 'pc-view pc-closed', 'data-test': 'view-closed', 'aria-label': 'Conversation over', hidden: true },
       x('p', { class: 'pc-over', 'data-test': 'closed-text' }, 'This conversation is over.'),
       x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, 'New chat'),
+      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-later', hidden: true }, REPORT_TEXT.button),
+      x('p', { class: 'pc-report-done', 'data-test': 'report-done', hidden: true }, REPORT_TEXT.sent),
     ),
+    renderReportDialog(x),
   );
 }
 
@@ -370,6 +383,15 @@ export function mount(options) {
     send: $('send'),
     end: $('end'),
     startOver: $('start-over'),
+    report: $('report'),
+    reportLater: $('report-later'),
+    reportDone: $('report-done'),
+    reportDialog: $('report-dialog'),
+    reportForm: $('report-form'),
+    reportNote: $('report-note'),
+    reportEvidence: $('report-evidence'),
+    reportError: $('report-error'),
+    reportCancel: $('report-cancel'),
   };
 
   /** The live connection: { ws, everOpened } or null. */
@@ -425,6 +447,7 @@ export function mount(options) {
     el.dataset.state = to;
     for (const [state, view] of Object.entries(VIEW_OF_STATE)) $(view).hidden = state !== to;
     showTranscript();
+    reports.onState(to);
     if (to !== 'chat') {
       setTyping(false);
       resetConfirm();
@@ -903,7 +926,8 @@ export function mount(options) {
     });
     c.ws.addEventListener('close', (ev) => {
       if (conn !== c) return;
-      finish({ code: ev.code, reason: ev.reason, byUs: false, everOpened: c.everOpened });
+      // After our "leave" the server closes; the ending is still ours.
+      finish({ code: ev.code, reason: ev.reason, byUs: c.leaving === true, everOpened: c.everOpened });
     });
     // A socket refused before it opens (e.g. by a CSP) may fire "error" and never "close".
     c.ws.addEventListener('error', () => {
@@ -941,7 +965,10 @@ export function mount(options) {
     typingSent = false;
     const state = machine.state;
     if (state === 'chat') {
-      const n = closeNotice({ code, reason, byUs });
+      const n =
+        code === 1000 && reason === 'reported'
+          ? { kind: 'left', text: REPORT_TEXT.reportedAndLeft }
+          : closeNotice({ code, reason, byUs });
       addSystem(n.kind, n.text);
       machine.send('close');
     } else if (!byUs && (state === 'connecting' || state === 'waiting')) {
@@ -953,9 +980,24 @@ export function mount(options) {
     }
   }
 
+  /**
+   * Ends the chat by asking the server ({"type":"leave"}): it answers "ended" (with what we need
+   * to report the stranger afterwards) and closes. A browser drops frames that arrive after
+   * the page itself called close(), so the server closes, not us; without an answer in time we
+   * close anyway.
+   */
   function endChat() {
     if (machine.state !== 'chat') return;
-    finish({ code: 1000, reason: '', byUs: true });
+    const c = conn;
+    if (!c || c.leaving || !sendFrame({ type: 'leave' })) {
+      finish({ code: 1000, reason: '', byUs: true });
+      return;
+    }
+    c.leaving = true;
+    resetConfirm();
+    win.setTimeout(() => {
+      if (conn === c) finish({ code: 1000, reason: '', byUs: true });
+    }, LEAVE_TIMEOUT_MS);
   }
 
   function cancel() {
@@ -1009,7 +1051,17 @@ export function mount(options) {
       case 'online':
         if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
         break;
+      case 'ended':
+        reports.ended(f.report);
+        break;
+      case 'reported':
+        reports.ended(null);
+        break;
       case 'error': {
+        if (f.error === 'banned') {
+          reports.banned(f);
+          break;
+        }
         const asked = f.error === 'challenge_required' || f.error === 'challenge_failed';
         if (asked && f.challenge && machine.state === 'waiting') {
           startCheck(f.challenge);
@@ -1034,6 +1086,24 @@ export function mount(options) {
         console.warn(`pairchat: ignored unknown frame type "${f.type}"`);
     }
   }
+
+  // ---- reports and bans ---------------------------------------------------------------------
+
+  const reports = createReports({
+    el,
+    doc,
+    win,
+    ui,
+    reportUrl: reportUrlFor(wsUrl),
+    state: () => machine.state,
+    sendFrame,
+    announce,
+    focus,
+    setNotice,
+    stop: () => (machine.state === 'chat' ? endChat() : finish({ code: 1000, reason: '', byUs: true })),
+    onOpen: resetConfirm,
+    listen,
+  });
 
   // ---- composing ------------------------------------------------------------------------
 
@@ -1154,6 +1224,8 @@ export function mount(options) {
       return;
     }
     if (ev.defaultPrevented || ev.isComposing) return;
+    // Esc in the Report form closes the form (the dialog's own), nothing else.
+    if (reports.isOpen()) return;
     const action = escapeAction(machine.state, confirming);
     if (!action) return;
     ev.preventDefault();
