@@ -165,6 +165,43 @@ impl AdminClient {
         .await
     }
 
+    /// Posts a ban form to `action` (`/admin/bans`, or a report's ban action).
+    pub async fn ban(
+        &mut self,
+        action: &str,
+        csrf: &str,
+        kind: &str,
+        target: &str,
+        seconds: &str,
+        reason: &str,
+    ) -> Response {
+        let fields = [
+            ("csrf", csrf),
+            ("kind", kind),
+            ("target", target),
+            ("seconds", seconds),
+            ("reason", reason),
+        ];
+        self.post(action, &fields).await
+    }
+
+    /// Lifts the first ban `/admin/bans` lists; returns the list as it was.
+    pub async fn lift_first_ban(&mut self, csrf: &str) -> String {
+        let list = self.get("/admin/bans").await;
+        let id = list
+            .body
+            .split("data-ban=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("a ban row")
+            .to_owned();
+        let lifted = self
+            .post(&format!("/admin/bans/{id}/lift"), &[("csrf", csrf)])
+            .await;
+        assert_eq!(lifted.status, 303, "{lifted:?}");
+        list.body
+    }
+
     /// Signs in as the test's admin and returns the session's CSRF token.
     pub async fn signed_in(&mut self) -> String {
         let answer = self.sign_in(ADMIN, PASSWORD).await;
@@ -533,4 +570,155 @@ async fn the_session_cookie_is_secure_behind_tls() {
         admin_app(|s| s.public_origin = Some("https://chat.example".into())).await;
     let page = public.get("/admin/login").await;
     assert!(page.head.contains("; secure"), "{}", page.head);
+}
+
+/// Files a report on the visitor `token` (as a visitor of another process would), with
+/// `evidence` as `(from the reported visitor?, message)`; returns the report's id.
+async fn file_report(
+    app: &TestApp,
+    key_file: &std::path::Path,
+    token: &str,
+    evidence: &[(bool, &str)],
+) -> i64 {
+    use pairchat::moderation::reports::{Line, NewReport, Reason, Side};
+    use pairchat::moderation::{Moderation, ModerationConfig};
+    let moderation = Moderation::new(app.pool.clone(), 0, ModerationConfig::default());
+    let reported = crate::bans::keys_of(key_file, token);
+    let reporter = crate::bans::keys_of(key_file, "reporter").0;
+    let evidence = evidence
+        .iter()
+        .map(|(theirs, message)| Line {
+            from: if *theirs {
+                Side::Reported
+            } else {
+                Side::Reporter
+            },
+            message: (*message).to_owned(),
+        })
+        .collect();
+    let report = NewReport::new(
+        (Reason::Spam, format!("note about {token}")),
+        reported,
+        reporter,
+        evidence,
+    );
+    tokio::task::spawn_blocking(move || {
+        moderation.file_report(&report).expect("report stored");
+        let open = moderation.open_reports(100).expect("reports");
+        open.iter()
+            .find(|r| r.reported == reported.0.as_i64())
+            .expect("the report")
+            .id
+    })
+    .await
+    .expect("blocking task")
+}
+
+#[actix_rt::test]
+async fn an_admin_bans_from_a_report_dismisses_and_lifts_and_the_audit_log_says_so() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key_file = dir.path().join("pairchat.key");
+    let key = key_file.clone();
+    let (app, mut browser) = admin_app(move |s| s.secret_key_file = Some(key)).await;
+    let spam = file_report(
+        &app,
+        &key_file,
+        "spammer",
+        &[(true, "buy <b>now</b>"), (false, "no")],
+    )
+    .await;
+    let other = file_report(&app, &key_file, "grumpy", &[]).await;
+    let csrf = browser.signed_in().await;
+
+    let queue = browser.get("/admin/reports").await;
+    assert_eq!(queue.status, 200);
+    for shown in [
+        "Reported:</span> buy &#60;b&#62;now&#60;/b&#62;",
+        "Reporter:</span> no",
+        "note about spammer",
+        "note about grumpy",
+    ] {
+        assert!(queue.body.contains(shown), "{shown} in {}", queue.body);
+    }
+    assert_eq!(
+        crate::bans::request_as(&app, "spammer").await["type"],
+        "waiting"
+    );
+
+    // Refused: a duration not offered, a kind that is not one.
+    let from_report = format!("/admin/reports/{spam}/ban");
+    let odd = browser
+        .ban(&from_report, &csrf, "visitor", "", "42", "x")
+        .await;
+    assert_eq!(odd.status, 400, "{odd:?}");
+    let odd = browser
+        .ban(&from_report, &csrf, "planet", "", "3600", "x")
+        .await;
+    assert_eq!(odd.status, 400, "{odd:?}");
+
+    let banned = browser
+        .ban(&from_report, &csrf, "visitor", "", "3600", "Spamming links")
+        .await;
+    assert_eq!(banned.status, 303, "{banned:?}");
+    let frame = crate::bans::request_as(&app, "spammer").await;
+    assert_eq!(frame["error"], "banned", "{frame}");
+    let bystander = crate::bans::request_as(&app, "bystander").await;
+    assert_eq!(bystander["type"], "waiting");
+
+    let dismiss = format!("/admin/reports/{other}/dismiss");
+    assert_eq!(browser.post(&dismiss, &[("csrf", &csrf)]).await.status, 303);
+    let queue = browser.get("/admin/reports").await;
+    assert!(queue.body.contains("No open reports."), "{}", queue.body);
+
+    assert!(browser
+        .lift_first_ban(&csrf)
+        .await
+        .contains("Spamming links"));
+    let spammer = crate::bans::request_as(&app, "spammer").await;
+    assert_eq!(spammer["type"], "waiting");
+
+    // A ban by address, typed as an address: everyone from there is refused.
+    let by_address = browser
+        .ban(
+            "/admin/bans",
+            &csrf,
+            "address",
+            "127.0.0.1",
+            "86400",
+            "Flooding",
+        )
+        .await;
+    assert_eq!(by_address.status, 303, "{by_address:?}");
+    let bystander = crate::bans::request_as(&app, "bystander").await;
+    assert_eq!(bystander["error"], "banned");
+    browser.lift_first_ban(&csrf).await;
+    let list = browser.get("/admin/bans").await;
+    assert!(list.body.contains("No bans in force."), "{}", list.body);
+
+    let log = audit_log(&app).await;
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|(who, what, _)| (who.as_str(), what.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("(command line)", "account added"),
+            (ADMIN, "login"),
+            (ADMIN, "ban"),
+            (ADMIN, "dismiss"),
+            (ADMIN, "lift"),
+            (ADMIN, "ban"),
+            (ADMIN, "lift")
+        ],
+        "{log:?}"
+    );
+    assert!(log[2].2.contains(&format!("report {spam}")), "{log:?}");
+    assert!(log[3].2.contains(&format!("report {other}")), "{log:?}");
+    let page = browser.get("/admin/audit").await;
+    assert!(
+        page.body.contains("dismiss") && page.body.contains("Flooding"),
+        "{}",
+        page.body
+    );
 }
