@@ -722,3 +722,58 @@ async fn an_admin_bans_from_a_report_dismisses_and_lifts_and_the_audit_log_says_
         page.body
     );
 }
+
+#[actix_rt::test]
+async fn in_a_cluster_the_figures_cover_every_process_and_a_session_holds_on_each() {
+    let test = "in_a_cluster_the_figures_cover_every_process_and_a_session_holds_on_each";
+    let Some(nodes) = crate::cluster::Nodes::start_or_skip(test, 2, &[]).await else {
+        return;
+    };
+    let added = admin_cli(&nodes.db, &["add", ADMIN], Some(&format!("{PASSWORD}\n")));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let address = |i: usize| {
+        nodes.servers[i]
+            .address
+            .parse::<SocketAddr>()
+            .expect("address")
+    };
+    let (mut a, mut b) = crate::cluster::pair_across(&nodes.url(0), &nodes.url(1)).await;
+
+    let mut first = AdminClient::new(address(0));
+    let csrf = first.signed_in().await;
+    // Messages flow until the figures show both processes, the one chat between them once,
+    // and the messages going through.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        a.say("hello").await;
+        b.expect_type("message").await;
+        let figures: serde_json::Value =
+            serde_json::from_str(&first.get("/admin/figures").await.body).expect("JSON");
+        let both = figures["processes"].as_array().map(Vec::len) == Some(2)
+            && figures["connections"] == 2
+            && figures["chats"] == 1
+            && figures["messages_per_sec"].as_f64() > Some(0.0)
+            && figures["processes"][0]["chats"] == 1
+            && figures["processes"][1]["chats"] == 1;
+        if both {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "figures: {figures}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Any process takes the session; signing out on one ends it on the others too.
+    let mut second = AdminClient {
+        address: address(1),
+        ..first.clone()
+    };
+    assert_eq!(second.get("/admin").await.status, 200);
+    assert_eq!(
+        second
+            .post("/admin/logout", &[("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    assert_eq!(first.get("/admin").await.status, 303);
+}

@@ -154,7 +154,7 @@ async fn frames_until_close(c: &mut Client) -> (Vec<Value>, String) {
 }
 
 /// A pair whose first visitor waits on `a` and whose second arrives on `b`.
-async fn pair_across(a: &str, b: &str) -> (Client, Client) {
+pub async fn pair_across(a: &str, b: &str) -> (Client, Client) {
     let mut first = Client::arrive(a, "waiting").await;
     let second = arrive_paired(b).await;
     first.expect_type("response").await;
