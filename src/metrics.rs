@@ -3,7 +3,7 @@
 //! gauges are the hub's own counts, set when a scrape asks. Every series carries the process's
 //! `node` label (the high half of its connection ids).
 //!
-//! Reports, bans, challenges and the Redis bus do not exist yet: their metrics come with them.
+//! Challenges and the Redis bus do not exist yet: their metrics come with them.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ pub const RELAY_LATENCY_SAMPLE: u64 = 16;
 
 /// Every error code the server sends a client: in error frames (the protocol's), and in the
 /// body of a refused upgrade.
-pub const ERROR_CODES: [&str; 19] = [
+pub const ERROR_CODES: [&str; 21] = [
     "bad_json",
     "unknown_type",
     "bad_frame",
@@ -44,11 +44,13 @@ pub const ERROR_CODES: [&str; 19] = [
     "bad_request",
     "banned",
     "bad_report",
+    "bad_token",
+    "already_reported",
 ];
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none
 /// of its own, what the client did.
-pub const CLOSE_REASONS: [&str; 12] = [
+pub const CLOSE_REASONS: [&str; 14] = [
     "client closed",
     "connection lost",
     "no heartbeat",
@@ -61,9 +63,18 @@ pub const CLOSE_REASONS: [&str; 12] = [
     "server shutting down",
     "not reading",
     "rate limit exceeded",
+    "bye",
+    "reported",
 ];
 
+/// Report reasons (`moderation::reports::Reason`).
+pub const REPORT_REASONS: [&str; 5] = ["spam", "harassment", "sexual", "under_age", "other"];
+/// What a ban holds, and who made it.
+pub const BAN_KINDS: [&str; 2] = ["visitor", "address"];
+pub const BAN_MAKERS: [&str; 2] = ["admin", "auto"];
+
 type Label = [(&'static str, &'static str); 1];
+type Labels2 = [(&'static str, &'static str); 2];
 
 /// A counter family over one label whose values are known in advance: their counters are made
 /// at start-up (each series shows from the first scrape, at 0) and found without a lock.
@@ -153,6 +164,8 @@ pub struct Metrics {
     errors_sent: Labelled,
     closes: Labelled,
     database_errors: Counter,
+    reports: Labelled,
+    bans: Family<Labels2, Counter>,
 }
 
 impl Metrics {
@@ -200,8 +213,38 @@ impl Metrics {
                 "database_errors",
                 "Database operations that failed (matchmaking transactions, health checks)",
             ),
+            reports: r.labelled(
+                "reports",
+                "Reports stored, by reason",
+                "reason",
+                &REPORT_REASONS,
+            ),
+            bans: {
+                let bans = Family::<Labels2, Counter>::default();
+                for kind in BAN_KINDS {
+                    for by in BAN_MAKERS {
+                        let _ = bans.get_or_create(&[("kind", kind), ("by", by)]);
+                    }
+                }
+                r.add(
+                    "bans",
+                    "Bans made, by what they hold and who made them",
+                    bans,
+                )
+            },
             registry: r.0,
         }
+    }
+
+    /// A report was stored, for this reason (one of `REPORT_REASONS`).
+    pub fn reported(&self, reason: &'static str) {
+        self.reports.inc(reason);
+    }
+
+    /// A ban was made: `kind` one of `BAN_KINDS`, by an admin or automatically.
+    pub fn banned(&self, kind: &'static str, auto: bool) {
+        let by = if auto { "auto" } else { "admin" };
+        self.bans.get_or_create(&[("kind", kind), ("by", by)]).inc();
     }
 
     /// Two connections were paired.

@@ -141,7 +141,13 @@ impl Application {
         // Moderation has connections of its own: a report or the ban reload never waits
         // behind the matchmaker, nor the matchmaker behind them.
         let moderation_pool = db::build_pool(&settings.database_url, MODERATION_POOL_SIZE)?;
-        let moderation = Moderation::new(moderation_pool, node, settings.moderation.clone());
+        let moderation = Moderation::for_server(
+            moderation_pool,
+            node,
+            settings.moderation.clone(),
+            &secret,
+            metrics.clone(),
+        );
         let starting = moderation.clone();
         tokio::task::spawn_blocking(move || starting.start())
             .await
@@ -178,6 +184,10 @@ impl Application {
                 (connect_rate * CONNECT_BURST_SECONDS)
                     .ceil()
                     .min(f64::from(u32::MAX)) as u32,
+            ),
+            report_rate: ConnectRate::new(
+                routes::report::REPORTS_PER_SEC,
+                routes::report::REPORT_BURST,
             ),
             forwarding: Forwarding::new(settings.trust_forwarded_for, &settings.trusted_proxies),
             origins,

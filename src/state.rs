@@ -28,6 +28,8 @@ pub struct AppState {
     pub session: Arc<SessionConfig>,
     pub conns_per_ip: Arc<ConnsPerIp>,
     pub connect_rate: ConnectRate,
+    /// `POST /report`s per address.
+    pub report_rate: ConnectRate,
     pub forwarding: Forwarding,
     pub origins: OriginPolicy,
     pub assets: Assets,

@@ -45,6 +45,7 @@
 //   end                 End button, left of the box: a first click, tap or Esc makes it "Really?"
 //                       (data-confirm="true"), the second ends the chat
 //   view-closed         "This conversation is over";  start-over  its "New chat" button
+//   report, report-later, report-done, report-dialog …   the Report form: see report.js
 //   status              visually hidden role=status announcer for screen readers
 
 import { createMachine } from './state.js';
@@ -65,6 +66,7 @@ import {
   themeOf,
   withVisitor,
 } from './util.js';
+import { MAX_NOTE_CHARS, TEXT as REPORT_TEXT, bannedNotice, renderReportDialog, reportUrlFor } from './report.js';
 
 const VISITOR_KEY = 'pairchat.visitor';
 
@@ -101,6 +103,8 @@ const CONFIRM_LABEL = 'Really?';
 const SEND_LABEL = 'Send';
 const SENDING_LABEL = 'Sending…';
 const LINK_REL = 'noopener noreferrer nofollow ugc';
+/** After sending {"type":"leave"}, how long the server has to answer "ended" and close. */
+const LEAVE_TIMEOUT_MS = 3000;
 
 /** Builds an element: h(doc, 'p', { class: 'x', 'data-test': 'y' }, 'text', child, …). */
 function h(doc, tag, attrs = {}, ...children) {
@@ -246,8 +250,13 @@ export function render(doc) {
     x(
       'section',
       { class: 'pc-view pc-chat', 'data-test': 'view-chat', 'aria-label': 'Your message', hidden: true },
-      // Always takes its line (only its text is hidden), so it never shrinks the transcript.
-      x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
+      x(
+        'div',
+        { class: 'pc-chat-head' },
+        // Always takes its line (only its text is hidden), so it never shrinks the transcript.
+        x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
+        x('button', { type: 'button', class: 'pc-btn pc-small', 'data-test': 'report' }, REPORT_TEXT.button),
+      ),
       x(
         'form',
         { class: 'pc-composer', 'data-test': 'composer' },
@@ -276,7 +285,10 @@ export function render(doc) {
       { class: 'pc-view pc-closed', 'data-test': 'view-closed', 'aria-label': 'Conversation over', hidden: true },
       x('p', { class: 'pc-over', 'data-test': 'closed-text' }, 'This conversation is over.'),
       x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, 'New chat'),
+      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-later', hidden: true }, REPORT_TEXT.button),
+      x('p', { class: 'pc-report-done', 'data-test': 'report-done', hidden: true }, REPORT_TEXT.sent),
     ),
+    renderReportDialog(x),
   );
 }
 
@@ -341,6 +353,15 @@ export function mount(options) {
     send: $('send'),
     end: $('end'),
     startOver: $('start-over'),
+    report: $('report'),
+    reportLater: $('report-later'),
+    reportDone: $('report-done'),
+    reportDialog: $('report-dialog'),
+    reportForm: $('report-form'),
+    reportNote: $('report-note'),
+    reportEvidence: $('report-evidence'),
+    reportError: $('report-error'),
+    reportCancel: $('report-cancel'),
   };
 
   /** The live connection: { ws, everOpened } or null. */
@@ -365,6 +386,10 @@ export function mount(options) {
   let retryAt = 0;
   let retryTimer = null;
   let destroyed = false;
+  /** The last chat's sealed evidence (from "ended"), while it may still be reported. */
+  let laterReport = null;
+  /** Which report the open form makes: 'live' (over the socket) or 'later' (POST /report). */
+  let reportMode = null;
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
@@ -394,6 +419,13 @@ export function mount(options) {
     el.dataset.state = to;
     for (const [state, view] of Object.entries(VIEW_OF_STATE)) $(view).hidden = state !== to;
     showTranscript();
+    // A report form for a chat that has ended has nothing left to report over.
+    if (to !== 'chat' && reportMode === 'live' && ui.reportDialog.open) ui.reportDialog.close();
+    if (to === 'connecting') {
+      laterReport = null;
+      ui.reportDone.hidden = true;
+    }
+    updateReportButtons();
     if (to !== 'chat') {
       setTyping(false);
       resetConfirm();
@@ -777,7 +809,8 @@ export function mount(options) {
     });
     c.ws.addEventListener('close', (ev) => {
       if (conn !== c) return;
-      finish({ code: ev.code, reason: ev.reason, byUs: false, everOpened: c.everOpened });
+      // After our "leave" the server closes; the ending is still ours.
+      finish({ code: ev.code, reason: ev.reason, byUs: c.leaving === true, everOpened: c.everOpened });
     });
     // A socket refused before it opens (e.g. by a CSP) may fire "error" and never "close".
     c.ws.addEventListener('error', () => {
@@ -815,7 +848,10 @@ export function mount(options) {
     typingSent = false;
     const state = machine.state;
     if (state === 'chat') {
-      const n = closeNotice({ code, reason, byUs });
+      const n =
+        code === 1000 && reason === 'reported'
+          ? { kind: 'left', text: REPORT_TEXT.reportedAndLeft }
+          : closeNotice({ code, reason, byUs });
       addSystem(n.kind, n.text);
       machine.send('close');
     } else if (!byUs && (state === 'connecting' || state === 'waiting')) {
@@ -827,9 +863,24 @@ export function mount(options) {
     }
   }
 
+  /**
+   * Ends the chat by asking the server ({"type":"leave"}): it answers "ended" (with what we need
+   * to report the stranger afterwards) and closes. A browser drops frames that arrive after
+   * the page itself called close(), so the server closes, not us; without an answer in time we
+   * close anyway.
+   */
   function endChat() {
     if (machine.state !== 'chat') return;
-    finish({ code: 1000, reason: '', byUs: true });
+    const c = conn;
+    if (!c || c.leaving || !sendFrame({ type: 'leave' })) {
+      finish({ code: 1000, reason: '', byUs: true });
+      return;
+    }
+    c.leaving = true;
+    resetConfirm();
+    win.setTimeout(() => {
+      if (conn === c) finish({ code: 1000, reason: '', byUs: true });
+    }, LEAVE_TIMEOUT_MS);
   }
 
   function cancel() {
@@ -882,7 +933,17 @@ export function mount(options) {
       case 'online':
         if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
         break;
+      case 'ended':
+        laterReport = typeof f.report === 'string' && f.report ? f.report : null;
+        break;
+      case 'reported':
+        laterReport = null;
+        break;
       case 'error': {
+        if (f.error === 'banned') {
+          showBanned(f);
+          break;
+        }
         const text = typeof f.detail === 'string' && f.detail ? f.detail : `Error: ${f.error}`;
         console.warn('pairchat: server error', f.error, f.detail);
         if (machine.state === 'chat') {
@@ -900,6 +961,93 @@ export function mount(options) {
       }
       default:
         console.warn(`pairchat: ignored unknown frame type "${f.type}"`);
+    }
+  }
+
+  // ---- reports and bans ---------------------------------------------------------------------
+
+  /** A banned visitor: no chat; the idle view says until when, why, and how to appeal. */
+  function showBanned(frame) {
+    if (machine.state === 'chat') endChat();
+    else finish({ code: 1000, reason: '', byUs: true });
+    const { lines, appeal } = bannedNotice(frame);
+    setNotice(lines.join(' '));
+    if (appeal) {
+      ui.notice.append(doc.createTextNode(` ${REPORT_TEXT.appeal}`));
+      for (const part of linkParts(appeal)) {
+        if (part.href) {
+          ui.notice.append(h(doc, 'a', { href: part.href, rel: LINK_REL, target: '_blank', class: 'pc-link' }, part.text));
+        } else {
+          ui.notice.append(doc.createTextNode(part.text));
+        }
+      }
+    }
+    announce(ui.notice.textContent);
+  }
+
+  function updateReportButtons() {
+    ui.reportLater.hidden = !(machine.state === 'closed' && laterReport);
+  }
+
+  function openReport(mode) {
+    if (mode === 'live' && machine.state !== 'chat') return;
+    if (mode === 'later' && !(machine.state === 'closed' && laterReport)) return;
+    reportMode = mode;
+    ui.reportForm.reset();
+    ui.reportError.hidden = true;
+    ui.reportEvidence.textContent = mode === 'live' ? REPORT_TEXT.evidenceLive : REPORT_TEXT.evidenceLater;
+    resetConfirm();
+    ui.reportDialog.showModal();
+    ui.reportDialog.querySelector('input[name=reason]')?.focus();
+  }
+
+  function reportError(text) {
+    ui.reportError.textContent = text;
+    ui.reportError.hidden = false;
+  }
+
+  async function submitReport() {
+    const reason = ui.reportForm.querySelector('input[name=reason]:checked')?.value;
+    if (!reason) {
+      reportError(REPORT_TEXT.noReason);
+      return;
+    }
+    const note = ui.reportNote.value.trim().slice(0, MAX_NOTE_CHARS);
+    if (reportMode === 'live') {
+      if (machine.state === 'chat' && sendFrame({ type: 'report', reason, note })) {
+        ui.reportDialog.close();
+      } else {
+        reportError(REPORT_TEXT.failed);
+      }
+      return;
+    }
+    const token = laterReport;
+    if (!token) return;
+    const send = ui.reportForm.querySelector('[data-test=report-send]');
+    send.disabled = true;
+    try {
+      // text/plain: a simple request, so an embed on another site needs no preflight.
+      const res = await win.fetch(reportUrlFor(wsUrl), {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain' },
+        body: JSON.stringify({ report: token, reason, note }),
+      });
+      const answer = await res.json().catch(() => ({}));
+      if (res.ok || answer.error === 'already_reported') {
+        laterReport = null;
+        ui.reportDialog.close();
+        ui.reportDone.hidden = false;
+        updateReportButtons();
+        announce(REPORT_TEXT.sent);
+        focus(ui.startOver);
+      } else {
+        reportError(typeof answer.detail === 'string' && answer.detail ? answer.detail : REPORT_TEXT.failed);
+      }
+    } catch (err) {
+      console.warn('pairchat: report not sent', err);
+      reportError(REPORT_TEXT.failed);
+    } finally {
+      send.disabled = false;
     }
   }
 
@@ -998,6 +1146,13 @@ export function mount(options) {
   listen(ui.cancelRetrying, 'click', cancel);
   listen(ui.retryNow, 'click', retryNow);
   listen(ui.end, 'click', onEnd);
+  listen(ui.report, 'click', () => openReport('live'));
+  listen(ui.reportLater, 'click', () => openReport('later'));
+  listen(ui.reportCancel, 'click', () => ui.reportDialog.close());
+  listen(ui.reportForm, 'submit', (ev) => {
+    ev.preventDefault();
+    submitReport();
+  });
   listen(ui.newBelow, 'click', () => {
     scrollToEnd();
     ui.input.focus();
@@ -1022,6 +1177,8 @@ export function mount(options) {
       return;
     }
     if (ev.defaultPrevented || ev.isComposing) return;
+    // Esc in the Report form closes the form (the dialog's own), nothing else.
+    if (ui.reportDialog.open) return;
     const action = escapeAction(machine.state, confirming);
     if (!action) return;
     ev.preventDefault();

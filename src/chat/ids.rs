@@ -98,6 +98,15 @@ impl VisitorKey {
     }
 }
 
+/// Who a connection is: its visitor key (the page's token, or its address) and its address
+/// key, whatever token it sends (see `routes::client`). A ban may hold either; a report names
+/// both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Who {
+    pub visitor: VisitorKey,
+    pub address: VisitorKey,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

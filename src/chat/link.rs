@@ -21,8 +21,9 @@ use bytestring::ByteString;
 use flume::r#async::RecvStream;
 use futures_util::FutureExt;
 
-use super::ids::ConnId;
+use super::ids::{ConnId, Who};
 use crate::cluster::RemoteLink;
+use crate::moderation::reports::{Line, Transcript};
 
 /// How a connection ended, as its partner is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +76,16 @@ enum Route {
     Direct(actix_ws::Session),
 }
 
-/// A paired partner: where messages to it go.
+/// A paired partner: where messages to it go, who it is, and the chat's last messages.
 #[derive(Clone)]
 pub struct PartnerLink {
     partner: ConnId,
     kind: Kind,
+    /// The partner's keys, for a report.
+    who: Who,
+    /// The evidence a report sends: one for both sides of a pair within this process, one
+    /// per side when the partner is on another process.
+    transcript: Arc<Mutex<Transcript>>,
 }
 
 #[derive(Clone)]
@@ -104,9 +110,13 @@ impl std::fmt::Debug for PartnerLink {
     }
 }
 
-/// The two links of a new pair, given each side's id and outbox: `(a's link to b, b's to a)`.
-pub fn pair(a: (ConnId, OutboxSender), b: (ConnId, OutboxSender)) -> (PartnerLink, PartnerLink) {
+/// One side of a new pair: its id, its outbox, and who it is.
+pub type Side = (ConnId, OutboxSender, Who);
+
+/// The two links of a new pair: `(a's link to b, b's to a)`.
+pub fn pair(a: Side, b: Side) -> (PartnerLink, PartnerLink) {
     let routes: Arc<[Mutex<Route>; 2]> = Arc::default();
+    let transcript = Arc::default();
     let to_b = PartnerLink {
         partner: b.0,
         kind: Kind::Local {
@@ -114,6 +124,8 @@ pub fn pair(a: (ConnId, OutboxSender), b: (ConnId, OutboxSender)) -> (PartnerLin
             routes: routes.clone(),
             mine: 0,
         },
+        who: b.2,
+        transcript: Arc::clone(&transcript),
     };
     let to_a = PartnerLink {
         partner: a.0,
@@ -122,15 +134,19 @@ pub fn pair(a: (ConnId, OutboxSender), b: (ConnId, OutboxSender)) -> (PartnerLin
             routes,
             mine: 1,
         },
+        who: a.2,
+        transcript,
     };
     (to_b, to_a)
 }
 
-/// The link to a partner on another process.
-pub fn remote(link: RemoteLink, partner: ConnId) -> PartnerLink {
+/// The link to a partner on another process, who is `who`.
+pub fn remote(link: RemoteLink, partner: ConnId, who: Who) -> PartnerLink {
     PartnerLink {
         partner,
         kind: Kind::Remote(Arc::new(link)),
+        who,
+        transcript: Arc::default(),
     }
 }
 
@@ -138,6 +154,22 @@ impl PartnerLink {
     /// Who this link leads to.
     pub fn partner(&self) -> ConnId {
         self.partner
+    }
+
+    /// Who the partner is.
+    pub fn who(&self) -> Who {
+        self.who
+    }
+
+    /// Keeps a chat message for the evidence (`from`: its sender). Called by the sender for
+    /// what it sends, and by the receiver for what comes from another process.
+    pub fn record(&self, from: ConnId, message: &str) {
+        lock_transcript(&self.transcript).record(from, message);
+    }
+
+    /// The chat's last messages, labelled for `reporter`.
+    pub fn evidence_for(&self, reporter: ConnId) -> Vec<Line> {
+        lock_transcript(&self.transcript).evidence_for(reporter)
     }
 
     /// The partner on another process, if it is there.
@@ -200,6 +232,11 @@ impl PartnerLink {
     }
 }
 
+/// A panic elsewhere while the transcript was locked leaves at worst a line missing.
+fn lock_transcript(t: &Mutex<Transcript>) -> MutexGuard<'_, Transcript> {
+    t.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A panic elsewhere while a route was locked leaves nothing half-done in it.
 fn lock(route: &Mutex<Route>) -> MutexGuard<'_, Route> {
     route.lock().unwrap_or_else(PoisonError::into_inner)
@@ -215,7 +252,11 @@ mod tests {
         let (a, b) = (ids.next(), ids.next());
         let (a_tx, a_rx) = outbox(1);
         let (b_tx, b_rx) = outbox(1);
-        let (to_b, to_a) = pair((a, a_tx), (b, b_tx));
+        let who = Who {
+            visitor: super::super::ids::VisitorKey::named(1),
+            address: super::super::ids::VisitorKey::address(2),
+        };
+        let (to_b, to_a) = pair((a, a_tx, who), (b, b_tx, who));
         assert_eq!((to_b.partner(), to_a.partner()), (b, a));
         assert_eq!(to_b.deliver("hi b".into()), Delivery::Delivered);
         assert_eq!(to_a.deliver("hi a".into()), Delivery::Delivered);

@@ -11,6 +11,14 @@ pub enum ClientFrame<'a> {
     Request,
     Message(Cow<'a, str>),
     Typing(bool),
+    /// Report the partner (`reason` and `note` are checked by `moderation::reports::check`),
+    /// which ends the chat for the reporter.
+    Report {
+        reason: Cow<'a, str>,
+        note: Option<Cow<'a, str>>,
+    },
+    /// End the chat (or leave the queue): the server answers `ended` and closes (1000).
+    Leave,
 }
 
 /// Why a client frame was refused. `code()` goes to the client as the error code: `bad_json`
@@ -20,7 +28,7 @@ pub enum ClientFrame<'a> {
 pub enum FrameError {
     #[error("the frame is not a JSON object: {0}")]
     BadJson(String),
-    #[error("unknown frame type {0:?}; expected request, message or typing")]
+    #[error("unknown frame type {0:?}; expected request, message, typing, report or leave")]
     UnknownType(String),
     #[error("{0}")]
     BadField(&'static str),
@@ -46,6 +54,10 @@ struct RawFrame<'a> {
     message: Option<Cow<'a, str>>,
     #[serde(default)]
     typing: Option<bool>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    note: Option<Cow<'a, str>>,
 }
 
 /// Longest part of a client's own unknown type echoed back in an error.
@@ -86,6 +98,11 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
             .ok_or(FrameError::BadField(
                 "a typing frame needs a boolean \"typing\" field",
             )),
+        "report" => Ok(ClientFrame::Report {
+            reason: raw.reason.unwrap_or_default(),
+            note: raw.note,
+        }),
+        "leave" => Ok(ClientFrame::Leave),
         other => Err(FrameError::UnknownType(
             other.chars().take(MAX_ECHOED_TYPE_CHARS).collect(),
         )),
@@ -119,6 +136,14 @@ pub enum ServerFrame<'a> {
     Error {
         error: Cow<'a, str>,
         detail: Cow<'a, str>,
+    },
+    /// The report was stored; the connection closes next.
+    Reported,
+    /// The chat is over and the connection closes next. `report`: the sealed evidence with
+    /// which the visitor may still report the partner (`POST /report`), when there was one.
+    Ended {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        report: Option<Cow<'a, str>>,
     },
 }
 
@@ -164,6 +189,17 @@ mod tests {
             parse_client_frame(r#"{"typing":false,"type":"typing"}"#),
             Ok(ClientFrame::Typing(false))
         );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"report","reason":"spam","note":"n"}"#),
+            Ok(ClientFrame::Report {
+                reason: "spam".into(),
+                note: Some("n".into())
+            })
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"leave"}"#),
+            Ok(ClientFrame::Leave)
+        );
     }
 
     #[test]
@@ -183,6 +219,7 @@ mod tests {
         assert_eq!(code(r#"{"type":"message","message":null}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"typing","typing":"yes"}"#), "bad_frame");
         assert_eq!(code(r#"{"type":"typing"}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"report","note":5}"#), "bad_frame");
     }
 
     #[test]

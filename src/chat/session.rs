@@ -17,15 +17,18 @@ use tokio::time::Instant;
 
 use super::frame_limit::Violation;
 use super::hub::{unavailable_frame, HubHandle, Kick, TrySendError};
-use super::ids::{ConnId, VisitorKey};
+use super::ids::ConnId;
+pub use super::ids::Who;
 use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
 use crate::metrics::Metrics;
 use crate::moderation::bans::banned_frame;
+use crate::moderation::reports::{self, NewReport};
 use crate::moderation::Moderation;
 use heartbeat::{Due, Heartbeat};
 
+mod farewell;
 mod heartbeat;
 
 /// Limits and timings of one connection (defaults and rules: `config`).
@@ -47,14 +50,6 @@ pub struct SessionConfig {
     pub rate_burst: u32,
 }
 
-/// Who a connection is: its visitor key (the page's token, or its address) and its address
-/// key, whatever token it sends (see `routes::client`). A ban may hold either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Who {
-    pub visitor: VisitorKey,
-    pub address: VisitorKey,
-}
-
 /// Why a session ended.
 #[derive(Debug)]
 enum End {
@@ -70,6 +65,10 @@ enum End {
     Kicked(Kick),
     /// Kept sending past the rate limit after being told to slow down.
     Flooding,
+    /// Sent `leave`.
+    Left,
+    /// Reported its partner: the report is filed, then the client told `reported`.
+    Reported(Box<NewReport>),
 }
 
 /// How long the close frame may take to go out before the connection is just dropped.
@@ -199,7 +198,7 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         if live
             .client
             .hub
-            .connect(id, who.visitor, outbox, kick)
+            .connect(id, who, outbox, kick)
             .await
             .is_err()
         {
@@ -220,13 +219,17 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         };
         tracing::debug!(conn = %id, reason = ?end, "disconnected");
         let how = match end {
-            End::ClientClosed => Departure::Left,
+            End::ClientClosed | End::Left | End::Reported(_) => Departure::Left,
             _ => Departure::Lost,
         };
         let client = &mut live.client;
         client.hub.metrics().closed(close_label(&end));
         // If the hub is gone the server is stopping and the rows are cleared at the next start.
         let _ = client.hub.leave(id, how).await;
+        if let Some(last) = farewell::last_frame(client, &end).await {
+            // Before the close, so that the page has it when the socket closes.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, client.ws.text(last)).await;
+        }
         if !matches!(end, End::Gone) {
             // A client that does not read may never take the close frame either.
             let close = client.ws.clone().close(close_reason(&end));
@@ -423,9 +426,14 @@ impl Client {
                 None => self.request(),
             },
             ClientFrame::Message(message) => match &self.partner {
-                Some(partner) => {
-                    relay_message(&self.config, &self.hub, partner, &message, received)
-                }
+                Some(partner) => relay_message(
+                    self.id,
+                    &self.config,
+                    &self.hub,
+                    partner,
+                    &message,
+                    received,
+                ),
                 None => not_paired(self.hub.metrics()),
             },
             ClientFrame::Typing(typing) => match &self.partner {
@@ -435,6 +443,24 @@ impl Client {
                 }
                 None => not_paired(self.hub.metrics()),
             },
+            ClientFrame::Report { reason, note } => match &self.partner {
+                Some(partner) => self.report(partner, &reason, note.as_deref()),
+                None => not_paired(self.hub.metrics()),
+            },
+            ClientFrame::Leave => Err(End::Left),
+        }
+    }
+
+    /// A report of the partner: checked here, filed as the session ends (see `farewell`).
+    fn report(&self, partner: &PartnerLink, reason: &str, note: Option<&str>) -> Reply {
+        match reports::check(reason, note) {
+            Ok(checked) => Err(End::Reported(Box::new(NewReport::new(
+                checked,
+                (partner.who().visitor, partner.who().address),
+                self.who.visitor,
+                partner.evidence_for(self.id),
+            )))),
+            Err(bad) => refuse(self.hub.metrics(), "bad_report", bad.to_string()),
         }
     }
 
@@ -455,7 +481,14 @@ impl Client {
 
     fn on_outbound(&mut self, out: Outbound) -> Reply {
         match out {
-            Outbound::Frame(text) => say(text),
+            Outbound::Frame(text) => {
+                // A message from another process: kept here for the evidence (one on this
+                // process was kept by its sender).
+                if let Some(partner) = self.partner.as_ref().filter(|p| p.remote().is_some()) {
+                    farewell::record_incoming(partner, &text);
+                }
+                say(text)
+            }
             Outbound::Paired(partner) => {
                 self.partner = Some(partner);
                 say(ServerFrame::Response.to_json())
@@ -493,6 +526,7 @@ fn not_paired(metrics: &Metrics) -> Reply {
 }
 
 fn relay_message(
+    me: ConnId,
     config: &SessionConfig,
     hub: &HubHandle,
     partner: &PartnerLink,
@@ -515,12 +549,14 @@ fn relay_message(
     if let Some(remote) = partner.remote() {
         // On another process: the receipt follows once the message is on its way there.
         return if remote.send_message(to_partner, to_me, received.into_std()) {
+            partner.record(me, message);
             Ok(None)
         } else {
             say(crate::cluster::relay::undelivered_frame(metrics))
         };
     }
     if deliver(hub, partner, to_partner) {
+        partner.record(me, message);
         metrics.relayed(received.into_std());
         // The sender's copy is its receipt: only for what reached the partner's queue.
         say(to_me)
@@ -598,5 +634,7 @@ fn close_of(end: &End) -> Option<(CloseCode, &'static str)> {
         End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
         End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
         End::Flooding => (CloseCode::Policy, "rate limit exceeded"),
+        End::Left => (CloseCode::Normal, "bye"),
+        End::Reported(_) => (CloseCode::Normal, "reported"),
     })
 }

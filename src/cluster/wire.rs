@@ -18,10 +18,24 @@ pub enum Envelope {
     },
     /// The sender's matchmaker paired `from` with `to`, who waits on this process: answer
     /// `Accept` if `to` still waits, `Refuse` if not.
+    /// `visitor` and `address`: who `from` is (its keys; see `chat::ids::Who`), so that its
+    /// partner can report it. `address` is 0 from a process that predates it.
     #[serde(rename = "p")]
-    Pair { to: i64, from: i64, visitor: i64 },
+    Pair {
+        to: i64,
+        from: i64,
+        visitor: i64,
+        #[serde(default)]
+        address: i64,
+    },
     #[serde(rename = "a")]
-    Accept { to: i64, from: i64, visitor: i64 },
+    Accept {
+        to: i64,
+        from: i64,
+        visitor: i64,
+        #[serde(default)]
+        address: i64,
+    },
     #[serde(rename = "r")]
     Refuse { to: i64, from: i64 },
     /// `from` has gone: `left` when it closed its socket, otherwise lost.
@@ -126,11 +140,13 @@ mod tests {
                 to: 1,
                 from: 2,
                 visitor: -5,
+                address: 8,
             },
             Envelope::Accept {
                 to: 1,
                 from: 2,
                 visitor: 6,
+                address: -4,
             },
             Envelope::Refuse { to: 1, from: 2 },
             Envelope::Gone {

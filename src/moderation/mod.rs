@@ -4,6 +4,7 @@
 
 pub mod bans;
 pub mod reports;
+pub mod seal;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,9 +12,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::chat::ids::VisitorKey;
+use crate::chat::ids::Who;
 use crate::db::{self, moderation as rows, queries::write_transaction, DbPool};
+use crate::metrics::Metrics;
+use crate::secret::SecretKey;
 use bans::{Ban, BanKind, BanList, NewBan};
-use reports::{NewReport, Report};
+use reports::{Line, NewReport, Report};
+use seal::{Sealed, Sealer};
 
 /// How often each process reloads the bans in force.
 pub const BAN_REFRESH: Duration = Duration::from_secs(2);
@@ -53,17 +58,70 @@ pub struct Moderation {
     node: u32,
     config: ModerationConfig,
     bans: BanList,
+    /// `None`: reports after a chat are not offered (see `new`).
+    sealer: Option<Sealer>,
+    /// The process's metrics (reports and bans counted); `None` outside a server.
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// Why a report made after the chat (`Moderation::file_sealed`) was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SealedRefused {
+    #[error(
+        "this report is not valid or has expired; reports can be made for 10 minutes after a chat"
+    )]
+    BadToken,
+    #[error(transparent)]
+    BadReport(#[from] reports::BadReport),
+    #[error("this chat has been reported already")]
+    AlreadyReported,
+    #[error(transparent)]
+    Database(anyhow::Error),
 }
 
 impl Moderation {
     /// `pool`: connections of moderation's own, so that it never queues behind the matchmaker.
+    /// Without the deployment's key it seals nothing for reports after a chat (tools and
+    /// tests that only read and ban); the server uses `with_secret`.
     pub fn new(pool: DbPool, node: u32, config: ModerationConfig) -> Arc<Self> {
+        Self::build(pool, node, config, None, None)
+    }
+
+    /// The server's: `new`, sealing reports under a key derived from the deployment's
+    /// `secret` (so that every process sharing the key file opens them), counting reports and
+    /// bans in `metrics`.
+    pub fn for_server(
+        pool: DbPool,
+        node: u32,
+        config: ModerationConfig,
+        secret: &SecretKey,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let sealer = Some(Sealer::new(secret));
+        Self::build(pool, node, config, sealer, Some(metrics))
+    }
+
+    fn build(
+        pool: DbPool,
+        node: u32,
+        config: ModerationConfig,
+        sealer: Option<Sealer>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Arc<Self> {
         Arc::new(Moderation {
             pool,
             node,
             config,
             bans: BanList::default(),
+            sealer,
+            metrics,
         })
+    }
+
+    fn count_ban(&self, ban: &Ban) {
+        if let Some(metrics) = &self.metrics {
+            metrics.banned(ban.kind.as_str(), ban.created_by == bans::AUTO);
+        }
     }
 
     pub fn config(&self) -> &ModerationConfig {
@@ -114,6 +172,7 @@ impl Moderation {
         let mut conn = db::get(&self.pool)?;
         rows::insert_ban(&mut conn, &ban.to_row()).context("cannot store the ban")?;
         self.bans.add(ban.clone());
+        self.count_ban(&ban);
         Ok(ban)
     }
 
@@ -154,13 +213,79 @@ impl Moderation {
         rows::dismiss_report(&mut conn, id).context("cannot dismiss the report")
     }
 
+    /// Seals what a visitor needs to report its partner after the chat has closed (the page
+    /// posts it back to `POST /report` within `seal::REPORT_AFTER_CHAT_MS`).
+    pub fn seal_for_later(
+        &self,
+        reported: Who,
+        reporter: VisitorKey,
+        evidence: Vec<Line>,
+    ) -> Option<String> {
+        self.sealer.as_ref()?.seal(&Sealed {
+            reported: reported.visitor.as_i64(),
+            reported_address: reported.address.as_i64(),
+            reporter: reporter.as_i64(),
+            evidence,
+            until_ms: now_ms().saturating_add(seal::REPORT_AFTER_CHAT_MS),
+        })
+    }
+
+    /// Files a report made after the chat, from the sealed `token` the chat's end gave the
+    /// page, with the visitor's reason and note. One chat is reported once.
+    pub fn file_sealed(
+        &self,
+        token: &str,
+        reason: &str,
+        note: Option<&str>,
+    ) -> Result<Option<Ban>, SealedRefused> {
+        let (id, sealed) = (self.sealer.as_ref())
+            .and_then(|sealer| sealer.open(token))
+            .ok_or(SealedRefused::BadToken)?;
+        if sealed.until_ms <= now_ms() {
+            return Err(SealedRefused::BadToken);
+        }
+        let (reason, note) = reports::check(reason, note)?;
+        let report = NewReport {
+            reason,
+            note,
+            reported: sealed.reported,
+            reported_address: sealed.reported_address,
+            reporter: sealed.reporter,
+            evidence: sealed.evidence,
+        };
+        self.file(Some(id), &report).map_err(|e| {
+            let duplicate = e.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<diesel::result::Error>(),
+                    Some(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _
+                    ))
+                )
+            });
+            if duplicate {
+                SealedRefused::AlreadyReported
+            } else {
+                SealedRefused::Database(e)
+            }
+        })
+    }
+
     /// Stores a report; then, when the reported visitor has now been reported by
     /// `auto_ban_reports` different visitors within `auto_ban_window` and is not banned
     /// already, bans its visitor key for `auto_ban_duration` (returned). Decided from the rows,
     /// so reports taken by different processes count together.
     pub fn file_report(&self, report: &NewReport) -> anyhow::Result<Option<Ban>> {
+        self.file(None, report)
+    }
+
+    /// `file_report` with the row's id given (a sealed report's), or a fresh one.
+    fn file(&self, id: Option<i64>, report: &NewReport) -> anyhow::Result<Option<Ban>> {
         let now = now_ms();
-        let row = report.row(self.node, now);
+        let mut row = report.row(self.node, now);
+        if let Some(id) = id {
+            row.id = id;
+        }
         let config = &self.config;
         let auto = config.auto_ban_reports > 0 && !config.auto_ban_duration.is_zero();
         let mut conn = db::get(&self.pool)?;
@@ -191,8 +316,12 @@ impl Moderation {
             Ok(Some(ban))
         })
         .context("cannot store the report")?;
+        if let Some(metrics) = &self.metrics {
+            metrics.reported(report.reason.as_str());
+        }
         if let Some(ban) = &ban {
             self.bans.add(ban.clone());
+            self.count_ban(ban);
         }
         Ok(ban)
     }

@@ -115,8 +115,9 @@ impl Transcript {
     }
 }
 
-/// A report to file (see `Moderation::file_report`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A report to file (see `Moderation::file_report`). Its `Debug` leaves out the note and the
+/// evidence: chat text never reaches a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewReport {
     pub reason: Reason,
     pub note: String,
@@ -125,6 +126,15 @@ pub struct NewReport {
     pub reported_address: i64,
     pub reporter: i64,
     pub evidence: Vec<Line>,
+}
+
+impl std::fmt::Debug for NewReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewReport")
+            .field("reason", &self.reason)
+            .field("evidence_lines", &self.evidence.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewReport {

@@ -8,6 +8,7 @@ mod health;
 pub mod metrics;
 mod online;
 mod page;
+pub mod report;
 pub mod security;
 mod ws;
 
@@ -17,6 +18,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::upgrade))
         .route("/healthz", web::get().to(health::healthz))
         .route("/online", web::get().to(online::online))
+        .service(
+            web::resource("/report")
+                .app_data(web::PayloadConfig::new(report::MAX_BODY_BYTES))
+                .route(web::post().to(report::report)),
+        )
         .route("/", web::get().to(page::index))
         .route("/widget", web::get().to(page::widget))
         .route("/embed.js", web::get().to(assets::embed_js));

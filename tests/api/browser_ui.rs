@@ -1267,7 +1267,7 @@ async fn two_tabs_of_one_browser_meet_when_nobody_else_comes_for_a_while() {
 const AXE: &str = include_str!("../vendor/axe.min.js");
 
 /// Serious and critical axe-core violations in `root`'s document, as `[rule, [targets]]`.
-async fn axe_violations(b: &Browser) -> Vec<Value> {
+pub(crate) async fn axe_violations(b: &Browser) -> Vec<Value> {
     // WebDriver runs the source as a function body, outside the page's CSP (no eval needed).
     if js(b, PAGE, "return typeof window.axe;").await != json!("object") {
         b.execute(&format!("{AXE}\n;return typeof window.axe;"), vec![])

@@ -245,6 +245,39 @@ const SETTINGS: &[Setting] = &[
         &[],
         logs_json_lines,
     ),
+    row(
+        "--auto-ban-reports",
+        "PAIRCHAT_AUTO_BAN_REPORTS",
+        "1",
+        &[],
+        bans_after_one_report,
+    ),
+    row(
+        "--auto-ban-mins",
+        "PAIRCHAT_AUTO_BAN_MINS",
+        "2",
+        &[&["--auto-ban-reports", "1"]],
+        bans_for_two_minutes,
+    ),
+    row(
+        "--ban-appeal",
+        "PAIRCHAT_BAN_APPEAL",
+        "Write to appeals@example.com",
+        &[&["--auto-ban-reports", "1"]],
+        shows_the_appeal_with_a_ban,
+    ),
+    refused(
+        "--auto-ban-window-mins",
+        "PAIRCHAT_AUTO_BAN_WINDOW_MINS",
+        "0",
+        "auto-ban-window-mins",
+    ),
+    refused(
+        "--report-retention-days",
+        "PAIRCHAT_REPORT_RETENTION_DAYS",
+        "0",
+        "report-retention-days",
+    ),
     // No variable: given only on the command line.
     on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
 ];
@@ -865,6 +898,42 @@ fn pairs_two_who_just_talked_again_at_once(
         let _b2 = Client::arrive(&url("bob"), "waiting").await;
         // With the default cooldown alice would wait too.
         let _a2 = Client::arrive(&url("alice"), "response").await;
+    })
+}
+
+/// Alice is reported once by bob; what her next connection is told.
+async fn banned_after_one_report(r: &Running) -> serde_json::Value {
+    let url = |who: &str| format!("{}?visitor={who}", r.server.ws_url());
+    let mut alice = Client::arrive(&url("alice"), "waiting").await;
+    let mut bob = Client::arrive(&url("bob"), "response").await;
+    alice.expect_type("response").await;
+    bob.send_json(serde_json::json!({"type": "report", "reason": "spam"}))
+        .await;
+    bob.expect_type("reported").await;
+    alice.expect_close().await;
+    let mut again = Client::connect(&url("alice")).await;
+    again.expect_error("banned").await
+}
+
+fn bans_after_one_report(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        // With the default (three reporters) one report bans nobody.
+        banned_after_one_report(r).await;
+    })
+}
+
+fn bans_for_two_minutes(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let banned = banned_after_one_report(r).await;
+        let left = banned["until_ms"].as_i64().expect("until_ms") - pairchat::moderation::now_ms();
+        assert!((100_000..=120_000).contains(&left), "{left} ms: {banned}");
+    })
+}
+
+fn shows_the_appeal_with_a_ban(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let banned = banned_after_one_report(r).await;
+        assert_eq!(banned["appeal"], "Write to appeals@example.com", "{banned}");
     })
 }
 

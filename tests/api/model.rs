@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use pairchat::chat::hub::{self, HubHandle, Kick};
-use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey};
+use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey, Who};
 use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, PartnerLink};
 use pairchat::chat::matchmaker::Sharing;
 use pairchat::db::{self, queries, DbConn, DbPool};
@@ -113,6 +113,14 @@ const OUTBOX: usize = 64;
 
 /// The hub's key for the model's visitor `key`: every other one known by a page token (an odd
 /// key), the rest by an address, as the server tags them.
+/// The model's visitors all come from one address.
+fn who(key: i64) -> Who {
+    Who {
+        visitor: visitor_key(key),
+        address: VisitorKey::address(0),
+    }
+}
+
 fn visitor_key(key: i64) -> VisitorKey {
     if key & 1 == 1 {
         VisitorKey::named(key)
@@ -206,10 +214,7 @@ impl World {
         let id = self.ids.next();
         let (tx, outbox) = link::outbox(OUTBOX);
         let (kick, kicked) = oneshot::channel();
-        self.hub
-            .connect(id, visitor_key(key), tx, kick)
-            .await
-            .expect("hub");
+        self.hub.connect(id, who(key), tx, kick).await.expect("hub");
         self.visitors.push(Visitor {
             id,
             key,

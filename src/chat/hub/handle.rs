@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Kick;
-use crate::chat::ids::{ConnId, ConnIds, VisitorKey};
+use crate::chat::ids::{ConnId, ConnIds, Who};
 use crate::chat::link::{Departure, OutboxSender};
 use crate::chat::protocol::ServerFrame;
 use crate::metrics::Metrics;
@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 pub(super) enum Command {
     Connect {
         id: ConnId,
-        visitor: VisitorKey,
+        who: Who,
         outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     },
@@ -118,13 +118,13 @@ impl HubHandle {
     pub async fn connect(
         &self,
         id: ConnId,
-        visitor: VisitorKey,
+        who: Who,
         outbox: OutboxSender,
         kick: oneshot::Sender<Kick>,
     ) -> Result<(), HubGone> {
         self.send(Command::Connect {
             id,
-            visitor,
+            who,
             outbox,
             kick,
         })

@@ -17,7 +17,7 @@ mod remote;
 use handle::Command;
 pub use handle::{unavailable_frame, HubGone, HubHandle, Stats, TrySendError};
 
-use super::ids::{ConnId, ConnIds, VisitorKey};
+use super::ids::{ConnId, ConnIds, VisitorKey, Who};
 use super::link::{self, Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
 use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
@@ -62,11 +62,22 @@ enum State {
 /// The hub's entry for one live connection.
 struct Entry {
     visitor: VisitorKey,
+    /// Its address key: a partner's report names it.
+    address: VisitorKey,
     outbox: OutboxSender,
     kick: Option<oneshot::Sender<Kick>>,
     state: State,
     online_sent: usize,
     online_sent_at: Instant,
+}
+
+impl Entry {
+    fn who(&self) -> Who {
+        Who {
+            visitor: self.visitor,
+            address: self.address,
+        }
+    }
 }
 
 /// The hub's state and rules, synchronous so they are tested without sockets.
@@ -207,10 +218,10 @@ impl Hub {
         match cmd {
             Command::Connect {
                 id,
-                visitor,
+                who,
                 outbox,
                 kick,
-            } => self.connect(id, visitor, outbox, kick),
+            } => self.connect(id, who, outbox, kick),
             Command::Request { id } => self.request(id),
             Command::Leave { id, how } => self.leave(id, how),
             Command::TooSlow { id } => self.drop_slow(id),
@@ -245,13 +256,7 @@ impl Hub {
         stats
     }
 
-    fn connect(
-        &mut self,
-        id: ConnId,
-        visitor: VisitorKey,
-        outbox: OutboxSender,
-        kick: oneshot::Sender<Kick>,
-    ) {
+    fn connect(&mut self, id: ConnId, who: Who, outbox: OutboxSender, kick: oneshot::Sender<Kick>) {
         if self.shutdown.is_some() {
             let _ = kick.send(Kick::Shutdown);
             return;
@@ -261,7 +266,8 @@ impl Hub {
         self.conns.insert(
             id,
             Entry {
-                visitor,
+                visitor: who.visitor,
+                address: who.address,
                 outbox,
                 kick: Some(kick),
                 state: State::Idle,
@@ -424,13 +430,13 @@ impl Hub {
 
     /// Gives two waiting connections a link to each other.
     fn pair(&mut self, a: ConnId, b: ConnId) {
-        let (Some(a_outbox), Some(b_outbox)) = (
-            self.conns.get(&a).map(|c| c.outbox.clone()),
-            self.conns.get(&b).map(|c| c.outbox.clone()),
-        ) else {
+        let side = |c: &Entry| (c.outbox.clone(), c.who());
+        let (Some((a_outbox, a_who)), Some((b_outbox, b_who))) =
+            (self.conns.get(&a).map(side), self.conns.get(&b).map(side))
+        else {
             return;
         };
-        let (to_b, to_a) = link::pair((a, a_outbox), (b, b_outbox));
+        let (to_b, to_a) = link::pair((a, a_outbox, a_who), (b, b_outbox, b_who));
         self.metrics.paired();
         for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
             // The first may be dropped as too slow on the way, and the second then told that.

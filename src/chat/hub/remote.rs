@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Hub, State};
-use crate::chat::ids::{ConnId, VisitorKey};
+use crate::chat::ids::{ConnId, VisitorKey, Who};
 use crate::chat::link::{self, Departure, Outbound};
 use crate::chat::matchmaker::Op;
 use crate::cluster::wire::{node_of, Envelope};
@@ -23,6 +23,14 @@ pub(super) struct Partner {
     pub visitor: VisitorKey,
     /// The last frame taken from it: a frame sent again after a broken connection is dropped.
     pub last_seq: u64,
+}
+
+/// A partner's keys as an envelope carries them.
+fn who(visitor: i64, address: i64) -> Who {
+    Who {
+        visitor: VisitorKey::from_i64(visitor),
+        address: VisitorKey::from_i64(address),
+    }
 }
 
 impl Hub {
@@ -48,14 +56,15 @@ impl Hub {
             return;
         };
         conn.state = State::Pairing(partner);
-        let visitor = conn.visitor.as_i64();
+        let who = conn.who();
         self.proposed.insert(id, Instant::now());
         self.tell(
             node_of(partner.rid()),
             Envelope::Pair {
                 to: partner.rid(),
                 from: id.rid(),
-                visitor,
+                visitor: who.visitor.as_i64(),
+                address: who.address.as_i64(),
             },
         );
     }
@@ -94,15 +103,25 @@ impl Hub {
                 seq,
                 frame,
             } => self.on_frame(ConnId::from_rid(to), ConnId::from_rid(from), seq, frame),
-            Envelope::Pair { to, from, visitor } => self.on_pair(
+            Envelope::Pair {
+                to,
+                from,
+                visitor,
+                address,
+            } => self.on_pair(
                 ConnId::from_rid(to),
                 ConnId::from_rid(from),
-                VisitorKey::from_i64(visitor),
+                who(visitor, address),
             ),
-            Envelope::Accept { to, from, visitor } => self.on_accept(
+            Envelope::Accept {
+                to,
+                from,
+                visitor,
+                address,
+            } => self.on_accept(
                 ConnId::from_rid(to),
                 ConnId::from_rid(from),
-                VisitorKey::from_i64(visitor),
+                who(visitor, address),
             ),
             Envelope::Refuse { to, from } => {
                 let (id, partner) = (ConnId::from_rid(to), ConnId::from_rid(from));
@@ -166,7 +185,7 @@ impl Hub {
     }
 
     /// `from`, on another process, was paired with `to`, who waits here.
-    fn on_pair(&mut self, to: ConnId, from: ConnId, visitor: VisitorKey) {
+    fn on_pair(&mut self, to: ConnId, from: ConnId, visitor: Who) {
         let node = node_of(from.rid());
         match self.state(to) {
             Some(State::Requested | State::Waiting) => {}
@@ -182,8 +201,7 @@ impl Hub {
                 return;
             }
         }
-        let Some((mine, outbox)) = self.conns.get(&to).map(|c| (c.visitor, c.outbox.clone()))
-        else {
+        let Some((mine, outbox)) = self.conns.get(&to).map(|c| (c.who(), c.outbox.clone())) else {
             return;
         };
         // The answer goes out before `to` can say anything, so it reaches `from`'s hub first.
@@ -192,13 +210,14 @@ impl Hub {
             Envelope::Accept {
                 to: from.rid(),
                 from: to.rid(),
-                visitor: mine.as_i64(),
+                visitor: mine.visitor.as_i64(),
+                address: mine.address.as_i64(),
             },
         );
         self.chat_remotely(to, from, visitor, outbox);
     }
 
-    fn on_accept(&mut self, to: ConnId, from: ConnId, visitor: VisitorKey) {
+    fn on_accept(&mut self, to: ConnId, from: ConnId, visitor: Who) {
         if self.state(to) != Some(State::Pairing(from)) {
             // `to` left or gave up meanwhile: `from`'s side of the chat ends too.
             self.tell_gone(from, to, Departure::Lost);
@@ -216,17 +235,17 @@ impl Hub {
         &mut self,
         me: ConnId,
         partner: ConnId,
-        visitor: VisitorKey,
+        visitor: Who,
         outbox: link::OutboxSender,
     ) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let link = link::remote(cluster.link(me, outbox, partner), partner);
+        let link = link::remote(cluster.link(me, outbox, partner), partner, visitor);
         self.remote.insert(
             me,
             Partner {
-                visitor,
+                visitor: visitor.visitor,
                 last_seq: 0,
             },
         );

@@ -64,7 +64,11 @@ async fn arrive(hub: &HubHandle, capacity: usize) -> FakeSession {
     let (tx, outbox) = outbox(capacity);
     let (kick, kicked) = oneshot::channel();
     let visitor = VisitorKey::address(id.rid());
-    hub.connect(id, visitor, tx, kick).await.expect("hub");
+    let who = Who {
+        visitor,
+        address: visitor,
+    };
+    hub.connect(id, who, tx, kick).await.expect("hub");
     FakeSession { id, outbox, kicked }
 }
 
