@@ -22,6 +22,8 @@ use askama::Template;
 use crate::state::AppState;
 
 pub const LOGIN_PATH: &str = "/admin/login";
+/// What the figures page's script polls.
+pub const FIGURES_PATH: &str = "/admin/figures";
 const COOKIE_NAME: &str = "pairchat_admin";
 const COOKIE_PATH: &str = "/admin";
 
