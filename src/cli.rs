@@ -402,7 +402,7 @@ fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::List { .. } => {
             for account in accounts::list(&mut conn)? {
-                let since = crate::admin::format_utc(account.created_ms);
+                let since = crate::admin::rfc3339(account.created_ms);
                 println!("{}\tadded {since}", account.name);
             }
         }

@@ -91,16 +91,6 @@ impl SecretKey {
         linked
     }
 
-    /// The key of the admin session cookie (signed and encrypted by actix-session), derived
-    /// from this key so that every process sharing the key file reads the others' cookies.
-    pub fn cookie_key(&self) -> actix_web::cookie::Key {
-        // `Key::derive_from` takes at least 32 bytes as HKDF's pseudo-random key: the 16
-        // secret bytes, then a label that keeps this use apart from any other.
-        let mut master = self.0.to_vec();
-        master.extend_from_slice(b"pairchat admin session cookie v1");
-        actix_web::cookie::Key::derive_from(&master)
-    }
-
     /// A 256-bit key of its own for `purpose` (HKDF-SHA-256 of this key), the same in every
     /// process that shares the key file.
     pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
@@ -109,6 +99,13 @@ impl SecretKey {
         // 32 bytes are far below HKDF-SHA-256's limit (8,160): this cannot fail.
         let _ = hkdf.expand(purpose, &mut key);
         key
+    }
+
+    /// The key of the admin session cookie (signed and encrypted by actix-session), derived
+    /// from this key so that every process sharing the key file reads the others' cookies.
+    pub fn cookie_key(&self) -> actix_web::cookie::Key {
+        // `derive_from` expands 32 or more uniformly random bytes into its two keys.
+        actix_web::cookie::Key::derive_from(&self.derive(b"admin session cookie"))
     }
 
     /// SipHash-1-3 of `prefix` and `value` under this key: the same in every process that

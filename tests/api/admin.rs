@@ -165,6 +165,43 @@ impl AdminClient {
         .await
     }
 
+    /// Posts a ban form to `action` (`/admin/bans`, or a report's ban action).
+    pub async fn ban(
+        &mut self,
+        action: &str,
+        csrf: &str,
+        kind: &str,
+        target: &str,
+        seconds: &str,
+        reason: &str,
+    ) -> Response {
+        let fields = [
+            ("csrf", csrf),
+            ("kind", kind),
+            ("target", target),
+            ("seconds", seconds),
+            ("reason", reason),
+        ];
+        self.post(action, &fields).await
+    }
+
+    /// Lifts the first ban `/admin/bans` lists; returns the list as it was.
+    pub async fn lift_first_ban(&mut self, csrf: &str) -> String {
+        let list = self.get("/admin/bans").await;
+        let id = list
+            .body
+            .split("data-ban=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("a ban row")
+            .to_owned();
+        let lifted = self
+            .post(&format!("/admin/bans/{id}/lift"), &[("csrf", csrf)])
+            .await;
+        assert_eq!(lifted.status, 303, "{lifted:?}");
+        list.body
+    }
+
     /// Signs in as the test's admin and returns the session's CSRF token.
     pub async fn signed_in(&mut self) -> String {
         let answer = self.sign_in(ADMIN, PASSWORD).await;
@@ -466,13 +503,12 @@ async fn a_session_ends_on_time_when_idle_and_at_sign_out_even_replayed() {
     })
     .await;
     idle.signed_in().await;
-    let kept = idle.cookie.clone();
+    // The figures page's script polls on its own, keeping each cookie it is given: that is
+    // no activity, and the session still ends.
+    let polling = std::sync::Arc::new(tokio::sync::Mutex::new(idle));
     wait_for("the idle session to end", || {
-        let mut b = AdminClient {
-            cookie: kept.clone(),
-            ..idle.clone()
-        };
-        async move { b.get("/admin").await.status == 303 }
+        let polling = polling.clone();
+        async move { polling.lock().await.get("/admin/figures").await.status == 303 }
     })
     .await;
 
@@ -533,4 +569,210 @@ async fn the_session_cookie_is_secure_behind_tls() {
         admin_app(|s| s.public_origin = Some("https://chat.example".into())).await;
     let page = public.get("/admin/login").await;
     assert!(page.head.contains("; secure"), "{}", page.head);
+}
+
+/// Files a report on the visitor `token` (as a visitor of another process would), with
+/// `evidence` as `(from the reported visitor?, message)`; returns the report's id.
+async fn file_report(
+    app: &TestApp,
+    key_file: &std::path::Path,
+    token: &str,
+    evidence: &[(bool, &str)],
+) -> i64 {
+    use pairchat::moderation::reports::{Line, NewReport, Reason, Side};
+    use pairchat::moderation::{Moderation, ModerationConfig};
+    let moderation = Moderation::new(app.pool.clone(), 0, ModerationConfig::default());
+    let reported = crate::bans::keys_of(key_file, token);
+    let reporter = crate::bans::keys_of(key_file, "reporter").0;
+    let evidence = evidence
+        .iter()
+        .map(|(theirs, message)| Line {
+            from: if *theirs {
+                Side::Reported
+            } else {
+                Side::Reporter
+            },
+            message: (*message).to_owned(),
+        })
+        .collect();
+    let report = NewReport::new(
+        (Reason::Spam, format!("note about {token}")),
+        reported,
+        reporter,
+        evidence,
+    );
+    tokio::task::spawn_blocking(move || {
+        moderation.file_report(&report).expect("report stored");
+        let open = moderation.open_reports(100).expect("reports");
+        open.iter()
+            .find(|r| r.reported == reported.0.as_i64())
+            .expect("the report")
+            .id
+    })
+    .await
+    .expect("blocking task")
+}
+
+#[actix_rt::test]
+async fn an_admin_bans_from_a_report_dismisses_and_lifts_and_the_audit_log_says_so() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key_file = dir.path().join("pairchat.key");
+    let key = key_file.clone();
+    let (app, mut browser) = admin_app(move |s| s.secret_key_file = Some(key)).await;
+    let spam = file_report(
+        &app,
+        &key_file,
+        "spammer",
+        &[(true, "buy <b>now</b>"), (false, "no")],
+    )
+    .await;
+    let other = file_report(&app, &key_file, "grumpy", &[]).await;
+    let csrf = browser.signed_in().await;
+
+    let queue = browser.get("/admin/reports").await;
+    assert_eq!(queue.status, 200);
+    for shown in [
+        "Reported:</span> buy &#60;b&#62;now&#60;/b&#62;",
+        "Reporter:</span> no",
+        "note about spammer",
+        "note about grumpy",
+    ] {
+        assert!(queue.body.contains(shown), "{shown} in {}", queue.body);
+    }
+    assert_eq!(
+        crate::bans::request_as(&app, "spammer").await["type"],
+        "waiting"
+    );
+
+    // Refused: a duration not offered, a kind that is not one.
+    let from_report = format!("/admin/reports/{spam}/ban");
+    let odd = browser
+        .ban(&from_report, &csrf, "visitor", "", "42", "x")
+        .await;
+    assert_eq!(odd.status, 400, "{odd:?}");
+    let odd = browser
+        .ban(&from_report, &csrf, "planet", "", "3600", "x")
+        .await;
+    assert_eq!(odd.status, 400, "{odd:?}");
+
+    let banned = browser
+        .ban(&from_report, &csrf, "visitor", "", "3600", "Spamming links")
+        .await;
+    assert_eq!(banned.status, 303, "{banned:?}");
+    let frame = crate::bans::request_as(&app, "spammer").await;
+    assert_eq!(frame["error"], "banned", "{frame}");
+    let bystander = crate::bans::request_as(&app, "bystander").await;
+    assert_eq!(bystander["type"], "waiting");
+
+    let dismiss = format!("/admin/reports/{other}/dismiss");
+    assert_eq!(browser.post(&dismiss, &[("csrf", &csrf)]).await.status, 303);
+    let queue = browser.get("/admin/reports").await;
+    assert!(queue.body.contains("No open reports."), "{}", queue.body);
+
+    assert!(browser
+        .lift_first_ban(&csrf)
+        .await
+        .contains("Spamming links"));
+    let spammer = crate::bans::request_as(&app, "spammer").await;
+    assert_eq!(spammer["type"], "waiting");
+
+    // A ban by address, typed as an address: everyone from there is refused.
+    let by_address = browser
+        .ban(
+            "/admin/bans",
+            &csrf,
+            "address",
+            "127.0.0.1",
+            "86400",
+            "Flooding",
+        )
+        .await;
+    assert_eq!(by_address.status, 303, "{by_address:?}");
+    let bystander = crate::bans::request_as(&app, "bystander").await;
+    assert_eq!(bystander["error"], "banned");
+    browser.lift_first_ban(&csrf).await;
+    let list = browser.get("/admin/bans").await;
+    assert!(list.body.contains("No bans in force."), "{}", list.body);
+
+    let log = audit_log(&app).await;
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|(who, what, _)| (who.as_str(), what.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("(command line)", "account added"),
+            (ADMIN, "login"),
+            (ADMIN, "ban"),
+            (ADMIN, "dismiss"),
+            (ADMIN, "lift"),
+            (ADMIN, "ban"),
+            (ADMIN, "lift")
+        ],
+        "{log:?}"
+    );
+    assert!(log[2].2.contains(&format!("report {spam}")), "{log:?}");
+    assert!(log[3].2.contains(&format!("report {other}")), "{log:?}");
+    let page = browser.get("/admin/audit").await;
+    assert!(
+        page.body.contains("dismiss") && page.body.contains("Flooding"),
+        "{}",
+        page.body
+    );
+}
+
+#[actix_rt::test]
+async fn in_a_cluster_the_figures_cover_every_process_and_a_session_holds_on_each() {
+    let test = "in_a_cluster_the_figures_cover_every_process_and_a_session_holds_on_each";
+    let Some(nodes) = crate::cluster::Nodes::start_or_skip(test, 2, &[]).await else {
+        return;
+    };
+    let added = admin_cli(&nodes.db, &["add", ADMIN], Some(&format!("{PASSWORD}\n")));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let address = |i: usize| {
+        nodes.servers[i]
+            .address
+            .parse::<SocketAddr>()
+            .expect("address")
+    };
+    let (mut a, mut b) = crate::cluster::pair_across(&nodes.url(0), &nodes.url(1)).await;
+
+    let mut first = AdminClient::new(address(0));
+    let csrf = first.signed_in().await;
+    // Messages flow until the figures show both processes, the one chat between them once,
+    // and the messages going through.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        a.say("hello").await;
+        b.expect_type("message").await;
+        let figures: serde_json::Value =
+            serde_json::from_str(&first.get("/admin/figures").await.body).expect("JSON");
+        let both = figures["processes"].as_array().map(Vec::len) == Some(2)
+            && figures["connections"] == 2
+            && figures["chats"] == 1
+            && figures["messages_per_sec"].as_f64() > Some(0.0)
+            && figures["processes"][0]["chats"] == 1
+            && figures["processes"][1]["chats"] == 1;
+        if both {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "figures: {figures}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Any process takes the session; signing out on one ends it on the others too.
+    let mut second = AdminClient {
+        address: address(1),
+        ..first.clone()
+    };
+    assert_eq!(second.get("/admin").await.status, 200);
+    assert_eq!(
+        second
+            .post("/admin/logout", &[("csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    assert_eq!(first.get("/admin").await.status, 303);
 }

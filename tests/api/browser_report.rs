@@ -16,7 +16,7 @@ use crate::helpers::TestDb;
 use crate::reports::stored_reports;
 
 /// Picks `reason` and writes `note` in the open Report form, then sends it.
-async fn fill_report(b: &fantoccini::Client, reason: &str, note: &str) {
+pub(crate) async fn fill_report(b: &fantoccini::Client, reason: &str, note: &str) {
     let picked = js(
         b,
         PAGE,

@@ -293,6 +293,32 @@ const SETTINGS: &[Setting] = &[
         "0",
         "report-retention-days",
     ),
+    // The admin flags: tests/api/admin.rs shows their effect (through Settings); here, that
+    // each reaches the settings.
+    refused(
+        "--admin-session-secs",
+        "PAIRCHAT_ADMIN_SESSION_SECS",
+        "0",
+        "admin-session-secs",
+    ),
+    refused(
+        "--admin-idle-secs",
+        "PAIRCHAT_ADMIN_IDLE_SECS",
+        "0",
+        "admin-idle-secs",
+    ),
+    refused(
+        "--admin-login-failures",
+        "PAIRCHAT_ADMIN_LOGIN_FAILURES",
+        "0",
+        "admin-login-failures",
+    ),
+    refused(
+        "--admin-login-failures-per-address",
+        "PAIRCHAT_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+        "0",
+        "admin-login-failures-per-address",
+    ),
     // No variable: given only on the command line.
     on_a_live_database(row("--force", "", "", &[], serves_on_its_address)),
 ];

@@ -9,6 +9,7 @@ mod admin;
 mod bans;
 mod batch;
 mod browser;
+mod browser_admin;
 mod browser_report;
 mod browser_ui;
 mod challenge;

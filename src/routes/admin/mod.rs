@@ -3,6 +3,7 @@
 //! askama templates in templates/admin/; what they show comes from `crate::admin`.
 
 mod login;
+mod moderation;
 mod pages;
 pub mod session;
 
@@ -21,6 +22,8 @@ use askama::Template;
 use crate::state::AppState;
 
 pub const LOGIN_PATH: &str = "/admin/login";
+/// What the figures page's script polls.
+pub const FIGURES_PATH: &str = "/admin/figures";
 const COOKIE_NAME: &str = "pairchat_admin";
 const COOKIE_PATH: &str = "/admin";
 
@@ -70,6 +73,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
             .route("/", web::get().to(pages::dashboard))
             .route("/figures", web::get().to(pages::figures))
             .route("/audit", web::get().to(pages::audit))
+            .route("/reports", web::get().to(moderation::reports))
+            .route("/reports/{id}/dismiss", web::post().to(moderation::dismiss))
+            .route(
+                "/reports/{id}/ban",
+                web::post().to(moderation::ban_reported),
+            )
+            .route("/bans", web::get().to(moderation::bans))
+            .route("/bans", web::post().to(moderation::add_ban))
+            .route("/bans/{id}/lift", web::post().to(moderation::lift))
             .route("/login", web::get().to(login::form))
             .route("/login", web::post().to(login::submit))
             .route("/logout", web::post().to(login::logout)),

@@ -8,7 +8,7 @@ use askama::Template;
 use super::session::SignedIn;
 use super::{page, with_db};
 use crate::admin::figures::Figures;
-use crate::admin::{audit, format_utc};
+use crate::admin::{audit, rfc3339};
 use crate::state::AppState;
 
 /// Audit entries shown.
@@ -61,7 +61,7 @@ pub async fn audit(state: web::Data<AppState>, admin: SignedIn) -> actix_web::Re
     let entries = rows
         .into_iter()
         .map(|row| AuditLine {
-            at: format_utc(row.at_ms),
+            at: rfc3339(row.at_ms),
             admin: row.admin,
             action: row.action,
             detail: row.detail,

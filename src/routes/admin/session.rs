@@ -17,7 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use super::{LOGIN_PATH, TEXT};
+use super::{FIGURES_PATH, LOGIN_PATH, TEXT};
 use crate::admin::now_ms;
 use crate::db::{self, admin::AccountRow};
 use crate::state::AppState;
@@ -68,8 +68,12 @@ pub fn sign_in(session: &Session, account: &AccountRow) -> actix_web::Result<()>
 }
 
 /// The signed-in admin of this session, if it is live: within its absolute and idle times,
-/// its account still there and not signed out since. Marks it seen.
-async fn live_session(state: &AppState, session: &Session) -> actix_web::Result<Option<SignedIn>> {
+/// its account still there and not signed out since. Marks it seen when `active`.
+async fn live_session(
+    state: &AppState,
+    session: &Session,
+    active: bool,
+) -> actix_web::Result<Option<SignedIn>> {
     let get = |key: &str| session.get::<i64>(key).ok().flatten();
     let (Some(id), Some(epoch), Some(signed_in), Some(seen)) =
         (get(ACCOUNT), get(EPOCH), get(SIGNED_IN_MS), get(SEEN_MS))
@@ -98,7 +102,9 @@ async fn live_session(state: &AppState, session: &Session) -> actix_web::Result<
     let Some(account) = account.filter(|a| a.session_epoch == epoch) else {
         return Ok(None);
     };
-    session.insert(SEEN_MS, now)?;
+    if active {
+        session.insert(SEEN_MS, now)?;
+    }
     Ok(Some(SignedIn {
         id: account.id,
         name: account.name,
@@ -119,7 +125,10 @@ pub async fn guard(
         return Err(actix_web::error::ErrorInternalServerError("no state"));
     };
     let session = req.get_session();
-    match live_session(&state, &session).await? {
+    // The figures page's own refresh is not the admin at work: an open page left alone must
+    // still time out.
+    let active = req.path() != FIGURES_PATH;
+    match live_session(&state, &session, active).await? {
         Some(admin) => {
             req.extensions_mut().insert(admin);
             Ok(next.call(req).await?.map_into_boxed_body())
