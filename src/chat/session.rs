@@ -3,6 +3,8 @@
 //! Requests go to the hub, which owns the conversation's state; messages go over the partner
 //! link the hub hands out on pairing, which is all a session keeps of its conversation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,17 +207,15 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             return;
         };
         let who = live.client.who;
-        if live
-            .client
-            .hub
-            .connect(id, who, outbox, kick)
-            .await
-            .is_err()
-        {
+        // The awaits of the start and the end are boxed: inline, the largest of them would
+        // set the size of every connection's task (the task is as large as its largest
+        // state), though each lasts a moment of the connection's life.
+        let connect = Box::pin(live.client.hub.connect(id, who, outbox, kick));
+        if connect.await.is_err() {
             let end = End::Kicked(Kick::Shutdown);
             live.client.hub.metrics().closed(close_label(&end));
             let why = close_reason(&end);
-            let _ = live.client.ws.clone().close(why).await;
+            let _ = Box::pin(live.client.ws.clone().close(why)).await;
             return;
         }
         tracing::debug!(conn = %id, "connected");
@@ -235,15 +235,16 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         let client = &mut live.client;
         client.hub.metrics().closed(close_label(&end));
         // If the hub is gone the server is stopping and the rows are cleared at the next start.
-        let _ = client.hub.leave(id, how).await;
-        if let Some(last) = farewell::last_frame(client, &end).await {
+        let _ = Box::pin(client.hub.leave(id, how)).await;
+        if let Some(last) = Box::pin(farewell::last_frame(client, &end)).await {
             // Before the close, so that the page has it when the socket closes.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, client.ws.text(last)).await;
+            let text = Box::pin(client.ws.text(last));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, text).await;
         }
         if !matches!(end, End::Gone) {
             // A client that does not read may never take the close frame either.
             let close = client.ws.clone().close(close_reason(&end));
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+            let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close)).await;
         }
     }
 }
@@ -265,60 +266,64 @@ impl Live {
         // grow every connection's task by its size.
         let mut timer = Box::pin(tokio::time::sleep_until(beat.deadline()));
         loop {
-            tokio::select! {
-                frame = stream.recv() => {
-                    let Some(frame) = frame else { return End::Gone };
-                    let received = Instant::now();
-                    match frame {
-                        Ok(frame) => {
-                            let pong = matches!(frame, AggregatedMessage::Pong(_));
-                            if beat.heard(received, pong) {
-                                // A new timer rather than `reset`: tokio keeps a timer moved
-                                // later in its old slot and re-files it when that comes due,
-                                // which would handle every idle connection's timer twice
-                                // per ping.
-                                timer.set(tokio::time::sleep_until(beat.deadline()));
+            // The arms decide synchronously and the one write a turn calls for is awaited
+            // after the select, so nothing the arms held (frames, the select's own output)
+            // is kept across that await: none of it takes room in every connection's task
+            // for its whole life.
+            let from_outbox = {
+                let (reply, from_outbox) = tokio::select! {
+                    frame = stream.recv() => {
+                        let Some(frame) = frame else { return End::Gone };
+                        let received = Instant::now();
+                        match frame {
+                            Ok(frame) => {
+                                let pong = matches!(frame, AggregatedMessage::Pong(_));
+                                if beat.heard(received, pong) {
+                                    // A new timer rather than `reset`: tokio keeps a timer
+                                    // moved later in its old slot and re-files it when that
+                                    // comes due, which would handle every idle
+                                    // connection's timer twice per ping.
+                                    timer.set(tokio::time::sleep_until(beat.deadline()));
+                                }
+                                (client.on_client_frame(frame, received), false)
                             }
-                            let written = match client.on_client_frame(frame, received) {
-                                Ok(Some(reply)) => client.write(reply).await,
-                                Ok(None) => Ok(()),
-                                Err(end) => Err(end),
-                            };
-                            if let Err(end) = written {
-                                return end;
-                            }
-                        }
-                        Err(e) => return ended_by(e),
-                    }
-                }
-                out = inbox.next() => {
-                    // The hub holds a sender for as long as we are connected.
-                    let Some(out) = out else { return End::Kicked(Kick::Shutdown) };
-                    let written = match client.on_outbound(out) {
-                        Ok(Some(reply)) => client.write(reply).await,
-                        Ok(None) => Ok(()),
-                        Err(end) => Err(end),
-                    };
-                    if let Err(end) = written {
-                        return end;
-                    }
-                    if let Some(partner) = &client.partner {
-                        partner.open(&client.ws, inbox);
-                    }
-                }
-                why = &mut client.kicked => return End::Kicked(why.unwrap_or(Kick::Shutdown)),
-                () = &mut timer => {
-                    let due = beat.on_timer(Instant::now());
-                    timer.as_mut().reset(beat.deadline());
-                    match due {
-                        Due::Nothing => {}
-                        Due::TimedOut => return End::TimedOut,
-                        Due::Ping => {
-                            if let Err(end) = client.write(Write::Ping).await {
-                                return end;
-                            }
+                            Err(e) => return ended_by(e),
                         }
                     }
+                    out = inbox.next() => {
+                        // The hub holds a sender for as long as we are connected.
+                        let Some(out) = out else { return End::Kicked(Kick::Shutdown) };
+                        (client.on_outbound(out), true)
+                    }
+                    why = &mut client.kicked => {
+                        return End::Kicked(why.unwrap_or(Kick::Shutdown))
+                    }
+                    () = &mut timer => {
+                        let due = beat.on_timer(Instant::now());
+                        timer.as_mut().reset(beat.deadline());
+                        match due {
+                            Due::Nothing => (Ok(None), false),
+                            Due::TimedOut => return End::TimedOut,
+                            Due::Ping => (Ok(Some(Write::Ping)), false),
+                        }
+                    }
+                };
+                match reply {
+                    Ok(Some(frame)) => {
+                        if let Err(end) = client.write(frame).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(end) => return end,
+                }
+                from_outbox
+            };
+            // After our `response` is written, never before: the partner's frames may then
+            // go straight onto our socket queue.
+            if from_outbox {
+                if let Some(partner) = &client.partner {
+                    partner.open(&client.ws, inbox);
                 }
             }
         }
@@ -520,7 +525,15 @@ impl Client {
     /// Writes a frame. A client that does not read for `client_timeout` blocks the write and
     /// is dropped; so is one the hub kicks meanwhile. Every write goes through here, pings and
     /// pongs too, so no write can hold the session forever.
-    async fn write(&mut self, frame: Write) -> Result<(), End> {
+    ///
+    /// Boxed: a write's future (the frame, actix-ws's send and the timeout, ~460 bytes)
+    /// exists only while a write is under way, instead of taking room in every session task,
+    /// idle or not, for its whole life (BENCHMARKS.md, per-connection memory).
+    fn write(&mut self, frame: Write) -> Pin<Box<impl Future<Output = Result<(), End>> + '_>> {
+        Box::pin(self.write_unboxed(frame))
+    }
+
+    async fn write_unboxed(&mut self, frame: Write) -> Result<(), End> {
         let limit = self.config.client_timeout;
         let ws = &mut self.ws;
         let write = async move {
