@@ -107,7 +107,6 @@ const END_LABEL = 'End';
 const CONFIRM_LABEL = 'Really?';
 const SEND_LABEL = 'Send';
 const SENDING_LABEL = 'Sending…';
-const LINK_REL = 'noopener noreferrer nofollow ugc';
 const CHECK_TEXT = 'Many chats were started from your network: your browser is doing a quick check first.';
 const CHECK_DONE = 'Check done. Waiting for a stranger…';
 const CHECK_FAILED = 'Your browser could not do the check this server asks for (it needs an https page). Please try again later.';
