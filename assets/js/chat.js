@@ -57,6 +57,7 @@ import {
   formatTime,
   formatWaited,
   isBlank,
+  LINK_REL,
   linkParts,
   onlineUrlFor,
   parseFrame,
@@ -66,7 +67,7 @@ import {
   themeOf,
   withVisitor,
 } from './util.js';
-import { MAX_NOTE_CHARS, TEXT as REPORT_TEXT, bannedNotice, renderReportDialog, reportUrlFor } from './report.js';
+import { TEXT as REPORT_TEXT, createReports, renderReportDialog, reportUrlFor } from './report.js';
 
 const VISITOR_KEY = 'pairchat.visitor';
 
@@ -102,7 +103,6 @@ const END_LABEL = 'End';
 const CONFIRM_LABEL = 'Really?';
 const SEND_LABEL = 'Send';
 const SENDING_LABEL = 'Sending…';
-const LINK_REL = 'noopener noreferrer nofollow ugc';
 /** After sending {"type":"leave"}, how long the server has to answer "ended" and close. */
 const LEAVE_TIMEOUT_MS = 3000;
 
@@ -386,10 +386,6 @@ export function mount(options) {
   let retryAt = 0;
   let retryTimer = null;
   let destroyed = false;
-  /** The last chat's sealed evidence (from "ended"), while it may still be reported. */
-  let laterReport = null;
-  /** Which report the open form makes: 'live' (over the socket) or 'later' (POST /report). */
-  let reportMode = null;
   const cleanups = [];
   const listen = (target, type, fn, opts) => {
     target.addEventListener(type, fn, opts);
@@ -419,13 +415,7 @@ export function mount(options) {
     el.dataset.state = to;
     for (const [state, view] of Object.entries(VIEW_OF_STATE)) $(view).hidden = state !== to;
     showTranscript();
-    // A report form for a chat that has ended has nothing left to report over.
-    if (to !== 'chat' && reportMode === 'live' && ui.reportDialog.open) ui.reportDialog.close();
-    if (to === 'connecting') {
-      laterReport = null;
-      ui.reportDone.hidden = true;
-    }
-    updateReportButtons();
+    reports.onState(to);
     if (to !== 'chat') {
       setTyping(false);
       resetConfirm();
@@ -934,14 +924,14 @@ export function mount(options) {
         if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
         break;
       case 'ended':
-        laterReport = typeof f.report === 'string' && f.report ? f.report : null;
+        reports.ended(f.report);
         break;
       case 'reported':
-        laterReport = null;
+        reports.ended(null);
         break;
       case 'error': {
         if (f.error === 'banned') {
-          showBanned(f);
+          reports.banned(f);
           break;
         }
         const text = typeof f.detail === 'string' && f.detail ? f.detail : `Error: ${f.error}`;
@@ -966,90 +956,21 @@ export function mount(options) {
 
   // ---- reports and bans ---------------------------------------------------------------------
 
-  /** A banned visitor: no chat; the idle view says until when, why, and how to appeal. */
-  function showBanned(frame) {
-    if (machine.state === 'chat') endChat();
-    else finish({ code: 1000, reason: '', byUs: true });
-    const { lines, appeal } = bannedNotice(frame);
-    setNotice(lines.join(' '));
-    if (appeal) {
-      ui.notice.append(doc.createTextNode(` ${REPORT_TEXT.appeal}`));
-      for (const part of linkParts(appeal)) {
-        if (part.href) {
-          ui.notice.append(h(doc, 'a', { href: part.href, rel: LINK_REL, target: '_blank', class: 'pc-link' }, part.text));
-        } else {
-          ui.notice.append(doc.createTextNode(part.text));
-        }
-      }
-    }
-    announce(ui.notice.textContent);
-  }
-
-  function updateReportButtons() {
-    ui.reportLater.hidden = !(machine.state === 'closed' && laterReport);
-  }
-
-  function openReport(mode) {
-    if (mode === 'live' && machine.state !== 'chat') return;
-    if (mode === 'later' && !(machine.state === 'closed' && laterReport)) return;
-    reportMode = mode;
-    ui.reportForm.reset();
-    ui.reportError.hidden = true;
-    ui.reportEvidence.textContent = mode === 'live' ? REPORT_TEXT.evidenceLive : REPORT_TEXT.evidenceLater;
-    resetConfirm();
-    ui.reportDialog.showModal();
-    ui.reportDialog.querySelector('input[name=reason]')?.focus();
-  }
-
-  function reportError(text) {
-    ui.reportError.textContent = text;
-    ui.reportError.hidden = false;
-  }
-
-  async function submitReport() {
-    const reason = ui.reportForm.querySelector('input[name=reason]:checked')?.value;
-    if (!reason) {
-      reportError(REPORT_TEXT.noReason);
-      return;
-    }
-    const note = ui.reportNote.value.trim().slice(0, MAX_NOTE_CHARS);
-    if (reportMode === 'live') {
-      if (machine.state === 'chat' && sendFrame({ type: 'report', reason, note })) {
-        ui.reportDialog.close();
-      } else {
-        reportError(REPORT_TEXT.failed);
-      }
-      return;
-    }
-    const token = laterReport;
-    if (!token) return;
-    const send = ui.reportForm.querySelector('[data-test=report-send]');
-    send.disabled = true;
-    try {
-      // text/plain: a simple request, so an embed on another site needs no preflight.
-      const res = await win.fetch(reportUrlFor(wsUrl), {
-        method: 'POST',
-        headers: { 'Content-Type': 'text/plain' },
-        body: JSON.stringify({ report: token, reason, note }),
-      });
-      const answer = await res.json().catch(() => ({}));
-      if (res.ok || answer.error === 'already_reported') {
-        laterReport = null;
-        ui.reportDialog.close();
-        ui.reportDone.hidden = false;
-        updateReportButtons();
-        announce(REPORT_TEXT.sent);
-        focus(ui.startOver);
-      } else {
-        reportError(typeof answer.detail === 'string' && answer.detail ? answer.detail : REPORT_TEXT.failed);
-      }
-    } catch (err) {
-      console.warn('pairchat: report not sent', err);
-      reportError(REPORT_TEXT.failed);
-    } finally {
-      send.disabled = false;
-    }
-  }
+  const reports = createReports({
+    el,
+    doc,
+    win,
+    ui,
+    reportUrl: reportUrlFor(wsUrl),
+    state: () => machine.state,
+    sendFrame,
+    announce,
+    focus,
+    setNotice,
+    stop: () => (machine.state === 'chat' ? endChat() : finish({ code: 1000, reason: '', byUs: true })),
+    onOpen: resetConfirm,
+    listen,
+  });
 
   // ---- composing ------------------------------------------------------------------------
 
@@ -1146,13 +1067,6 @@ export function mount(options) {
   listen(ui.cancelRetrying, 'click', cancel);
   listen(ui.retryNow, 'click', retryNow);
   listen(ui.end, 'click', onEnd);
-  listen(ui.report, 'click', () => openReport('live'));
-  listen(ui.reportLater, 'click', () => openReport('later'));
-  listen(ui.reportCancel, 'click', () => ui.reportDialog.close());
-  listen(ui.reportForm, 'submit', (ev) => {
-    ev.preventDefault();
-    submitReport();
-  });
   listen(ui.newBelow, 'click', () => {
     scrollToEnd();
     ui.input.focus();
@@ -1178,7 +1092,7 @@ export function mount(options) {
     }
     if (ev.defaultPrevented || ev.isComposing) return;
     // Esc in the Report form closes the form (the dialog's own), nothing else.
-    if (ui.reportDialog.open) return;
+    if (reports.isOpen()) return;
     const action = escapeAction(machine.state, confirming);
     if (!action) return;
     ev.preventDefault();

@@ -11,7 +11,10 @@
 //                       report-note, report-evidence (what goes to moderators), report-error,
 //                       report-send, report-cancel
 
+import { LINK_REL, linkParts } from './util.js';
+
 export const MAX_NOTE_CHARS = 500;
+
 
 export const REASONS = Object.freeze([
   ['spam', 'Spam or advertising'],
@@ -101,4 +104,128 @@ export function renderReportDialog(x) {
       ),
     ),
   );
+}
+
+/**
+ * Runs the Report form and the ban notice inside a mounted chat. `deps`: the chat's `ui`
+ * elements, `doc`, `win`, `reportUrl`, `state()` (the chat's state), `sendFrame(frame)`,
+ * `announce(text)`, `focus(el)`, `setNotice(text)`, `stop()` (end the chat or the connection,
+ * as the visitor would), `onOpen()` (the form opened), `listen(target, type, fn)`.
+ */
+export function createReports(deps) {
+  const { ui, doc, win, state } = deps;
+  /** The last chat's sealed evidence (from "ended"), while it may still be reported. */
+  let later = null;
+  /** Which report the open form makes: 'live' (over the socket) or 'later' (POST /report). */
+  let mode = null;
+
+  function updateButtons() {
+    ui.reportLater.hidden = !(state() === 'closed' && later);
+  }
+
+  function open(which) {
+    if (which === 'live' && state() !== 'chat') return;
+    if (which === 'later' && !(state() === 'closed' && later)) return;
+    mode = which;
+    ui.reportForm.reset();
+    ui.reportError.hidden = true;
+    ui.reportEvidence.textContent = which === 'live' ? TEXT.evidenceLive : TEXT.evidenceLater;
+    deps.onOpen();
+    ui.reportDialog.showModal();
+    ui.reportDialog.querySelector('input[name=reason]')?.focus();
+  }
+
+  function showError(text) {
+    ui.reportError.textContent = text;
+    ui.reportError.hidden = false;
+  }
+
+  async function submit() {
+    const reason = ui.reportForm.querySelector('input[name=reason]:checked')?.value;
+    if (!reason) {
+      showError(TEXT.noReason);
+      return;
+    }
+    const note = ui.reportNote.value.trim().slice(0, MAX_NOTE_CHARS);
+    if (mode === 'live') {
+      if (state() === 'chat' && deps.sendFrame({ type: 'report', reason, note })) ui.reportDialog.close();
+      else showError(TEXT.failed);
+      return;
+    }
+    const token = later;
+    if (!token) return;
+    const send = ui.reportForm.querySelector('[data-test=report-send]');
+    send.disabled = true;
+    try {
+      // text/plain: a simple request, so an embed on another site needs no preflight.
+      const res = await win.fetch(deps.reportUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain' },
+        body: JSON.stringify({ report: token, reason, note }),
+      });
+      const answer = await res.json().catch(() => ({}));
+      if (res.ok || answer.error === 'already_reported') {
+        later = null;
+        ui.reportDialog.close();
+        ui.reportDone.hidden = false;
+        updateButtons();
+        deps.announce(TEXT.sent);
+        deps.focus(ui.startOver);
+      } else {
+        showError(typeof answer.detail === 'string' && answer.detail ? answer.detail : TEXT.failed);
+      }
+    } catch (err) {
+      console.warn('pairchat: report not sent', err);
+      showError(TEXT.failed);
+    } finally {
+      send.disabled = false;
+    }
+  }
+
+  deps.listen(ui.report, 'click', () => open('live'));
+  deps.listen(ui.reportLater, 'click', () => open('later'));
+  deps.listen(ui.reportCancel, 'click', () => ui.reportDialog.close());
+  deps.listen(ui.reportForm, 'submit', (ev) => {
+    ev.preventDefault();
+    submit();
+  });
+
+  return {
+    /** Whether the form is open (Esc is then the form's). */
+    isOpen: () => ui.reportDialog.open,
+    /** The chat moved to `to`. */
+    onState(to) {
+      // A form for a chat that has ended has nothing left to report over.
+      if (to !== 'chat' && mode === 'live' && ui.reportDialog.open) ui.reportDialog.close();
+      if (to === 'connecting') {
+        later = null;
+        ui.reportDone.hidden = true;
+      }
+      updateButtons();
+    },
+    /** The chat ended ("ended"): `token` is what reports it afterwards (none after "reported"). */
+    ended(token) {
+      later = typeof token === 'string' && token ? token : null;
+    },
+    /** A banned visitor: no chat; the idle view says until when, why, and how to appeal. */
+    banned(frame) {
+      deps.stop();
+      const { lines, appeal } = bannedNotice(frame);
+      deps.setNotice(lines.join(' '));
+      if (appeal) {
+        ui.notice.append(doc.createTextNode(` ${TEXT.appeal}`));
+        for (const part of linkParts(appeal)) {
+          if (part.href) {
+            const a = doc.createElement('a');
+            Object.assign(a, { href: part.href, rel: LINK_REL, target: '_blank', className: 'pc-link' });
+            a.textContent = part.text;
+            ui.notice.append(a);
+          } else {
+            ui.notice.append(doc.createTextNode(part.text));
+          }
+        }
+      }
+      deps.announce(ui.notice.textContent);
+    },
+  };
 }

@@ -38,6 +38,9 @@ export function escapeAction(state, confirming) {
   }
 }
 
+/** The rel of every link the chat shows (messages, the appeal). */
+export const LINK_REL = 'noopener noreferrer nofollow ugc';
+
 /**
  * The system line shown when the socket closes while chatting, from the close frame.
  * `byUs` is true when this visitor ended the conversation.

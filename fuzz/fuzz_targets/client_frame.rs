@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(value["message"].as_str(), Some(message.as_ref()));
             }
         }
+        Ok(ClientFrame::Report { reason, note }) => {
+            // A report's reason and note are checked without a panic, whatever they hold.
+            let _ = pairchat::moderation::reports::check(&reason, note.as_deref());
+        }
         Ok(_) => {}
         Err(e) => {
             // Every refusal has a code and a detail for the client.

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use super::schema::{ban, report};
 use super::DbConn;
 
-/// A `report` row.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+/// A `report` row. No `Debug`: its note and evidence must never reach a log.
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = report)]
 pub struct ReportRow {
     pub id: i64,

@@ -135,9 +135,12 @@ impl Moderation {
 
     /// Starts the thread that reloads the bans every `BAN_REFRESH` and sweeps old rows every
     /// `SWEEP_EVERY`; it ends once the `Moderation` is dropped. Loads the bans once first, so
-    /// that a ban holds from the first connection after a restart.
+    /// that a ban holds from the first connection after a restart (a database that does not
+    /// answer then is tried again by the thread, like any reload).
     pub fn start(self: &Arc<Self>) -> anyhow::Result<()> {
-        self.refresh()?;
+        if let Err(e) = self.refresh() {
+            tracing::warn!(error = %format!("{e:#}"), "cannot load the bans yet");
+        }
         let weak: Weak<Self> = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("moderation".into())

@@ -171,8 +171,8 @@ impl NewReport {
     }
 }
 
-/// A stored report, for the admin pages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A stored report, for the admin pages. Its `Debug` leaves out the note and the evidence.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub id: i64,
     /// Milliseconds since the Unix epoch.
@@ -190,6 +190,19 @@ pub struct Report {
     /// Oldest first.
     pub evidence: Vec<Line>,
     pub dismissed: bool,
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Report")
+            .field("id", &self.id)
+            .field("created_ms", &self.created_ms)
+            .field("reason", &self.reason)
+            .field("reported", &self.reported)
+            .field("evidence_lines", &self.evidence.len())
+            .field("dismissed", &self.dismissed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<ReportRow> for Report {

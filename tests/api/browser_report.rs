@@ -31,6 +31,26 @@ pub(crate) async fn fill_report(b: &fantoccini::Client, reason: &str, note: &str
     click(b, PAGE, "report-send").await;
 }
 
+/// Two browsers on the page, in a chat: alice (desktop-sized) waited, bob (`bob_size`) came.
+async fn two_chatting(
+    driver: &Driver,
+    app: &crate::helpers::TestApp,
+    bob_size: (u32, u32),
+) -> (fantoccini::Client, fantoccini::Client) {
+    let page = format!("http://{}/", app.address);
+    let alice = driver.browser(1024, 800).await;
+    let bob = driver.browser(bob_size.0, bob_size.1).await;
+    alice.goto(&page).await.unwrap();
+    bob.goto(&page).await.unwrap();
+    wait_state(&alice, PAGE, "idle").await;
+    click(&alice, PAGE, "start").await;
+    wait_state(&alice, PAGE, "waiting").await;
+    click(&bob, PAGE, "start").await;
+    wait_state(&bob, PAGE, "chat").await;
+    wait_state(&alice, PAGE, "chat").await;
+    (alice, bob)
+}
+
 #[actix_rt::test]
 async fn visitors_report_from_the_chat_and_from_the_closed_view_and_a_ban_is_shown() {
     let test = "visitors_report_from_the_chat_and_from_the_closed_view_and_a_ban_is_shown";
@@ -45,17 +65,8 @@ async fn visitors_report_from_the_chat_and_from_the_closed_view_and_a_ban_is_sho
     })
     .await;
     let driver = Driver::start();
-    let page = format!("http://{}/", app.address);
-    let alice = driver.browser(1024, 800).await;
-    let bob = driver.browser(360, 740).await; // a phone
-    alice.goto(&page).await.unwrap();
-    bob.goto(&page).await.unwrap();
-    wait_state(&alice, PAGE, "idle").await;
-    click(&alice, PAGE, "start").await;
-    wait_state(&alice, PAGE, "waiting").await;
-    click(&bob, PAGE, "start").await;
-    wait_state(&bob, PAGE, "chat").await;
-    wait_state(&alice, PAGE, "chat").await;
+    // Bob on a phone.
+    let (alice, bob) = two_chatting(&driver, &app, (360, 740)).await;
     type_keys(&alice, &format!("buy cheap pills{}", Key::Enter)).await;
     wait_messages(&bob, PAGE, 1).await;
 
@@ -153,6 +164,62 @@ async fn visitors_report_from_the_chat_and_from_the_closed_view_and_a_ban_is_sho
     assert!(notice.contains("Write to appeals@example.com"), "{notice}");
     let axe = axe_violations(&alice).await;
     assert!(axe.is_empty(), "axe-core, banned: {axe:?}");
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_visitor_who_ends_the_chat_may_still_report_from_the_closed_view() {
+    let test = "a_visitor_who_ends_the_chat_may_still_report_from_the_closed_view";
+    if !browser_or_skip(test) {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(TestDb::new(), &dir.path().join("pairchat.key"), |_| {}).await;
+    let driver = Driver::start();
+    let (alice, bob) = two_chatting(&driver, &app, (1024, 800)).await;
+    type_keys(&bob, &format!("rude words{}", Key::Enter)).await;
+    wait_messages(&alice, PAGE, 1).await;
+    // Alice ends it herself (End, then "Really?"): the page asks the server, which answers
+    // `ended` (the sealed report) before closing, so the frame is not lost to close().
+    click(&alice, PAGE, "end").await;
+    click(&alice, PAGE, "end").await;
+    wait_state(&alice, PAGE, "closed").await;
+    assert!(system_lines(&alice, PAGE)
+        .await
+        .iter()
+        .any(|l| l.contains("You left")));
+    wait_js(
+        &alice,
+        PAGE,
+        "the Report button on the closed view",
+        "return !root.querySelector('[data-test=report-later]').hidden;",
+    )
+    .await;
+    click(&alice, PAGE, "report-later").await;
+    let said = js(
+        &alice,
+        PAGE,
+        "return root.querySelector('[data-test=report-evidence]').textContent;",
+    )
+    .await;
+    assert!(!said.as_str().unwrap().contains("ends this chat"), "{said}");
+    fill_report(&alice, "harassment", "").await;
+    wait_js(
+        &alice,
+        PAGE,
+        "the report to be sent",
+        "return !root.querySelector('[data-test=report-done]').hidden;",
+    )
+    .await;
+    let reports = stored_reports(&app.pool).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].evidence[0].message, "rude words");
+    // A new chat forgets it.
+    click(&alice, PAGE, "start-over").await;
+    wait_state(&alice, PAGE, "waiting").await;
+    assert!(!visible(&alice, PAGE, "report-done").await);
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }

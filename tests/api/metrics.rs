@@ -246,3 +246,46 @@ async fn the_metrics_listener_stops_with_the_server() {
     let refused = tokio::net::TcpStream::connect(metrics).await;
     assert!(refused.is_err(), "the metrics listener still accepts");
 }
+
+#[actix_rt::test]
+async fn reports_bans_and_refusals_of_banned_visitors_are_counted() {
+    let app = spawn_app_with(|s| {
+        s.metrics_bind = Some("127.0.0.1:0".into());
+        s.moderation.auto_ban_reports = 1;
+    })
+    .await;
+    let metrics = app.metrics.expect("a metrics listener");
+    let before = scrape(metrics).await;
+    let auto = [("kind", "visitor"), ("by", "auto")];
+    assert_eq!(
+        before.value("pairchat_reports_total", &[("reason", "sexual")]),
+        0.0
+    );
+    assert_eq!(before.value("pairchat_bans_total", &auto), 0.0);
+    let url = |who: &str| format!("{}?visitor={who}", app.ws_url());
+    let mut a = crate::helpers::Client::arrive(&url("a"), "waiting").await;
+    let mut b = crate::helpers::Client::arrive(&url("b"), "response").await;
+    a.expect_type("response").await;
+    b.send_json(serde_json::json!({"type": "report", "reason": "sexual"}))
+        .await;
+    b.expect_type("reported").await;
+    a.expect_close().await;
+    let mut again = crate::helpers::Client::connect(&url("a")).await;
+    again.expect_error("banned").await;
+    let after = scrape(metrics).await;
+    assert_eq!(
+        after.value("pairchat_reports_total", &[("reason", "sexual")]),
+        1.0
+    );
+    assert_eq!(after.value("pairchat_bans_total", &auto), 1.0);
+    let admin = [("kind", "address"), ("by", "admin")];
+    assert_eq!(after.value("pairchat_bans_total", &admin), 0.0);
+    assert_eq!(
+        after.value("pairchat_errors_sent_total", &[("code", "banned")]),
+        1.0
+    );
+    assert_eq!(
+        after.value("pairchat_closes_total", &[("reason", "reported")]),
+        1.0
+    );
+}

@@ -408,3 +408,99 @@ async fn reports_after_a_chat_are_refused_when_forged_malformed_or_from_another_
     let (got, answer) = post_report(app.address, &body, "").await;
     assert_eq!((got, answer["error"].as_str()), (429, Some("rate_limited")));
 }
+
+#[actix_rt::test]
+async fn reports_older_than_the_retention_and_long_ended_bans_are_swept() {
+    use pairchat::db::moderation::{insert_ban, insert_report, BanRow, ReportRow};
+    const DAY: i64 = 86_400_000;
+    let db = TestDb::new();
+    let pool = db.migrated_pool(1);
+    let now = pairchat::moderation::now_ms();
+    let report = |id: i64, age: i64| ReportRow {
+        id,
+        created_ms: now - age,
+        node: 1,
+        reason: "spam".into(),
+        note: String::new(),
+        reported: 1,
+        reported_address: 2,
+        reporter: 3,
+        evidence: "[]".into(),
+        dismissed: false,
+    };
+    let ban = |id: i64, expired: i64| BanRow {
+        id,
+        kind: "visitor".into(),
+        target: 1,
+        reason: "spam".into(),
+        created_ms: now - expired - DAY,
+        expires_ms: now - expired,
+        created_by: "auto".into(),
+        lifted: false,
+    };
+    {
+        let mut conn = pairchat::db::get(&pool).unwrap();
+        insert_report(&mut conn, &report(1, 2 * DAY)).unwrap();
+        insert_report(&mut conn, &report(2, DAY / 2)).unwrap();
+        insert_ban(&mut conn, &ban(3, 2 * DAY)).unwrap();
+        insert_ban(&mut conn, &ban(4, DAY / 2)).unwrap();
+    }
+    let app = crate::helpers::spawn_app_on(db, |s| {
+        s.moderation.report_retention = std::time::Duration::from_secs(86_400);
+    })
+    .await;
+    crate::helpers::wait_for("the sweep", || async {
+        stored_reports(&app.pool).await.len() == 1
+    })
+    .await;
+    assert_eq!(stored_reports(&app.pool).await[0].id, 2);
+    let pool = app.pool.clone();
+    let bans = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use pairchat::db::schema::ban;
+        let mut conn = pairchat::db::get(&pool).unwrap();
+        ban::table.select(ban::id).load::<i64>(&mut conn).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        bans,
+        [4],
+        "the ban that ended 2 days ago is gone, the one of 12 hours ago kept"
+    );
+}
+
+#[actix_rt::test]
+async fn a_sealed_report_past_its_ten_minutes_is_refused() {
+    use pairchat::moderation::seal::{Sealed, Sealer};
+    use pairchat::moderation::SealedRefused;
+    let db = TestDb::new();
+    let pool = db.migrated_pool(1);
+    let key = pairchat::secret::SecretKey::random().unwrap();
+    let metrics = std::sync::Arc::new(pairchat::metrics::Metrics::new(0));
+    let moderation = Moderation::for_server(pool, 0, ModerationConfig::default(), &key, metrics);
+    let sealed = |until_ms| Sealed {
+        reported: 1,
+        reported_address: 2,
+        reporter: 3,
+        evidence: vec![],
+        until_ms,
+    };
+    let now = pairchat::moderation::now_ms();
+    let stale = Sealer::new(&key).seal(&sealed(now - 1)).unwrap();
+    let fresh = Sealer::new(&key).seal(&sealed(now + 60_000)).unwrap();
+    let outcome = tokio::task::spawn_blocking(move || {
+        (
+            moderation.file_sealed(&stale, "spam", None),
+            moderation.file_sealed(&fresh, "spam", None),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome.0, Err(SealedRefused::BadToken)),
+        "{:?}",
+        outcome.0
+    );
+    assert!(matches!(outcome.1, Ok(None)), "{:?}", outcome.1);
+}
