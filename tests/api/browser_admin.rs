@@ -13,7 +13,7 @@ use crate::browser::{
     browser_or_skip, click, js, type_keys, wait_js, wait_messages, wait_state, Driver,
     ONE_AT_A_TIME, PAGE,
 };
-use crate::browser_report::fill_report;
+use crate::browser_report::{fill_report, two_chatting};
 use crate::browser_ui::axe_violations;
 use crate::helpers::{wait_for, TestDb};
 use crate::reports::stored_reports;
@@ -65,17 +65,7 @@ async fn an_admin_sees_a_report_two_visitors_just_made_and_bans_the_reported_vis
     let site = format!("http://{}", app.address);
 
     // Two visitors meet; the one says something a moderator should see, the other reports.
-    let alice = driver.browser(1024, 800).await;
-    let bob = driver.browser(1024, 800).await;
-    for b in [&alice, &bob] {
-        b.goto(&format!("{site}/")).await.unwrap();
-        wait_state(b, PAGE, "idle").await;
-    }
-    click(&alice, PAGE, "start").await;
-    wait_state(&alice, PAGE, "waiting").await;
-    click(&bob, PAGE, "start").await;
-    wait_state(&bob, PAGE, "chat").await;
-    wait_state(&alice, PAGE, "chat").await;
+    let (alice, bob) = two_chatting(&driver, &app, (1024, 800)).await;
     type_keys(
         &alice,
         &format!("buy cheap pills at spam.example{}", Key::Enter),

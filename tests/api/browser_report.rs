@@ -32,7 +32,7 @@ pub(crate) async fn fill_report(b: &fantoccini::Client, reason: &str, note: &str
 }
 
 /// Two browsers on the page, in a chat: alice (desktop-sized) waited, bob (`bob_size`) came.
-async fn two_chatting(
+pub(crate) async fn two_chatting(
     driver: &Driver,
     app: &crate::helpers::TestApp,
     bob_size: (u32, u32),
