@@ -17,6 +17,10 @@ pub enum Action {
     Dismiss,
     Ban,
     Lift,
+    /// A challenge required of an address.
+    Flag,
+    /// A challenge flag lifted.
+    Unflag,
     AccountAdded,
     AccountRemoved,
 }
@@ -30,6 +34,8 @@ impl Action {
             Action::Dismiss => "dismiss",
             Action::Ban => "ban",
             Action::Lift => "lift",
+            Action::Flag => "challenge required",
+            Action::Unflag => "challenge lifted",
             Action::AccountAdded => "account added",
             Action::AccountRemoved => "account removed",
         }

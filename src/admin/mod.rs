@@ -1,10 +1,12 @@
 //! The admin view's domain: accounts with argon2id passwords (`accounts`), the audit log of
-//! what admins did (`audit`), the cap on failed sign-ins shared by every process (`login`), and
-//! the live figures of every process (`figures`). The pages are `routes::admin`.
+//! what admins did (`audit`), the cap on failed sign-ins shared by every process (`login`), the
+//! live figures of every process (`figures`), and what admins do to reports and bans
+//! (`moderate`) and to the challenge gate (`flags`). The pages are `routes::admin`.
 
 pub mod accounts;
 pub mod audit;
 pub mod figures;
+pub mod flags;
 pub mod login;
 pub mod moderate;
 

@@ -61,7 +61,8 @@ pub fn duration_ms(seconds: i64) -> Result<i64, Refusal> {
         .ok_or(Refusal::Duration)
 }
 
-fn label(seconds: i64) -> &'static str {
+/// How an admin page names the duration `seconds`.
+pub fn label(seconds: i64) -> &'static str {
     BAN_DURATIONS
         .iter()
         .find(|(s, _)| *s == seconds)

@@ -11,7 +11,7 @@ use pairchat::config::Settings;
 use pairchat::db;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{spawn_app_with, wait_for, TestApp, TestDb, PATIENCE};
+use crate::helpers::{spawn_app_on, spawn_app_with, wait_for, TestApp, TestDb, PATIENCE};
 use crate::process::pairchat;
 
 const ADMIN: &str = "alice";
@@ -417,6 +417,7 @@ async fn no_admin_route_answers_without_a_session() {
         "/admin/audit",
         "/admin/reports",
         "/admin/bans",
+        "/admin/challenges",
         "/admin/nothing",
     ] {
         let answer = browser.get(page).await;
@@ -429,6 +430,9 @@ async fn no_admin_route_answers_without_a_session() {
         "/admin/bans/1/lift",
         "/admin/reports/1/dismiss",
         "/admin/reports/1/ban",
+        "/admin/reports/1/challenge",
+        "/admin/challenges",
+        "/admin/challenges/1/lift",
     ] {
         let answer = browser.post(action, &[("csrf", "x")]).await;
         assert_eq!(answer.status, 401, "POST {action}: {answer:?}");
@@ -775,4 +779,161 @@ async fn in_a_cluster_the_figures_cover_every_process_and_a_session_holds_on_eac
         303
     );
     assert_eq!(first.get("/admin").await.status, 303);
+}
+
+/// Whether the next chat request from the tests' address (loopback) to `app` must carry a
+/// solved challenge; a request let through counts as not.
+async fn challenged(app: &TestApp) -> bool {
+    let (_client, answer) = crate::challenge::ask(&app.ws_url(), None).await;
+    if answer["error"] == "challenge_required" {
+        return true;
+    }
+    assert!(
+        answer["type"] == "waiting" || answer["type"] == "response",
+        "{answer}"
+    );
+    false
+}
+
+#[actix_rt::test]
+async fn an_admin_requires_a_challenge_of_a_reported_address_here_and_elsewhere_and_lifts_it() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key_file = dir.path().join("pairchat.key");
+    let db = TestDb::new();
+    let other_db = db.alias();
+    let settings = |key: std::path::PathBuf, another: bool| {
+        move |s: &mut Settings| {
+            s.secret_key_file = Some(key);
+            // A rate no test client reaches: only a flag challenges it.
+            s.challenge.after = 100_000;
+            // Another process on the same database (its chat rows are its own to clear).
+            s.force = another;
+        }
+    };
+    let app = spawn_app_on(db, settings(key_file.clone(), false)).await;
+    let other = spawn_app_on(other_db, settings(key_file.clone(), true)).await;
+    add_admin(&app, ADMIN, PASSWORD).await;
+    let mut browser = AdminClient::new(app.address);
+    let report = file_report(&app, &key_file, "flooder", &[(true, "spam")]).await;
+    let loopback = crate::bans::keys_of(&key_file, "flooder").1.as_i64();
+    let csrf = browser.signed_in().await;
+    assert!(!challenged(&app).await);
+
+    let queue = browser.get("/admin/reports").await;
+    let action = format!("/admin/reports/{report}/challenge");
+    assert!(
+        queue.body.contains(&format!(r#"action="{action}""#)),
+        "{}",
+        queue.body
+    );
+    let no_token = browser.post(&action, &[("seconds", "3600")]).await;
+    assert_eq!(no_token.status, 403, "{no_token:?}");
+    assert!(!challenged(&app).await, "a refused form flags nothing");
+    let odd = browser
+        .post(&action, &[("csrf", &csrf), ("seconds", "42")])
+        .await;
+    assert_eq!(odd.status, 400, "{odd:?}");
+
+    let flagged = browser
+        .post(&action, &[("csrf", &csrf), ("seconds", "3600")])
+        .await;
+    assert_eq!(flagged.status, 303, "{flagged:?}");
+    assert_eq!(flagged.location(), Some("/admin/reports"));
+    // At once in this process; within the gate's refresh in the other.
+    assert!(challenged(&app).await, "flagged here");
+    wait_for("the other process to read the flag", || async {
+        challenged(&other).await
+    })
+    .await;
+    let list = browser.get("/admin/challenges").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains(&format!(r#"data-flag="{loopback}""#)),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("challenges-off"), "{}", list.body);
+
+    let lift = format!("/admin/challenges/{loopback}/lift");
+    let no_token = browser.post(&lift, &[]).await;
+    assert_eq!(no_token.status, 403, "{no_token:?}");
+    assert!(challenged(&app).await, "a refused lift lifts nothing");
+    let lifted = browser.post(&lift, &[("csrf", &csrf)]).await;
+    assert_eq!(lifted.status, 303, "{lifted:?}");
+    assert!(!challenged(&app).await, "lifted here");
+    wait_for("the other process to read the lift", || async {
+        !challenged(&other).await
+    })
+    .await;
+    let list = browser.get("/admin/challenges").await;
+    assert!(
+        list.body.contains("No address is flagged."),
+        "{}",
+        list.body
+    );
+
+    // Typed: an address (loopback again) or its key; anything else is refused.
+    for target in ["not an address", "10.0.0.0/8"] {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("target", target),
+            ("seconds", "3600"),
+        ];
+        let refused = browser.post("/admin/challenges", &fields).await;
+        assert_eq!(refused.status, 400, "{target}: {refused:?}");
+    }
+    let by_address = browser
+        .post(
+            "/admin/challenges",
+            &[
+                ("csrf", &csrf),
+                ("target", " 127.0.0.1 "),
+                ("seconds", "86400"),
+            ],
+        )
+        .await;
+    assert_eq!(by_address.status, 303, "{by_address:?}");
+    assert!(challenged(&app).await, "flagged by typed address");
+    assert_eq!(browser.post(&lift, &[("csrf", &csrf)]).await.status, 303);
+    assert!(!challenged(&app).await);
+
+    let log = audit_log(&app).await;
+    let flags: Vec<(&str, &str)> = log
+        .iter()
+        .filter(|(_, what, _)| what.starts_with("challenge"))
+        .map(|(_, what, detail)| (what.as_str(), detail.as_str()))
+        .collect();
+    let address = format!("address {loopback}");
+    assert_eq!(
+        flags,
+        [
+            (
+                "challenge required",
+                format!("{address} for 1 hour (report {report})").as_str()
+            ),
+            ("challenge lifted", address.as_str()),
+            (
+                "challenge required",
+                format!("{address} for 1 day").as_str()
+            ),
+            ("challenge lifted", address.as_str()),
+        ],
+        "{log:?}"
+    );
+    let page = browser.get("/admin/audit").await;
+    assert!(page.body.contains("challenge required"), "{}", page.body);
+}
+
+#[actix_rt::test]
+async fn the_challenges_page_says_flags_do_nothing_while_challenges_are_off() {
+    // The tests' servers run with --challenge-after 0 unless they turn challenges on.
+    let (_app, mut browser) = admin_app(|_| {}).await;
+    browser.signed_in().await;
+    let page = browser.get("/admin/challenges").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains(r#"data-test="challenges-off""#) && page.body.contains("no effect"),
+        "{}",
+        page.body
+    );
 }

@@ -124,6 +124,11 @@ async fn an_admin_sees_a_report_two_visitors_just_made_and_bans_the_reported_vis
     .await;
     assert!(listed.as_str().unwrap().contains(ADMIN), "{listed}");
     assert_accessible(&admin, "the bans page").await;
+    admin
+        .goto(&format!("{site}/admin/challenges"))
+        .await
+        .unwrap();
+    assert_accessible(&admin, "the challenges page").await;
     admin.goto(&format!("{site}/admin/audit")).await.unwrap();
     let audit = js(
         &admin,
@@ -159,7 +164,7 @@ async fn an_admin_sees_a_report_two_visitors_just_made_and_bans_the_reported_vis
     dark.goto(&format!("{site}/admin/login")).await.unwrap();
     assert_accessible(&dark, "the sign-in page, dark").await;
     sign_in(&dark).await;
-    for page in ["/admin", "/admin/bans", "/admin/audit"] {
+    for page in ["/admin", "/admin/bans", "/admin/challenges", "/admin/audit"] {
         dark.goto(&format!("{site}{page}")).await.unwrap();
         assert_accessible(&dark, &format!("{page}, dark")).await;
     }

@@ -2,6 +2,7 @@
 //! session (`session::guard`) and every POST a CSRF token (`session::Checked`). Pages are
 //! askama templates in templates/admin/; what they show comes from `crate::admin`.
 
+mod challenges;
 mod login;
 mod moderation;
 mod pages;
@@ -78,6 +79,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
             .route(
                 "/reports/{id}/ban",
                 web::post().to(moderation::ban_reported),
+            )
+            .route(
+                "/reports/{id}/challenge",
+                web::post().to(challenges::from_report),
+            )
+            .route("/challenges", web::get().to(challenges::list))
+            .route("/challenges", web::post().to(challenges::add))
+            .route(
+                "/challenges/{address}/lift",
+                web::post().to(challenges::lift),
             )
             .route("/bans", web::get().to(moderation::bans))
             .route("/bans", web::post().to(moderation::add_ban))

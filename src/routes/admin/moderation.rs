@@ -96,7 +96,7 @@ async fn on_one(
 }
 
 /// Back to `page` when it was done; 400 with the reason when it was refused.
-fn answer<T>(done: Result<T, Refusal>, page: &str) -> HttpResponse {
+pub(super) fn answer<T>(done: Result<T, Refusal>, page: &str) -> HttpResponse {
     match done {
         Ok(_) => see_other(page),
         Err(why) => refused(&why),
