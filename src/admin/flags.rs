@@ -39,7 +39,7 @@ pub fn flag(
         },
         FlagTarget::Typed(text) => match target(BanKind::Address, text, secret) {
             Ok(address) => (address, String::new()),
-            Err(refusal) => return Ok(Err(refusal)),
+            Err(_) => return Ok(Err(Refusal::Address)),
         },
     };
     let until = u64::try_from(super::now_ms().saturating_add(ms) / 1000).unwrap_or(u64::MAX);
@@ -49,8 +49,12 @@ pub fn flag(
     Ok(Ok(address))
 }
 
-/// Lifts the flag on `address`, here at once and elsewhere within the gate's refresh.
-pub fn unflag(gate: &Gate, conn: &mut DbConn, admin: &str, address: i64) -> anyhow::Result<()> {
-    gate.unflag(address)?;
-    audit::record(conn, admin, Action::Unflag, &format!("address {address}"))
+/// Lifts the flag on `address`, here at once and elsewhere within the gate's refresh; false
+/// (and nothing in the audit log) when there was none.
+pub fn unflag(gate: &Gate, conn: &mut DbConn, admin: &str, address: i64) -> anyhow::Result<bool> {
+    let lifted = gate.unflag(address)?;
+    if lifted {
+        audit::record(conn, admin, Action::Unflag, &format!("address {address}"))?;
+    }
+    Ok(lifted)
 }

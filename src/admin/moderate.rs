@@ -32,6 +32,8 @@ pub enum Refusal {
     Duration,
     #[error("a target is a visitor or address key (a number, as the reports show it), or for an address ban an IPv4 or IPv6 address")]
     Target,
+    #[error("an address is an IPv4 or IPv6 address, or an address key (a number, as the reports show it)")]
+    Address,
     #[error(transparent)]
     Ban(#[from] crate::moderation::bans::BadBan),
 }

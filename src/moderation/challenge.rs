@@ -354,13 +354,14 @@ impl Gate {
         Ok(())
     }
 
-    /// Lifts the flag on `address`, in the database and in this process at once. Blocking.
-    pub fn unflag(&self, address: i64) -> anyhow::Result<()> {
-        unflag_address(&mut *db::get(&self.inner.pool)?, address)?;
+    /// Lifts the flag on `address`, in the database and in this process at once; whether
+    /// there was one in the database. Blocking.
+    pub fn unflag(&self, address: i64) -> anyhow::Result<bool> {
+        let lifted = unflag_address(&mut *db::get(&self.inner.pool)?, address)?;
         if let Ok(mut set) = self.inner.flags.write() {
             set.remove(&address);
         }
-        Ok(())
+        Ok(lifted)
     }
 
     /// Keeps the flags fresh from the database on a thread of its own, for as long as the

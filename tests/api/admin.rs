@@ -861,6 +861,8 @@ async fn an_admin_requires_a_challenge_of_a_reported_address_here_and_elsewhere_
     let lifted = browser.post(&lift, &[("csrf", &csrf)]).await;
     assert_eq!(lifted.status, 303, "{lifted:?}");
     assert!(!challenged(&app).await, "lifted here");
+    // Lifting what is not flagged (a second click) changes nothing and is not logged.
+    assert_eq!(browser.post(&lift, &[("csrf", &csrf)]).await.status, 303);
     wait_for("the other process to read the lift", || async {
         !challenged(&other).await
     })
@@ -881,6 +883,7 @@ async fn an_admin_requires_a_challenge_of_a_reported_address_here_and_elsewhere_
         ];
         let refused = browser.post("/admin/challenges", &fields).await;
         assert_eq!(refused.status, 400, "{target}: {refused:?}");
+        assert!(refused.body.contains("IPv4 or IPv6"), "{refused:?}");
     }
     let by_address = browser
         .post(

@@ -127,5 +127,6 @@ pub async fn lift(
         flags::unflag(&gate, conn, &admin.name, address)
     })
     .await?;
+    // Lifted now, or expired or lifted already: either way it is not in force.
     Ok(see_other(PAGE))
 }
