@@ -853,6 +853,7 @@ async fn an_admin_requires_a_challenge_of_a_reported_address_here_and_elsewhere_
         list.body
     );
     assert!(!list.body.contains("challenges-off"), "{}", list.body);
+    assert!(!queue.body.contains("challenges-off"), "{}", queue.body);
 
     let lift = format!("/admin/challenges/{loopback}/lift");
     let no_token = browser.post(&lift, &[]).await;
@@ -930,13 +931,19 @@ async fn an_admin_requires_a_challenge_of_a_reported_address_here_and_elsewhere_
 #[actix_rt::test]
 async fn the_challenges_page_says_flags_do_nothing_while_challenges_are_off() {
     // The tests' servers run with --challenge-after 0 unless they turn challenges on.
-    let (_app, mut browser) = admin_app(|_| {}).await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key_file = dir.path().join("pairchat.key");
+    let key = key_file.clone();
+    let (app, mut browser) = admin_app(move |s| s.secret_key_file = Some(key)).await;
+    file_report(&app, &key_file, "flooder", &[]).await;
     browser.signed_in().await;
-    let page = browser.get("/admin/challenges").await;
-    assert_eq!(page.status, 200, "{page:?}");
-    assert!(
-        page.body.contains(r#"data-test="challenges-off""#) && page.body.contains("no effect"),
-        "{}",
-        page.body
-    );
+    for path in ["/admin/challenges", "/admin/reports"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(
+            page.body.contains(r#"data-test="challenges-off""#) && page.body.contains("no effect"),
+            "{path}: {}",
+            page.body
+        );
+    }
 }

@@ -34,6 +34,8 @@ struct ReportsPage<'a> {
     admin: &'a SignedIn,
     reports: Vec<ReportView>,
     durations: &'a [(i64, &'static str)],
+    /// `--challenge-after` above 0: otherwise "Require a challenge" changes nothing.
+    gate_on: bool,
 }
 
 /// A ban as the list shows it.
@@ -139,6 +141,7 @@ pub async fn reports(
             admin: &admin,
             reports,
             durations: &BAN_DURATIONS,
+            gate_on: state.challenges.is_on(),
         },
     )
 }
