@@ -84,8 +84,8 @@ const MAX_VISITOR_TOKEN: usize = 64;
 
 /// Who the visitor is, across its connections: the page's own random token (`?visitor=`, kept
 /// in the browser's session storage) when it sends a valid one (1 to 64 of `A-Z a-z 0-9 - _`),
-/// else its address (an IPv6 address by its /64). Only a keyed hash of either is kept.
-pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey {
+/// else its `address` key (`address_of`). Only a keyed hash of either is kept.
+pub fn visitor_key(req: &HttpRequest, address: VisitorKey, key: &SecretKey) -> VisitorKey {
     let token = req.query_string().split('&').find_map(|pair| {
         let value = pair.strip_prefix("visitor=")?;
         let valid = !value.is_empty()
@@ -97,19 +97,15 @@ pub fn visitor_key(req: &HttpRequest, ip: IpAddr, key: &SecretKey) -> VisitorKey
     });
     match token {
         Some(token) => VisitorKey::named(key.hash(b"token:", token.as_bytes())),
-        None => address_of(ip, key),
+        None => address,
     }
 }
 
-/// The key of the client's address (an IPv4 address, an IPv6 address by its /64), whatever
-/// token it sends: what an address ban holds. A visitor without a token is known by it.
+/// The key of the client's address (an IPv4 address, an IPv6 address by its /64: see
+/// `address_key`), whatever token it sends: what an address ban holds. A visitor without a
+/// token is known by it.
 pub fn address_of(ip: IpAddr, key: &SecretKey) -> VisitorKey {
-    VisitorKey::address(address_hash(ip, key))
-}
-
-/// The keyed hash of `ip`'s address (see `address_key`: an IPv6 address by its /64).
-fn address_hash(ip: IpAddr, key: &SecretKey) -> i64 {
-    key.hash(b"ip:", address_key(ip).to_string().as_bytes())
+    VisitorKey::address(key.hash(b"ip:", address_key(ip).to_string().as_bytes()))
 }
 
 #[cfg(test)]

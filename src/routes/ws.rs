@@ -67,9 +67,11 @@ pub async fn upgrade(
             ))
         }
     };
+    // The address key is hashed once: it is also the key of a visitor who sends no token.
+    let address = address_of(ip, &state.secret);
     let who = Who {
-        visitor: visitor_key(&req, ip, &state.secret),
-        address: address_of(ip, &state.secret),
+        visitor: visitor_key(&req, address, &state.secret),
+        address,
     };
     // The request body is read through `FrameLimit`, which cuts an oversized frame at its
     // header instead of letting actix-ws buffer it whole.
