@@ -29,6 +29,11 @@ const MAX_STREAM_LEN: usize = 100_000;
 const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// How often receipts past the relay timeout are refused.
 const EXPIRE_EVERY: Duration = Duration::from_millis(100);
+/// How long an acknowledgement may wait for company. Alone, each batch the partner's process
+/// read would cost an append here and a read there; held this long, the acknowledgements of a
+/// few batches go as one entry, or ride along with the next message. It delays the sender's
+/// receipt only, never the message (BENCHMARKS.md, 2026-12-07: acknowledgements held).
+const ACK_LINGER: Duration = Duration::from_millis(2);
 
 /// The sender's side of a message: its own copy, written once the message is on its way.
 #[derive(Debug)]
@@ -137,12 +142,21 @@ pub async fn run(
 ) {
     let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     let mut held = Held::default();
+    // Acknowledgements waiting for company, and when they go alone.
+    let mut lingering: Vec<Queued> = Vec::new();
+    let mut linger_until: Option<Instant> = None;
     let mut expiry = tokio::time::interval(EXPIRE_EVERY);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        let linger = async {
+            match linger_until {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let first = tokio::select! {
             first = rx.recv_async() => match first {
-                Ok(first) => first,
+                Ok(first) => Some(first),
                 Err(_) => return,
             },
             Ok(acked) = acks.recv_async() => {
@@ -156,13 +170,28 @@ pub async fn run(
                 held.expire(Instant::now(), &metrics);
                 continue;
             }
+            () = linger => None,
         };
-        batch.push(first);
+        batch.extend(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
+        }
+        let only_acks = batch
+            .iter()
+            .all(|q| matches!(q.envelope, Envelope::Ack { .. }));
+        if only_acks && !batch.is_empty() {
+            // Acknowledgements alone wait a little for others, or for a message to ride with.
+            lingering.append(&mut batch);
+            linger_until.get_or_insert_with(|| Instant::now() + ACK_LINGER);
+            continue;
+        }
+        batch.append(&mut lingering);
+        linger_until = None;
+        if batch.is_empty() {
+            continue;
         }
         merge_acks(&mut batch);
         let mut pipe = redis::pipe();
