@@ -21,6 +21,7 @@ mod flags;
 mod hardening;
 mod health;
 mod helpers;
+mod i18n;
 mod installed;
 mod limits;
 mod logs;
