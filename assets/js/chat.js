@@ -34,7 +34,7 @@
 //   transcript          scroll box around the message list (visible in chat and closed, and
 //                       while a previous chat's transcript is kept until the next one starts)
 //   new-below           "New message ↓" pill, shown when a message arrives while scrolled up
-//   messages            the message list, <div role="log">
+//   messages            the message list, an <ol> of <li> inside a <div role="log">
 //   message             one message, data-from="me|guest", data-status="pending|
 //                       delivered|failed" for your own; inside it:
 //     message-label       "You" / "Stranger"
@@ -254,14 +254,14 @@ export function render(doc, tr) {
     x(
       'div',
       { class: 'pc-transcript', 'data-test': 'transcript', hidden: true },
-      // A div, not a list: role=log replaces a list's role, and axe wants list items in lists.
-      x('div', {
-        class: 'pc-messages',
-        'data-test': 'messages',
-        role: 'log',
-        'aria-live': 'polite',
-        'aria-label': t('transcript-label'),
-      }),
+      // The live region wraps the list: role=log on the <ol> itself would replace its list role
+      // and leave its items outside any list (axe: listitem). role=list keeps the semantics
+      // where list-style: none drops them (Safari).
+      x(
+        'div',
+        { class: 'pc-log', role: 'log', 'aria-live': 'polite', 'aria-label': t('transcript-label') },
+        x('ol', { class: 'pc-messages', 'data-test': 'messages', role: 'list' }),
+      ),
       x('button', { type: 'button', class: 'pc-btn pc-pill', 'data-test': 'new-below', hidden: true }, t('new-below')),
     ),
 
@@ -735,7 +735,7 @@ export function mount(options) {
     const mine = from === 'me';
     const li = h(
       doc,
-      'div',
+      'li',
       {
         class: `pc-msg ${mine ? 'pc-me' : 'pc-guest'}`,
         'data-test': 'message',
@@ -758,7 +758,7 @@ export function mount(options) {
   }
 
   function addSystem(kind, text) {
-    append(h(doc, 'div', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
+    append(h(doc, 'li', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
   }
 
   function setTyping(on) {

@@ -3,13 +3,13 @@
 //! language they are given, and axe-core in every language, light and dark, phone and desktop.
 
 use fantoccini::{Client as Browser, Locator};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::browser::{
     click, js, messages, system_lines, wait_js, wait_messages, wait_state, Driver, HostSite, EMBED,
     PAGE,
 };
-use crate::browser_ui::{close_all, say, turn};
+use crate::browser_ui::{axe_violations, close_all, say, turn, wait_online_shown};
 use crate::helpers::spawn_app_with;
 
 /// A browser whose language is Russian (what it sends as Accept-Language).
@@ -238,4 +238,79 @@ async fn the_widget_and_the_embed_speak_the_language_they_are_given() {
     let words = latin_words(&ru, EMBED, "[data-test=pairchat]").await;
     assert!(words.is_empty(), "English in the Russian embed: {words:?}");
     ru.close().await.expect("close");
+}
+
+/// The sizes every view is checked at: a small phone's width, and a desktop.
+const SIZES: [(u32, u32); 2] = [(360, 740), (1280, 800)];
+
+/// axe-core's serious and critical violations in the view `b` shows, at both sizes and in both
+/// themes (set as `?theme=` would: on the document and on the chat), as `(where, found)`.
+async fn axe_everywhere(b: &Browser, lang: &str, view: &str, seen: &mut Vec<(String, Value)>) {
+    for (width, height) in SIZES {
+        b.set_window_size(width, height).await.expect("resize");
+        wait_js(
+            b,
+            PAGE,
+            &format!("a window {width} px wide"),
+            &format!("return Math.abs(window.innerWidth - {width}) <= 20;"),
+        )
+        .await;
+        for theme in ["light", "dark"] {
+            js(
+                b,
+                PAGE,
+                &format!(
+                    "document.documentElement.dataset.theme = '{theme}'; \
+                     root.querySelector('[data-test=pairchat]').dataset.theme = '{theme}'; return true;"
+                ),
+            )
+            .await;
+            let found = axe_violations(b).await;
+            if !found.is_empty() {
+                seen.push((format!("{lang} {view} {width}px {theme}"), json!(found)));
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn axe_core_finds_no_serious_violation_in_any_language_view_theme_or_size() {
+    let Some(_turn) =
+        turn("axe_core_finds_no_serious_violation_in_any_language_view_theme_or_size").await
+    else {
+        return;
+    };
+    // The same two visitors meet once per language.
+    let app = spawn_app_with(|s| s.rematch_cooldown = std::time::Duration::ZERO).await;
+    let driver = Driver::start();
+    let a = driver.browser(1280, 800).await;
+    let b = driver.browser(1280, 800).await;
+    let mut seen = Vec::new();
+    for lang in ["en", "ru", "zh"] {
+        for v in [&a, &b] {
+            v.goto(&format!("http://{}/?lang={lang}", app.address))
+                .await
+                .expect("page");
+            wait_state(v, PAGE, "idle").await;
+        }
+        wait_online_shown(&a, PAGE).await;
+        axe_everywhere(&a, lang, "idle", &mut seen).await;
+        click(&a, PAGE, "start").await;
+        wait_state(&a, PAGE, "waiting").await;
+        axe_everywhere(&a, lang, "waiting", &mut seen).await;
+        click(&b, PAGE, "start").await;
+        wait_state(&a, PAGE, "chat").await;
+        wait_state(&b, PAGE, "chat").await;
+        say(&a, PAGE, "hi, see https://example.com/ ok?").await;
+        say(&b, PAGE, "a reply").await;
+        wait_messages(&a, PAGE, 2).await;
+        axe_everywhere(&a, lang, "chat", &mut seen).await;
+        click(&a, PAGE, "end").await;
+        click(&a, PAGE, "end").await;
+        wait_state(&a, PAGE, "closed").await;
+        wait_state(&b, PAGE, "closed").await;
+        axe_everywhere(&a, lang, "closed", &mut seen).await;
+    }
+    assert!(seen.is_empty(), "axe-core: {seen:#?}");
+    close_all([a, b]).await;
 }
