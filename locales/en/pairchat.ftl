@@ -29,8 +29,8 @@ page-tagline = Anonymous one-to-one chat with a random stranger
 page-noscript = pairchat needs JavaScript to connect you with a stranger. Please enable it and reload the page.
 # (page) The iframe's, where there is little room.
 widget-noscript = pairchat needs JavaScript.
-# (page) Hidden on touch screens.
-page-keys = Keyboard: Esc starts a chat; in a chat, Esc twice ends it.
+# (page) Hidden on touch screens; ends with the space (if any) before page-privacy.
+page-keys = Keyboard: Esc starts a chat; in a chat, Esc twice ends it.{ " " }
 # (page)
 page-privacy = Nothing you write is stored.
 # embed.js, when the chat cannot be loaded on another site.
