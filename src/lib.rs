@@ -4,6 +4,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod i18n;
 pub mod memory;
 pub mod metrics;
 pub mod moderation;

@@ -1,7 +1,9 @@
 // pairchat client: builds the chat DOM (render) and drives it over one WebSocket (mount).
 // Shared by the page "/", the iframe page "/widget" (both via page.js) and embed.js (Shadow DOM).
 //
-// mount({ wsUrl, root, container?, keyTarget?, theme? }) → controller
+// mount({ wsUrl, root, i18n, container?, keyTarget?, theme? }) → controller
+//   i18n       the catalogue of the visitor's language, { lang, messages } (see i18n.js): every
+//              word the chat shows comes from it.
 //   root       Document, ShadowRoot or Element; all lookups are made inside it.
 //   container  where the chat DOM is appended (default: root's [data-pairchat-mount], else root
 //              itself, or document.body for a Document).
@@ -15,7 +17,7 @@
 //                       data-attention="true" while something new waits for a visitor whose
 //                       focus is elsewhere (shown as the badge), data-theme="light|dark" if set
 //   online              online counter wrapper (hidden until a count is known, and offline)
-//   online-count        the number alone
+//   online-count        the number alone (inside the catalogue's sentence, e.g. "3 online")
 //   badge               "New chat" / "New message" badge in the bar (with data-attention)
 //   view-idle           idle view: welcome, how it works, "Chat history is not saved"
 //   notice              idle view notice (e.g. could not connect); hidden when empty
@@ -32,7 +34,7 @@
 //   transcript          scroll box around the message list (visible in chat and closed, and
 //                       while a previous chat's transcript is kept until the next one starts)
 //   new-below           "New message ↓" pill, shown when a message arrives while scrolled up
-//   messages            the message list, <div role="log">
+//   messages            the message list, an <ol> of <li> inside a <div role="log">
 //   message             one message, data-from="me|guest", data-status="pending|
 //                       delivered|failed" for your own; inside it:
 //     message-label       "You" / "Stranger"
@@ -71,7 +73,8 @@ import {
   themeOf,
   withVisitor,
 } from './util.js';
-import { TEXT as REPORT_TEXT, createReports, renderReportDialog, reportUrlFor } from './report.js';
+import { translator } from './i18n.js';
+import { createReports, renderReportDialog, reportUrlFor } from './report.js';
 
 const VISITOR_KEY = 'pairchat.visitor';
 
@@ -98,18 +101,10 @@ const CONNECT_TIMEOUT_MS = 15000;
 /** How often the idle page asks GET /online for a fresh count. */
 const ONLINE_POLL_MS = 5000;
 const BLINK_MS = 1000;
-const BLINK_TITLE = '*** New message ***';
 /** The server's default --max-message-chars, until GET /online says the server's own; the
  * counter shows from COUNTER_FROM of it. */
 const DEFAULT_MAX_MESSAGE_CHARS = 2000;
 const COUNTER_FROM = 0.8;
-const END_LABEL = 'End';
-const CONFIRM_LABEL = 'Really?';
-const SEND_LABEL = 'Send';
-const SENDING_LABEL = 'Sending…';
-const CHECK_TEXT = 'Many chats were started from your network: your browser is doing a quick check first.';
-const CHECK_DONE = 'Check done. Waiting for a stranger…';
-const CHECK_FAILED = 'Your browser could not do the check this server asks for (it needs an https page). Please try again later.';
 /** Where the challenge solver's worker is, beside this module. */
 const WORKER_URL = new URL('./altcha-worker.js', import.meta.url);
 /** After sending {"type":"leave"}, how long the server has to answer "ended" and close. */
@@ -131,100 +126,97 @@ function h(doc, tag, attrs = {}, ...children) {
 
 /**
  * The chat DOM, in its idle state. Everything a visitor sees of the chat comes from here, so the
- * page, the iframe widget and the Shadow DOM embed show the same thing.
+ * page, the iframe widget and the Shadow DOM embed show the same thing; its words come from `tr`.
  * @param {Document} doc
+ * @param {ReturnType<typeof translator>} tr
  * @returns {HTMLElement}
  */
-export function render(doc) {
+export function render(doc, tr) {
   const x = (tag, attrs, ...children) => h(doc, tag, attrs, ...children);
+  const { t, tn } = tr;
   const spinner = () => x('span', { class: 'pc-spinner', 'aria-hidden': 'true' });
   // Keyboard hints are for keyboards: hidden on touch screens.
   const keys = (...children) => x('span', { class: 'pc-keys' }, ...children);
 
   return x(
     'div',
-    // lang: the chat's own words are English, whatever the host page's language.
-    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle', lang: 'en' },
+    // lang: the chat's own words are in its catalogue's language, whatever the host page's.
+    { class: 'pc', 'data-test': 'pairchat', 'data-state': 'idle', lang: tr.lang },
     x(
       'div',
       { class: 'pc-bar' },
-      x('span', { class: 'pc-brand' }, 'pairchat'),
+      x('span', { class: 'pc-brand' }, t('brand')),
       x('span', { class: 'pc-badge', 'data-test': 'badge', hidden: true }),
       x(
         'span',
         { class: 'pc-online', 'data-test': 'online', hidden: true },
         x('span', { class: 'pc-dot', 'aria-hidden': 'true' }),
-        x('span', { 'data-test': 'online-count' }, '0'),
-        ' online',
+        x('span', { class: 'pc-online-text' }),
       ),
     ),
     x('p', { class: 'pc-sr-only', role: 'status', 'data-test': 'status' }),
 
     x(
       'section',
-      { class: 'pc-view pc-idle', 'data-test': 'view-idle', 'aria-label': 'Welcome' },
-      x('h2', { class: 'pc-title' }, 'Talk to a random stranger'),
-      x(
-        'p',
-        {},
-        'pairchat pairs you with one other visitor, picked at random, for a private text chat. ',
-        'No account, no names.',
-      ),
-      x('h3', { class: 'pc-subtitle' }, 'How it works'),
+      { class: 'pc-view pc-idle', 'data-test': 'view-idle', 'aria-label': t('idle-label') },
+      x('h2', { class: 'pc-title' }, t('idle-title')),
+      x('p', {}, t('idle-intro')),
+      x('h3', { class: 'pc-subtitle' }, t('idle-how')),
       x(
         'ol',
         { class: 'pc-steps' },
-        x('li', {}, 'Press ', x('strong', {}, 'Start a chat'), keys(' (or Esc)'), '.'),
-        x('li', {}, 'Wait a moment while we find a stranger.'),
         x(
           'li',
           {},
-          'Say hi. ',
-          keys('Enter sends, Shift+Enter starts a new line. '),
-          'Press ',
-          x('strong', {}, 'End'),
-          ' twice',
-          keys(' (or Esc twice)'),
-          ' when you are done.',
+          ...tn('idle-step-start', {
+            start: x('strong', {}, t('idle-start-button')),
+            keys: keys(t('idle-step-start-keys')),
+          }),
+        ),
+        x('li', {}, t('idle-step-wait')),
+        x(
+          'li',
+          {},
+          ...tn('idle-step-talk', {
+            keysSend: keys(t('idle-step-talk-keys-send')),
+            end: x('strong', {}, t('end-button')),
+            keysEnd: keys(t('idle-step-talk-keys-end')),
+          }),
         ),
       ),
-      x(
-        'p',
-        { class: 'pc-note' },
-        x('strong', {}, 'Chat history is not saved.'),
-        ' Messages are gone when the conversation ends. Be kind, and keep personal details to yourself.',
-      ),
+      x('p', { class: 'pc-note' }, ...tn('idle-note', { saved: x('strong', {}, t('idle-note-saved')) })),
       x('p', { class: 'pc-notice', 'data-test': 'notice', hidden: true }),
       // Sticky at the bottom of the idle view, so a short widget never hides it below the fold.
       x(
         'div',
         { class: 'pc-idle-actions' },
-        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start' }, 'Start a chat'),
+        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start' }, t('idle-start-button')),
       ),
     ),
 
     x(
       'section',
-      { class: 'pc-view pc-center', 'data-test': 'view-connecting', 'aria-label': 'Connecting', hidden: true },
-      x('p', { class: 'pc-wait', tabindex: '-1', 'data-test': 'connecting-text' }, spinner(), 'Connecting to server…'),
-      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-connecting' }, 'Cancel'),
+      { class: 'pc-view pc-center', 'data-test': 'view-connecting', 'aria-label': t('connecting-label'), hidden: true },
+      x('p', { class: 'pc-wait', tabindex: '-1', 'data-test': 'connecting-text' }, spinner(), t('connecting')),
+      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-connecting' }, t('cancel-button')),
     ),
 
     x(
       'section',
-      { class: 'pc-view pc-center', 'data-test': 'view-waiting', 'aria-label': 'Waiting', hidden: true },
+      { class: 'pc-view pc-center', 'data-test': 'view-waiting', 'aria-label': t('waiting-label'), hidden: true },
       x(
         'p',
         { class: 'pc-wait', tabindex: '-1', 'data-test': 'waiting-text' },
         spinner(),
-        'Waiting for a stranger… ',
+        t('waiting'),
+        ' ',
         x('span', { class: 'pc-waited', 'data-test': 'waited' }, '0:00'),
       ),
-      x('p', { class: 'pc-alone', 'data-test': 'alone', hidden: true }, "You're the only one here right now — still looking."),
+      x('p', { class: 'pc-alone', 'data-test': 'alone', hidden: true }, t('waiting-alone')),
       x(
         'div',
         { class: 'pc-check', 'data-test': 'check', hidden: true },
-        x('p', { class: 'pc-check-text', id: 'pc-check-text' }, CHECK_TEXT),
+        x('p', { class: 'pc-check-text', id: 'pc-check-text' }, t('check-text')),
         x(
           'div',
           { class: 'pc-check-bar' },
@@ -235,15 +227,15 @@ export function render(doc) {
             value: '0',
             'aria-labelledby': 'pc-check-text',
           }),
-          x('span', { class: 'pc-check-percent', 'data-test': 'check-percent', 'aria-hidden': 'true' }, '0 %'),
+          x('span', { class: 'pc-check-percent', 'data-test': 'check-percent', 'aria-hidden': 'true' }, t('check-percent', { percent: 0 })),
         ),
       ),
-      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel' }, 'Cancel'),
+      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel' }, t('cancel-button')),
     ),
 
     x(
       'section',
-      { class: 'pc-view pc-center', 'data-test': 'view-retrying', 'aria-label': 'Reconnecting', hidden: true },
+      { class: 'pc-view pc-center', 'data-test': 'view-retrying', 'aria-label': t('retrying-label'), hidden: true },
       x(
         'p',
         { class: 'pc-retry', tabindex: '-1', 'data-test': 'retry-text' },
@@ -254,39 +246,39 @@ export function render(doc) {
       x(
         'div',
         { class: 'pc-row' },
-        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'retry-now' }, 'Try now'),
-        x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-retrying' }, 'Cancel'),
+        x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'retry-now' }, t('retry-now-button')),
+        x('button', { type: 'button', class: 'pc-btn', 'data-test': 'cancel-retrying' }, t('cancel-button')),
       ),
     ),
 
     x(
       'div',
       { class: 'pc-transcript', 'data-test': 'transcript', hidden: true },
-      // A div, not a list: role=log replaces a list's role, and axe wants list items in lists.
-      x('div', {
-        class: 'pc-messages',
-        'data-test': 'messages',
-        role: 'log',
-        'aria-live': 'polite',
-        'aria-label': 'Conversation',
-      }),
-      x('button', { type: 'button', class: 'pc-btn pc-pill', 'data-test': 'new-below', hidden: true }, 'New message ↓'),
+      // The live region wraps the list: role=log on the <ol> itself would replace its list role
+      // and leave its items outside any list (axe: listitem). role=list keeps the semantics
+      // where list-style: none drops them (Safari).
+      x(
+        'div',
+        { class: 'pc-log', role: 'log', 'aria-live': 'polite', 'aria-label': t('transcript-label') },
+        x('ol', { class: 'pc-messages', 'data-test': 'messages', role: 'list' }),
+      ),
+      x('button', { type: 'button', class: 'pc-btn pc-pill', 'data-test': 'new-below', hidden: true }, t('new-below')),
     ),
 
     x(
       'section',
-      { class: 'pc-view pc-chat', 'data-test': 'view-chat', 'aria-label': 'Your message', hidden: true },
+      { class: 'pc-view pc-chat', 'data-test': 'view-chat', 'aria-label': t('chat-label'), hidden: true },
       x(
         'div',
         { class: 'pc-chat-head' },
         // Always takes its line (only its text is hidden), so it never shrinks the transcript.
-        x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, 'Stranger is typing…'),
-        x('button', { type: 'button', class: 'pc-btn pc-small', 'data-test': 'report' }, REPORT_TEXT.button),
+        x('p', { class: 'pc-typing', 'data-test': 'typing', hidden: true }, t('typing')),
+        x('button', { type: 'button', class: 'pc-btn pc-small', 'data-test': 'report' }, t('report-button')),
       ),
       x(
         'form',
         { class: 'pc-composer', 'data-test': 'composer' },
-        x('button', { type: 'button', class: 'pc-btn pc-danger pc-end', 'data-test': 'end' }, END_LABEL),
+        x('button', { type: 'button', class: 'pc-btn pc-danger pc-end', 'data-test': 'end' }, t('end-button')),
         x(
           'div',
           { class: 'pc-field' },
@@ -294,27 +286,27 @@ export function render(doc) {
             class: 'pc-input',
             'data-test': 'input',
             rows: '1',
-            'aria-label': 'Message',
+            'aria-label': t('message-input-label'),
             'aria-describedby': 'pc-counter',
-            placeholder: 'Type a message',
+            placeholder: t('message-input-placeholder'),
             autocomplete: 'off',
             enterkeyhint: 'send',
           }),
           x('span', { class: 'pc-counter', id: 'pc-counter', 'data-test': 'counter', 'aria-live': 'polite', hidden: true }),
         ),
-        x('button', { type: 'submit', class: 'pc-btn pc-primary pc-send', 'data-test': 'send' }, SEND_LABEL),
+        x('button', { type: 'submit', class: 'pc-btn pc-primary pc-send', 'data-test': 'send' }, t('send-button')),
       ),
     ),
 
     x(
       'section',
-      { class: 'pc-view pc-closed', 'data-test': 'view-closed', 'aria-label': 'Conversation over', hidden: true },
-      x('p', { class: 'pc-over', 'data-test': 'closed-text' }, 'This conversation is over.'),
-      x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, 'New chat'),
-      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-later', hidden: true }, REPORT_TEXT.button),
-      x('p', { class: 'pc-report-done', 'data-test': 'report-done', hidden: true }, REPORT_TEXT.sent),
+      { class: 'pc-view pc-closed', 'data-test': 'view-closed', 'aria-label': t('closed-label'), hidden: true },
+      x('p', { class: 'pc-over', 'data-test': 'closed-text' }, t('closed')),
+      x('button', { type: 'button', class: 'pc-btn pc-primary', 'data-test': 'start-over' }, t('new-chat-button')),
+      x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-later', hidden: true }, t('report-button')),
+      x('p', { class: 'pc-report-done', 'data-test': 'report-done', hidden: true }, t('report-sent')),
     ),
-    renderReportDialog(x),
+    renderReportDialog(x, tr),
   );
 }
 
@@ -345,15 +337,17 @@ export function mount(options) {
     (isDocument ? root.body : root);
   const keyTarget = options.keyTarget ?? root;
   const onlineUrl = onlineUrlFor(wsUrl);
+  const tr = translator(options.i18n);
+  const { t, tn } = tr;
 
-  const el = render(doc);
+  const el = render(doc, tr);
   const theme = themeOf(options.theme);
   if (theme) el.dataset.theme = theme;
   container.append(el);
   const $ = (name) => el.querySelector(`[data-test="${name}"]`);
   const ui = {
     online: $('online'),
-    onlineCount: $('online-count'),
+    onlineText: el.querySelector('.pc-online-text'),
     badge: $('badge'),
     status: $('status'),
     notice: $('notice'),
@@ -461,13 +455,8 @@ export function mount(options) {
     if (to === 'idle' || to === 'closed') pollOnline();
     else stopOnlinePoll();
     if (to === 'retrying') setOnline(null);
-    announce(
-      {
-        connecting: 'Connecting to server…',
-        waiting: 'Waiting for a stranger…',
-        closed: 'This conversation is over.',
-      }[to] ?? '',
-    );
+    const said = { connecting: 'connecting', waiting: 'waiting', closed: 'closed' }[to];
+    announce(said ? t(said) : '');
     // Never a button that the next Enter would press by mistake (Cancel after Start).
     const target = {
       idle: ui.start,
@@ -479,7 +468,7 @@ export function mount(options) {
     }[to];
     // Focus only moves when it is already in the chat: never away from the host page.
     if (target && hadFocus) focus(target);
-    else if (to === 'chat' && !hadFocus) flagAttention('New chat');
+    else if (to === 'chat' && !hadFocus) flagAttention(t('badge-new-chat'));
     if (to === 'chat') scrollToEnd();
   }
 
@@ -502,7 +491,10 @@ export function mount(options) {
   /** Shows the online count, or hides it (`null`: unknown, e.g. while offline). */
   function setOnline(count) {
     onlineCount = count;
-    if (count !== null) ui.onlineCount.textContent = String(count);
+    if (count !== null) {
+      const number = (text) => h(doc, 'span', { 'data-test': 'online-count' }, text);
+      ui.onlineText.replaceChildren(...tn('online-count', { count }, { count: number }));
+    }
     ui.online.hidden = count === null;
     updateAlone();
   }
@@ -564,7 +556,7 @@ export function mount(options) {
     const clamped = Math.max(0, Math.min(1, Number(fraction) || 0));
     const percent = Math.floor(clamped * 100);
     ui.checkProgress.value = clamped;
-    ui.checkPercent.textContent = `${percent} %`;
+    ui.checkPercent.textContent = t('check-percent', { percent });
   }
 
   function stopCheck() {
@@ -581,7 +573,7 @@ export function mount(options) {
     stopCheck();
     ui.check.hidden = false;
     setCheckProgress(0);
-    announce(CHECK_TEXT);
+    announce(t('check-text'));
     const c = conn;
     const current = { stop: () => {} };
     solver = current;
@@ -594,14 +586,14 @@ export function mount(options) {
         if (!mine()) return;
         solver = null;
         setCheckProgress(1);
-        announce(CHECK_DONE);
+        announce(t('check-done'));
         sendFrame({ type: 'request', altcha: payload });
       },
       onError: (message) => {
         if (!mine()) return;
         console.warn('pairchat: cannot solve the challenge', message);
         cancel();
-        setNotice(CHECK_FAILED);
+        setNotice(t('check-failed'));
       },
     });
   }
@@ -661,7 +653,7 @@ export function mount(options) {
 
   function renderRetry() {
     const secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-    ui.retryCountdown.textContent = `Reconnecting… (retrying in ${secs} s)`;
+    ui.retryCountdown.textContent = t('retry-countdown', { secs });
   }
 
   /** The visitor still wants a chat and the server cannot give one now: try again later. */
@@ -743,7 +735,7 @@ export function mount(options) {
     const mine = from === 'me';
     const li = h(
       doc,
-      'div',
+      'li',
       {
         class: `pc-msg ${mine ? 'pc-me' : 'pc-guest'}`,
         'data-test': 'message',
@@ -754,10 +746,10 @@ export function mount(options) {
         doc,
         'div',
         { class: 'pc-meta' },
-        h(doc, 'span', { class: 'pc-label', 'data-test': 'message-label' }, mine ? 'You' : 'Stranger'),
+        h(doc, 'span', { class: 'pc-label', 'data-test': 'message-label' }, t(mine ? 'from-me' : 'from-stranger')),
         ' ',
-        h(doc, 'time', { class: 'pc-time', 'data-test': 'message-time', datetime: now.toISOString() }, formatTime(now)),
-        mine ? h(doc, 'span', { class: 'pc-status', 'data-test': 'message-status' }, status === 'pending' ? SENDING_LABEL : '') : null,
+        h(doc, 'time', { class: 'pc-time', 'data-test': 'message-time', datetime: now.toISOString() }, formatTime(now, tr.lang)),
+        mine ? h(doc, 'span', { class: 'pc-status', 'data-test': 'message-status' }, status === 'pending' ? t('sending') : '') : null,
       ),
       messageText(text),
     );
@@ -766,7 +758,7 @@ export function mount(options) {
   }
 
   function addSystem(kind, text) {
-    append(h(doc, 'div', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
+    append(h(doc, 'li', { class: `pc-system pc-${kind}`, 'data-test': 'system-line', 'data-kind': kind }, text));
   }
 
   function setTyping(on) {
@@ -777,7 +769,7 @@ export function mount(options) {
 
   function setSending(on) {
     ui.send.disabled = on;
-    ui.send.textContent = on ? SENDING_LABEL : SEND_LABEL;
+    ui.send.textContent = t(on ? 'sending' : 'send-button');
     if (on) el.dataset.sending = 'true';
     else delete el.dataset.sending;
   }
@@ -809,7 +801,7 @@ export function mount(options) {
 
   /** The chat ended with a message unreceipted: say so on it. */
   function failPending() {
-    if (pending) setStatus(pending.li, 'failed', 'Not delivered');
+    if (pending) setStatus(pending.li, 'failed', t('not-delivered'));
     pending = null;
     setSending(false);
   }
@@ -817,13 +809,13 @@ export function mount(options) {
   function resetConfirm() {
     if (!confirming) return;
     confirming = false;
-    ui.end.textContent = END_LABEL;
+    ui.end.textContent = t('end-button');
     delete ui.end.dataset.confirm;
   }
 
   function askConfirm() {
     confirming = true;
-    ui.end.textContent = CONFIRM_LABEL;
+    ui.end.textContent = t('end-confirm');
     ui.end.dataset.confirm = 'true';
   }
 
@@ -859,10 +851,11 @@ export function mount(options) {
     if (blinkTimer !== null) return;
     titleBeforeBlink = doc.title;
     let on = true;
-    doc.title = BLINK_TITLE;
+    const blinkTitle = t('blink-title');
+    doc.title = blinkTitle;
     blinkTimer = win.setInterval(() => {
       on = !on;
-      doc.title = on ? BLINK_TITLE : titleBeforeBlink;
+      doc.title = on ? blinkTitle : titleBeforeBlink;
     }, BLINK_MS);
   }
 
@@ -965,13 +958,11 @@ export function mount(options) {
     const state = machine.state;
     if (state === 'chat') {
       const n =
-        code === 1000 && reason === 'reported'
-          ? { kind: 'left', text: REPORT_TEXT.reportedAndLeft }
-          : closeNotice({ code, reason, byUs });
-      addSystem(n.kind, n.text);
+        code === 1000 && reason === 'reported' ? { kind: 'left', id: 'report-left' } : closeNotice({ code, reason, byUs });
+      addSystem(n.kind, t(n.id));
       machine.send('close');
     } else if (!byUs && (state === 'connecting' || state === 'waiting')) {
-      scheduleRetry(retryReason({ code, everOpened: everOpened ?? c?.everOpened ?? false, timedOut }));
+      scheduleRetry(t(retryReason({ code, everOpened: everOpened ?? c?.everOpened ?? false, timedOut })));
     } else if (!byUs && state === 'retrying') {
       // The socket kept open after "unavailable" went away: the retry opens a new one.
     } else {
@@ -1026,8 +1017,8 @@ export function mount(options) {
         ui.input.value = '';
         onComposerChange();
         machine.send('response');
-        addSystem('found', 'Stranger found — say hi!');
-        callAttention('New chat');
+        addSystem('found', t('found'));
+        callAttention(t('badge-new-chat'));
         break;
       case 'message': {
         if (machine.state !== 'chat' || typeof f.message !== 'string') {
@@ -1040,7 +1031,7 @@ export function mount(options) {
         } else {
           setTyping(false);
           addMessage('guest', f.message);
-          callAttention('New message');
+          callAttention(t('badge-new-message'));
         }
         break;
       }
@@ -1066,7 +1057,7 @@ export function mount(options) {
           startCheck(f.challenge);
           break;
         }
-        const text = typeof f.detail === 'string' && f.detail ? f.detail : `Error: ${f.error}`;
+        const text = errorText(f);
         console.warn('pairchat: server error', f.error, f.detail);
         if (machine.state === 'chat') {
           refusePending();
@@ -1086,6 +1077,12 @@ export function mount(options) {
     }
   }
 
+  /** An error frame in the visitor's language: its code's own text, else a general one. */
+  function errorText(f) {
+    const code = typeof f.error === 'string' ? f.error : '';
+    return tr.has(`error-${code}`) ? t(`error-${code}`) : t('error-other', { code });
+  }
+
   // ---- reports and bans ---------------------------------------------------------------------
 
   const reports = createReports({
@@ -1093,6 +1090,7 @@ export function mount(options) {
     doc,
     win,
     ui,
+    tr,
     reportUrl: reportUrlFor(wsUrl),
     state: () => machine.state,
     sendFrame,
@@ -1157,7 +1155,7 @@ export function mount(options) {
     const used = charCount(input.value);
     const over = used > maxChars;
     ui.counter.hidden = used < maxChars * COUNTER_FROM;
-    ui.counter.textContent = `${used.toLocaleString()} / ${maxChars.toLocaleString()}`;
+    ui.counter.textContent = t('counter', { used, max: maxChars });
     ui.counter.toggleAttribute('data-over', over);
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');

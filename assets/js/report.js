@@ -1,4 +1,5 @@
-// The Report form and what the page says about reports and bans: every string of them is here.
+// The Report form and what the page says about reports and bans (their words: the catalogue's
+// report-* and banned-* keys, through the chat's translator `tr`, see i18n.js).
 // In a chat the report goes over the WebSocket ({"type":"report"}) and ends the chat; on the
 // closed view right after a chat it is POSTed to /report with the sealed evidence the chat's
 // "ended" frame gave us (any server process can open it).
@@ -15,34 +16,8 @@ import { LINK_REL, linkParts } from './util.js';
 
 export const MAX_NOTE_CHARS = 500;
 
-
-export const REASONS = Object.freeze([
-  ['spam', 'Spam or advertising'],
-  ['harassment', 'Harassment or hate'],
-  ['sexual', 'Sexual content'],
-  ['under_age', 'Under age'],
-  ['other', 'Something else'],
-]);
-
-export const TEXT = Object.freeze({
-  button: 'Report',
-  title: 'Report this stranger',
-  reason: 'Why?',
-  note: `Anything to add? (optional, up to ${MAX_NOTE_CHARS} characters)`,
-  evidenceLive:
-    'The last messages of this chat (up to 20, yours and the stranger’s) go to the moderators with your report. Reporting ends this chat.',
-  evidenceLater:
-    'The last messages of this chat (up to 20, yours and the stranger’s) go to the moderators with your report.',
-  send: 'Send report',
-  cancel: 'Cancel',
-  noReason: 'Choose a reason.',
-  failed: 'The report could not be sent. Please try again.',
-  sent: 'Thanks — your report was sent to the moderators.',
-  reportedAndLeft: 'You reported the stranger and left the chat.',
-  bannedUntil: (until) => `You are banned from this chat until ${until}.`,
-  bannedReason: (reason) => `Reason: ${reason}`,
-  appeal: 'To appeal: ',
-});
+/** The protocol's reasons, in the form's order; each is labelled by report-reason-<reason>. */
+export const REASONS = Object.freeze(['spam', 'harassment', 'sexual', 'under_age', 'other']);
 
 /** Where reports made after a chat go: /report on the chat's server. */
 export function reportUrlFor(wsUrl) {
@@ -55,38 +30,39 @@ export function reportUrlFor(wsUrl) {
  * What a banned visitor is shown, from the server's `banned` error frame: the lines of text and
  * the appeal (text or a link), or null without one.
  */
-export function bannedNotice(frame, formatDate = (d) => d.toLocaleString()) {
+export function bannedNotice(frame, tr, formatDate = (d) => d.toLocaleString(tr.lang)) {
   const untilMs = Number(frame?.until_ms);
   const until = Number.isFinite(untilMs) ? formatDate(new Date(untilMs)) : String(frame?.until ?? '');
-  const lines = [TEXT.bannedUntil(until)];
-  if (typeof frame?.reason === 'string' && frame.reason) lines.push(TEXT.bannedReason(frame.reason));
+  const lines = [tr.t('banned-until', { until })];
+  if (typeof frame?.reason === 'string' && frame.reason) lines.push(tr.t('banned-reason', { reason: frame.reason }));
   const appeal = typeof frame?.appeal === 'string' && frame.appeal.trim() ? frame.appeal.trim() : null;
   return { lines, appeal };
 }
 
 /** The form, built with the chat's element builder `x(tag, attrs, ...children)`. */
-export function renderReportDialog(x) {
+export function renderReportDialog(x, tr) {
+  const { t } = tr;
   return x(
     'dialog',
     { class: 'pc-report', 'data-test': 'report-dialog', 'aria-labelledby': 'pc-report-title' },
     x(
       'form',
       { method: 'dialog', class: 'pc-report-form', 'data-test': 'report-form', novalidate: true },
-      x('h2', { class: 'pc-report-title', id: 'pc-report-title' }, TEXT.title),
+      x('h2', { class: 'pc-report-title', id: 'pc-report-title' }, t('report-title')),
       x(
         'fieldset',
         { class: 'pc-reasons' },
-        x('legend', {}, TEXT.reason),
-        ...REASONS.map(([value, label]) =>
+        x('legend', {}, t('report-reason')),
+        ...REASONS.map((value) =>
           x(
             'label',
             { class: 'pc-choice' },
             x('input', { type: 'radio', name: 'reason', value, 'data-test': 'report-reason' }),
-            label,
+            t(`report-reason-${value}`),
           ),
         ),
       ),
-      x('label', { class: 'pc-note-label', for: 'pc-report-note' }, TEXT.note),
+      x('label', { class: 'pc-note-label', for: 'pc-report-note' }, t('report-note', { max: MAX_NOTE_CHARS })),
       x('textarea', {
         class: 'pc-report-note',
         id: 'pc-report-note',
@@ -94,13 +70,13 @@ export function renderReportDialog(x) {
         rows: '3',
         maxlength: String(MAX_NOTE_CHARS),
       }),
-      x('p', { class: 'pc-evidence', 'data-test': 'report-evidence' }, TEXT.evidenceLive),
+      x('p', { class: 'pc-evidence', 'data-test': 'report-evidence' }, t('report-evidence-live')),
       x('p', { class: 'pc-notice', 'data-test': 'report-error', role: 'alert', hidden: true }),
       x(
         'div',
         { class: 'pc-row' },
-        x('button', { type: 'submit', class: 'pc-btn pc-danger', 'data-test': 'report-send' }, TEXT.send),
-        x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-cancel' }, TEXT.cancel),
+        x('button', { type: 'submit', class: 'pc-btn pc-danger', 'data-test': 'report-send' }, t('report-send')),
+        x('button', { type: 'button', class: 'pc-btn', 'data-test': 'report-cancel' }, t('cancel-button')),
       ),
     ),
   );
@@ -108,12 +84,13 @@ export function renderReportDialog(x) {
 
 /**
  * Runs the Report form and the ban notice inside a mounted chat. `deps`: the chat's `ui`
- * elements, `doc`, `win`, `reportUrl`, `state()` (the chat's state), `sendFrame(frame)`,
+ * elements, `tr` (its translator), `doc`, `win`, `reportUrl`, `state()` (the chat's state), `sendFrame(frame)`,
  * `announce(text)`, `focus(el)`, `setNotice(text)`, `stop()` (end the chat or the connection,
  * as the visitor would), `onOpen()` (the form opened), `listen(target, type, fn)`.
  */
 export function createReports(deps) {
-  const { ui, doc, win, state } = deps;
+  const { ui, doc, win, state, tr } = deps;
+  const { t } = tr;
   /** The last chat's sealed evidence (from "ended"), while it may still be reported. */
   let later = null;
   /** Which report the open form makes: 'live' (over the socket) or 'later' (POST /report). */
@@ -129,7 +106,7 @@ export function createReports(deps) {
     mode = which;
     ui.reportForm.reset();
     ui.reportError.hidden = true;
-    ui.reportEvidence.textContent = which === 'live' ? TEXT.evidenceLive : TEXT.evidenceLater;
+    ui.reportEvidence.textContent = t(which === 'live' ? 'report-evidence-live' : 'report-evidence-later');
     deps.onOpen();
     ui.reportDialog.showModal();
     ui.reportDialog.querySelector('input[name=reason]')?.focus();
@@ -143,13 +120,13 @@ export function createReports(deps) {
   async function submit() {
     const reason = ui.reportForm.querySelector('input[name=reason]:checked')?.value;
     if (!reason) {
-      showError(TEXT.noReason);
+      showError(t('report-no-reason'));
       return;
     }
     const note = ui.reportNote.value.trim().slice(0, MAX_NOTE_CHARS);
     if (mode === 'live') {
       if (state() === 'chat' && deps.sendFrame({ type: 'report', reason, note })) ui.reportDialog.close();
-      else showError(TEXT.failed);
+      else showError(t('report-failed'));
       return;
     }
     const token = later;
@@ -169,14 +146,15 @@ export function createReports(deps) {
         ui.reportDialog.close();
         ui.reportDone.hidden = false;
         updateButtons();
-        deps.announce(TEXT.sent);
+        deps.announce(t('report-sent'));
         deps.focus(ui.startOver);
       } else {
-        showError(typeof answer.detail === 'string' && answer.detail ? answer.detail : TEXT.failed);
+        const own = typeof answer.error === 'string' && tr.has(`error-${answer.error}`);
+        showError(own ? t(`error-${answer.error}`) : t('report-failed'));
       }
     } catch (err) {
       console.warn('pairchat: report not sent', err);
-      showError(TEXT.failed);
+      showError(t('report-failed'));
     } finally {
       send.disabled = false;
     }
@@ -210,10 +188,10 @@ export function createReports(deps) {
     /** A banned visitor: no chat; the idle view says until when, why, and how to appeal. */
     banned(frame) {
       deps.stop();
-      const { lines, appeal } = bannedNotice(frame);
+      const { lines, appeal } = bannedNotice(frame, tr);
       deps.setNotice(lines.join(' '));
       if (appeal) {
-        ui.notice.append(doc.createTextNode(` ${TEXT.appeal}`));
+        ui.notice.append(doc.createTextNode(` ${t('banned-appeal')} `));
         for (const part of linkParts(appeal)) {
           if (part.href) {
             const a = doc.createElement('a');

@@ -42,30 +42,29 @@ export function escapeAction(state, confirming) {
 export const LINK_REL = 'noopener noreferrer nofollow ugc';
 
 /**
- * The system line shown when the socket closes while chatting, from the close frame.
- * `byUs` is true when this visitor ended the conversation.
+ * The system line shown when the socket closes while chatting, from the close frame: its kind
+ * and the id of its text in the catalogue (i18n.js). `byUs` is true when this visitor ended the
+ * conversation.
  */
 export function closeNotice({ code, reason, byUs }) {
-  if (byUs) return { kind: 'left', text: 'You left the chat.' };
+  if (byUs) return { kind: 'left', id: 'left-by-you' };
   if (code === 1000 && (reason === 'partner left' || reason === 'partner lost')) {
-    return { kind: 'disconnected', text: 'Stranger has disconnected.' };
+    return { kind: 'disconnected', id: 'left-by-stranger' };
   }
-  if (code === 1001) {
-    return { kind: 'server', text: 'The server closed the connection (it is restarting). Please start over.' };
-  }
-  if (code === 1000) return { kind: 'disconnected', text: 'Stranger has disconnected.' };
-  return {
-    kind: 'lost',
-    text: 'The connection to the server was lost. Press New chat to reconnect; it keeps trying until the server is back.',
-  };
+  if (code === 1001) return { kind: 'server', id: 'closed-server-restart' };
+  if (code === 1000) return { kind: 'disconnected', id: 'left-by-stranger' };
+  return { kind: 'lost', id: 'closed-connection-lost' };
 }
 
-/** Why a visitor who asked for a chat is retrying, after a connection that never reached a chat closed. */
+/**
+ * Why a visitor who asked for a chat is retrying, after a connection that never reached a chat
+ * closed: the id of its text in the catalogue.
+ */
 export function retryReason({ code, everOpened, timedOut = false }) {
-  if (timedOut) return 'The server did not answer.';
-  if (!everOpened) return 'Could not connect to the server.';
-  if (code === 1001) return 'The server is restarting.';
-  return 'The connection to the server was lost.';
+  if (timedOut) return 'retry-timed-out';
+  if (!everOpened) return 'retry-no-connection';
+  if (code === 1001) return 'retry-restarting';
+  return 'retry-lost';
 }
 
 /** Seconds to wait before retry number `attempt` (0-based): 1, 2, 4, 8, then every 10. */
@@ -175,10 +174,10 @@ export function originOf(url) {
   return new URL(String(url)).origin;
 }
 
-/** Local wall-clock time of a message, e.g. "14:05" (locale-dependent form). */
-export function formatTime(date) {
+/** Local wall-clock time of a message, e.g. "14:05", written the way of `locale` (the page's language). */
+export function formatTime(date, locale = []) {
   try {
-    return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return date.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
   } catch {
     const p = (n) => String(n).padStart(2, '0');
     return `${p(date.getHours())}:${p(date.getMinutes())}`;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assets;
 pub mod client;
 mod health;
+mod i18n;
 pub mod metrics;
 mod online;
 mod page;
@@ -25,5 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/", web::get().to(page::index))
         .route("/widget", web::get().to(page::widget))
-        .route("/embed.js", web::get().to(assets::embed_js));
+        .route("/embed.js", web::get().to(assets::embed_js))
+        .route("/i18n/{file}", web::get().to(i18n::messages));
 }
