@@ -22,6 +22,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod installed;
+mod interests;
 mod limits;
 mod logs;
 mod matchmakers;

@@ -16,8 +16,8 @@ use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, 
 use pairchat::chat::matchmaker::suits::{self, Wish};
 use pairchat::chat::matchmaker::Sharing;
 use pairchat::chat::wants::{Lang, Wants};
-use pairchat::metrics::Metrics;
 use pairchat::db::{self, queries, DbConn, DbPool};
+use pairchat::metrics::Metrics;
 use proptest::prelude::*;
 use tokio::sync::oneshot;
 
@@ -512,7 +512,13 @@ impl World {
                             "{} paired again within the cooldown",
                             v.key
                         );
-                        let wants = |key| if choosy { wants_of(key) } else { Wants::default() };
+                        let wants = |key| {
+                            if choosy {
+                                wants_of(key)
+                            } else {
+                                Wants::default()
+                            }
+                        };
                         let (mine, theirs) = (wants(v.key), wants(*partner));
                         assert_fair_pairing(&mine, &theirs, link.common());
                         v.seen = Seen::Chatting(link);

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 
 use crate::helpers::{TestDb, PATIENCE};
 use crate::model::{
-    assert_fair_pairing, chats_by_member, rows_agree, take_message, who, wants_of, wish_of, Seen,
+    assert_fair_pairing, chats_by_member, rows_agree, take_message, wants_of, who, wish_of, Seen,
 };
 use pairchat::chat::matchmaker::suits;
 
@@ -179,7 +179,10 @@ impl World {
                 // A new visitor each time.
                 self.next_key += 1;
                 let key = self.next_key;
-                self.hubs[at].connect(id, who(key), tx, kick).await.expect("hub");
+                self.hubs[at]
+                    .connect(id, who(key), tx, kick)
+                    .await
+                    .expect("hub");
                 self.visitors.push(Visitor {
                     id,
                     key,
