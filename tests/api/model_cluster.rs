@@ -36,9 +36,8 @@ use tokio::sync::oneshot;
 
 use crate::helpers::{TestDb, PATIENCE};
 use crate::model::{
-    assert_fair_pairing, chats_by_member, rows_agree, take_message, wants_of, who, wish_of, Seen,
+    assert_fair_pairing, chats_by_member, rows_agree, suit, take_message, wants_of, who, Seen,
 };
-use pairchat::chat::matchmaker::suits;
 
 /// The processes of the model, by node id.
 const NODES: [u32; 3] = [21, 22, 23];
@@ -295,8 +294,7 @@ impl World {
         // With no cooldown and new visitors only, any two who wait and suit could meet.
         for (n, a) in waiting.iter().enumerate() {
             for b in &waiting[n + 1..] {
-                let (wa, wb) = (wish_of(&wants_of(*a)), wish_of(&wants_of(*b)));
-                if suits::suit(&wa, &wb, 0) {
+                if suit(&wants_of(*a), &wants_of(*b)) {
                     open.push(format!("{a} and {b} wait at once and suit each other"));
                 }
             }
