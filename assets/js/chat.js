@@ -52,6 +52,7 @@
 //   status              visually hidden role=status announcer for screen readers
 
 import { payloadOf, solve } from './altcha.js';
+import { attachInterests, foundText, renderInterests } from './interests.js';
 import { createMachine } from './state.js';
 import {
   charCount,
@@ -194,6 +195,7 @@ export function render(doc) {
         x('strong', {}, 'Chat history is not saved.'),
         ' Messages are gone when the conversation ends. Be kind, and keep personal details to yourself.',
       ),
+      renderInterests(x),
       x('p', { class: 'pc-notice', 'data-test': 'notice', hidden: true }),
       // Sticky at the bottom of the idle view, so a short widget never hides it below the fold.
       x(
@@ -392,6 +394,7 @@ export function mount(options) {
     reportError: $('report-error'),
     reportCancel: $('report-cancel'),
   };
+  const interests = attachInterests(el, win);
 
   /** The live connection: { ws, everOpened } or null. */
   let conn = null;
@@ -595,7 +598,7 @@ export function mount(options) {
         solver = null;
         setCheckProgress(1);
         announce(CHECK_DONE);
-        sendFrame({ type: 'request', altcha: payload });
+        sendFrame(interests.request({ type: 'request', altcha: payload }));
       },
       onError: (message) => {
         if (!mine()) return;
@@ -685,7 +688,7 @@ export function mount(options) {
     if (machine.state !== 'retrying') return;
     // After "unavailable" the socket is still open and back to idle: ask on it again.
     if (conn && conn.ws.readyState === 1) {
-      sendFrame({ type: 'request' });
+      sendFrame(interests.request({ type: 'request' }));
       machine.send('request');
     } else {
       connect();
@@ -916,7 +919,7 @@ export function mount(options) {
     c.ws.addEventListener('open', () => {
       if (conn !== c) return;
       c.everOpened = true;
-      c.ws.send(JSON.stringify({ type: 'request' }));
+      c.ws.send(JSON.stringify(interests.request({ type: 'request' })));
       machine.send('request');
     });
     c.ws.addEventListener('message', (ev) => {
@@ -1026,7 +1029,7 @@ export function mount(options) {
         ui.input.value = '';
         onComposerChange();
         machine.send('response');
-        addSystem('found', 'Stranger found — say hi!');
+        addSystem('found', foundText(f.common));
         callAttention('New chat');
         break;
       case 'message': {

@@ -10,6 +10,7 @@ mod bans;
 mod batch;
 mod browser;
 mod browser_admin;
+mod browser_interests;
 mod browser_report;
 mod browser_ui;
 mod challenge;
