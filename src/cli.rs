@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// even when nobody else is waiting.
     #[arg(long, env = "PAIRCHAT_REMATCH_COOLDOWN_SECS", default_value_t = DEFAULT_REMATCH_COOLDOWN_SECS)]
     pub rematch_cooldown_secs: u64,
+    /// Seconds a visitor who gave interests (or a language) waits for someone who shares one
+    /// before it is paired with anyone, unless it asked not to be (0: at once).
+    #[arg(long, env = "PAIRCHAT_INTEREST_FALLBACK_SECS", default_value_t = DEFAULT_INTEREST_FALLBACK_SECS)]
+    pub interest_fallback_secs: u64,
     /// Seconds shutdown waits for connections to close before exiting anyway (at least 1).
     #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = positive::<u64>)]
     pub shutdown_timeout_secs: u64,
@@ -303,6 +307,7 @@ impl ServeArgs {
             trust_forwarded_for: self.trust_forwarded_for,
             trusted_proxies: self.trusted_proxies.clone(),
             rematch_cooldown: Duration::from_secs(self.rematch_cooldown_secs),
+            interest_fallback: Duration::from_secs(self.interest_fallback_secs),
             allowed_origins: self.allowed_origins.clone(),
             public_origin: self.public_origin.clone(),
             assets_dir: self.assets_dir.clone(),

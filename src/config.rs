@@ -21,6 +21,8 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 4;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 3;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 0;
 pub const DEFAULT_REMATCH_COOLDOWN_SECS: u64 = 15;
+/// Seconds a visitor with interests (or a language) waits for a match before taking anyone.
+pub const DEFAULT_INTEREST_FALLBACK_SECS: u64 = 10;
 pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 2_000;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
@@ -89,6 +91,8 @@ pub struct Settings {
     pub assets_dir: Option<PathBuf>,
     /// How long two visitors who just talked are kept apart.
     pub rematch_cooldown: Duration,
+    /// How long a visitor with interests or a language waits for a match before taking anyone.
+    pub interest_fallback: Duration,
     /// The key file of the visitor hash; `None`: a random key for this process only.
     pub secret_key_file: Option<PathBuf>,
     /// Serve even though another live server uses the database (its rows are cleared).
@@ -121,6 +125,7 @@ impl Settings {
             public_origin: None,
             assets_dir: None,
             rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
+            interest_fallback: Duration::from_secs(DEFAULT_INTEREST_FALLBACK_SECS),
             secret_key_file: None,
             force: false,
             challenge: ChallengeConfig {

@@ -174,7 +174,10 @@ impl Application {
             pool.clone(),
             ids,
             sharing,
-            settings.rematch_cooldown,
+            hub::Patience {
+                rematch_cooldown: settings.rematch_cooldown,
+                interest_fallback: settings.interest_fallback,
+            },
             metrics,
             cluster,
         );

@@ -54,6 +54,7 @@
 //   status              visually hidden role=status announcer for screen readers
 
 import { payloadOf, solve } from './altcha.js';
+import { attachInterests, foundText, renderInterests } from './interests.js';
 import { createMachine } from './state.js';
 import {
   charCount,
@@ -185,6 +186,7 @@ export function render(doc, tr) {
         ),
       ),
       x('p', { class: 'pc-note' }, ...tn('idle-note', { saved: x('strong', {}, t('idle-note-saved')) })),
+      renderInterests(x, t),
       x('p', { class: 'pc-notice', 'data-test': 'notice', hidden: true }),
       // Sticky at the bottom of the idle view, so a short widget never hides it below the fold.
       x(
@@ -386,6 +388,7 @@ export function mount(options) {
     reportError: $('report-error'),
     reportCancel: $('report-cancel'),
   };
+  const interests = attachInterests(el, win, tr);
 
   /** The live connection: { ws, everOpened } or null. */
   let conn = null;
@@ -587,7 +590,7 @@ export function mount(options) {
         solver = null;
         setCheckProgress(1);
         announce(t('check-done'));
-        sendFrame({ type: 'request', altcha: payload });
+        sendFrame(interests.request({ type: 'request', altcha: payload }));
       },
       onError: (message) => {
         if (!mine()) return;
@@ -677,7 +680,7 @@ export function mount(options) {
     if (machine.state !== 'retrying') return;
     // After "unavailable" the socket is still open and back to idle: ask on it again.
     if (conn && conn.ws.readyState === 1) {
-      sendFrame({ type: 'request' });
+      sendFrame(interests.request({ type: 'request' }));
       machine.send('request');
     } else {
       connect();
@@ -909,7 +912,7 @@ export function mount(options) {
     c.ws.addEventListener('open', () => {
       if (conn !== c) return;
       c.everOpened = true;
-      c.ws.send(JSON.stringify({ type: 'request' }));
+      c.ws.send(JSON.stringify(interests.request({ type: 'request' })));
       machine.send('request');
     });
     c.ws.addEventListener('message', (ev) => {
@@ -1017,7 +1020,7 @@ export function mount(options) {
         ui.input.value = '';
         onComposerChange();
         machine.send('response');
-        addSystem('found', t('found'));
+        addSystem('found', foundText(f.common, tr));
         callAttention(t('badge-new-chat'));
         break;
       case 'message': {

@@ -1,5 +1,7 @@
 //! `pairing`: clients arrive at a set rate (or as fast as `--concurrency` loops allow), each
-//! opens a WebSocket, requests a partner, waits for `response`, and leaves.
+//! opens a WebSocket, requests a partner, waits for `response`, and leaves. With `--interests
+//! N` every request carries N tags drawn from a vocabulary of `--vocabulary` (the server then
+//! prefers a partner who shares one).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,29 @@ pub struct PairingArgs {
     /// Seconds a client waits for a partner before giving up.
     #[arg(long, default_value_t = 10.0)]
     pub pair_timeout: f64,
+    /// Interests each request carries (0: a plain request), drawn at random without repeats
+    /// from `--vocabulary` tags.
+    #[arg(long, default_value_t = 0)]
+    pub interests: usize,
+    /// How many different tags the interests are drawn from.
+    #[arg(long, default_value_t = 50)]
+    pub vocabulary: usize,
+}
+
+/// A request frame: plain, or with `n` distinct tags out of `vocabulary` (`tag0`, `tag1`, …).
+pub fn request_frame(n: usize, vocabulary: usize) -> String {
+    if n == 0 || vocabulary == 0 {
+        return client::REQUEST.to_owned();
+    }
+    let mut tags: Vec<usize> = Vec::with_capacity(n);
+    while tags.len() < n.min(vocabulary) {
+        let t = fastrand::usize(..vocabulary);
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    let tags: Vec<String> = tags.iter().map(|t| format!("tag{t}")).collect();
+    json!({"type": "request", "interests": tags}).to_string()
 }
 
 #[derive(Default)]
@@ -31,6 +56,8 @@ struct Counters {
     arrivals: AtomicU64,
     connect_failures: AtomicU64,
     paired: AtomicU64,
+    /// Of those paired, how many were told a common interest.
+    paired_on_common: AtomicU64,
     gave_up: AtomicU64,
     error_frames: AtomicU64,
     unexpected_closes: AtomicU64,
@@ -43,6 +70,8 @@ struct Shared {
     ttp: Mutex<Histogram<u64>>,
     handshake: Mutex<Histogram<u64>>,
     pair_timeout: Duration,
+    /// `(interests, vocabulary)` of every request.
+    interests: (usize, usize),
     /// Clients still waiting for a partner give up at this moment (the run is over).
     hard_stop: Mutex<Option<Instant>>,
     errors: Mutex<Vec<String>>,
@@ -62,7 +91,8 @@ async fn arrival(s: &Shared) {
     };
     report::record(&mut s.handshake.lock().unwrap(), t0.elapsed());
     let t_req = Instant::now();
-    if client::request(&mut ws).await.is_err() {
+    let request = request_frame(s.interests.0, s.interests.1);
+    if client::send_text(&mut ws, request).await.is_err() {
         s.k.unexpected_closes.fetch_add(1, Relaxed);
         return;
     }
@@ -74,7 +104,12 @@ async fn arrival(s: &Shared) {
         loop {
             match client::next_event(&mut ws).await {
                 Event::Text(t) => match client::parse(&t) {
-                    In::Response => return true,
+                    In::Response => {
+                        if t.contains(r#""common":[""#) {
+                            s.k.paired_on_common.fetch_add(1, Relaxed);
+                        }
+                        return true;
+                    }
                     In::Error(code) => {
                         s.k.error_frames.fetch_add(1, Relaxed);
                         note(s, format!("error frame {code}"));
@@ -124,6 +159,7 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
         ttp: Mutex::new(report::histogram()),
         handshake: Mutex::new(report::histogram()),
         pair_timeout: Duration::from_secs_f64(a.pair_timeout),
+        interests: (a.interests, a.vocabulary),
         hard_stop: Mutex::new(None),
         errors: Mutex::default(),
     });
@@ -197,6 +233,8 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
         "arrivals": k.arrivals.load(Relaxed),
         "pairings": pairings,
         "pairings_per_sec": report::round(pairings as f64 / window, 1),
+        "interests": if a.interests > 0 { json!({"per_request": a.interests, "vocabulary": a.vocabulary}) } else { Value::Null },
+        "paired_on_a_common_interest": k.paired_on_common.load(Relaxed),
         "time_to_pair": report::latency(&s.ttp.lock().unwrap()),
         "handshake": report::latency(&s.handshake.lock().unwrap()),
         "server_cpu_secs": cpu.map(|x| report::round(x, 3)),
@@ -219,4 +257,29 @@ pub async fn run(c: &Common, a: &PairingArgs, probe: &Probe) -> anyhow::Result<V
         );
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_carries_distinct_tags_of_the_vocabulary() {
+        assert_eq!(request_frame(0, 50), client::REQUEST);
+        for _ in 0..100 {
+            let frame: Value = serde_json::from_str(&request_frame(3, 50)).unwrap();
+            let tags: Vec<&str> = frame["interests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            assert_eq!(tags.len(), 3);
+            assert!(tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2]);
+            assert!(tags.iter().all(|t| t[3..].parse::<usize>().unwrap() < 50));
+        }
+        // Never more than the vocabulary holds.
+        let frame: Value = serde_json::from_str(&request_frame(5, 2)).unwrap();
+        assert_eq!(frame["interests"].as_array().unwrap().len(), 2);
+    }
 }

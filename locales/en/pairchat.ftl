@@ -106,6 +106,31 @@ counter = { $used } / { $max }
 from-me = You
 from-stranger = Stranger
 found = Stranger found — say hi!
+# $tags: the interests both gave, comma-separated.
+found-common = Stranger found — say hi! You both like: { $tags }
+
+## Interests on the idle view (assets/js/interests.js)
+
+interests-legend = Your interests (optional)
+interests-list-label = Your interests
+interests-input-label = Add an interest
+interests-input-placeholder = e.g. music
+interests-add = Add
+# $max: how many interests a visitor may give (5).
+interests-hint-start = Add up to { $max }; we look for someone who shares one.
+# $count: how many more may be added.
+interests-hint-left = { $count ->
+    [one] Add { $count } more; we look for someone who shares one.
+   *[other] Add up to { $count } more; we look for someone who shares one.
+}
+interests-hint-full = That is { $max } — the most you can add.
+# $max: the most characters in one interest (32).
+interests-hint-bad = An interest is 1 to { $max } characters.
+# $tag: the interest removed; $rest: one of the hints above.
+interests-removed = Removed { $tag }. { $rest }
+# The label of a tag's × button, for screen readers.
+interests-remove-label = Remove { $tag }
+interests-fallback = Talk to a random stranger if nobody shares them
 
 ## The end of a chat
 

@@ -88,6 +88,26 @@ counter = { $used } / { $max }
 from-me = Вы
 from-stranger = Собеседник
 found = Собеседник найден — поздоровайтесь!
+found-common = Собеседник найден — поздоровайтесь! Вам обоим нравится: { $tags }
+
+## Интересы (assets/js/interests.js)
+
+interests-legend = Ваши интересы (необязательно)
+interests-list-label = Ваши интересы
+interests-input-label = Добавить интерес
+interests-input-placeholder = например, музыка
+interests-add = Добавить
+interests-hint-start = Добавьте до { $max }; мы ищем того, у кого есть общий интерес.
+interests-hint-left = { $count ->
+    [one] Можно добавить ещё { $count }; мы ищем того, у кого есть общий интерес.
+    [few] Можно добавить ещё { $count }; мы ищем того, у кого есть общий интерес.
+   *[many] Можно добавить ещё { $count }; мы ищем того, у кого есть общий интерес.
+}
+interests-hint-full = Это { $max } — больше добавить нельзя.
+interests-hint-bad = Интерес — от 1 до { $max } символов.
+interests-removed = Удалено: { $tag }. { $rest }
+interests-remove-label = Удалить { $tag }
+interests-fallback = Говорить со случайным собеседником, если общих интересов нет
 
 ## Конец чата
 

@@ -83,6 +83,22 @@ counter = { $used } / { $max }
 from-me = 你
 from-stranger = 陌生人
 found = 已找到陌生人——打个招呼吧！
+found-common = 已找到陌生人——打个招呼吧！你们都喜欢：{ $tags }
+
+## 兴趣（assets/js/interests.js）
+
+interests-legend = 你的兴趣（可选）
+interests-list-label = 你的兴趣
+interests-input-label = 添加兴趣
+interests-input-placeholder = 例如：音乐
+interests-add = 添加
+interests-hint-start = 最多添加 { $max } 个；我们会寻找与你有共同兴趣的人。
+interests-hint-left = 还可以添加 { $count } 个；我们会寻找与你有共同兴趣的人。
+interests-hint-full = 已有 { $max } 个，不能再添加了。
+interests-hint-bad = 每个兴趣 1 到 { $max } 个字符。
+interests-removed = 已删除 { $tag }。{ $rest }
+interests-remove-label = 删除 { $tag }
+interests-fallback = 如果没有人有共同兴趣，就和随机的陌生人聊天
 
 ## 聊天结束
 

@@ -86,6 +86,8 @@ pub struct PartnerLink {
     /// The evidence a report sends: one for both sides of a pair within this process, one
     /// per side when the partner is on another process.
     transcript: Arc<Mutex<Transcript>>,
+    /// The interests the two share (the `response` names them).
+    common: Arc<[String]>,
 }
 
 #[derive(Clone)]
@@ -126,6 +128,7 @@ pub fn pair(a: Side, b: Side) -> (PartnerLink, PartnerLink) {
         },
         who: b.2,
         transcript: Arc::clone(&transcript),
+        common: Arc::default(),
     };
     let to_a = PartnerLink {
         partner: a.0,
@@ -136,6 +139,7 @@ pub fn pair(a: Side, b: Side) -> (PartnerLink, PartnerLink) {
         },
         who: a.2,
         transcript,
+        common: Arc::default(),
     };
     (to_b, to_a)
 }
@@ -147,6 +151,7 @@ pub fn remote(link: RemoteLink, partner: ConnId, who: Who) -> PartnerLink {
         kind: Kind::Remote(Arc::new(link)),
         who,
         transcript: Arc::default(),
+        common: Arc::default(),
     }
 }
 
@@ -159,6 +164,17 @@ impl PartnerLink {
     /// Who the partner is.
     pub fn who(&self) -> Who {
         self.who
+    }
+
+    /// The link, with the interests the two share.
+    pub fn with_common(mut self, common: Arc<[String]>) -> Self {
+        self.common = common;
+        self
+    }
+
+    /// The interests the two share (empty when paired at random).
+    pub fn common(&self) -> &[String] {
+        &self.common
     }
 
     /// Keeps a chat message for the evidence (`from`: its sender). Called by the sender for

@@ -11,3 +11,4 @@ pub mod link;
 pub mod matchmaker;
 pub mod protocol;
 pub mod session;
+pub mod wants;

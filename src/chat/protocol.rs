@@ -5,11 +5,17 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::wants::{normalize_interests, BadInterests, Lang, Wants};
+
 /// A frame from a client, parsed and checked for shape (not yet for state).
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame<'a> {
-    /// With the solution of a proof-of-work challenge (`altcha`, base64), once asked for one.
-    Request(Option<Cow<'a, str>>),
+    /// With the solution of a proof-of-work challenge (`altcha`, base64), once asked for one,
+    /// and what the visitor asks of a partner (`interests`, `lang`, `fallback`), checked.
+    Request {
+        altcha: Option<Cow<'a, str>>,
+        wants: Wants,
+    },
     Message(Cow<'a, str>),
     Typing(bool),
     /// Report the partner (`reason` and `note` are checked by `moderation::reports::check`),
@@ -24,7 +30,9 @@ pub enum ClientFrame<'a> {
 
 /// Why a client frame was refused. `code()` goes to the client as the error code: `bad_json`
 /// for text that is not JSON or not an object, `bad_frame` for a well-formed object whose fields
-/// are missing or of the wrong type, `unknown_type` for a `type` we do not speak.
+/// are missing or of the wrong type, `unknown_type` for a `type` we do not speak,
+/// `bad_interests` for a request's interests that are not up to five tags of 1 to 32
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("the frame is not a JSON object: {0}")]
@@ -35,6 +43,8 @@ pub enum FrameError {
     BadField(&'static str),
     #[error("a field is of the wrong type: {0}")]
     WrongFieldType(String),
+    #[error("{0}")]
+    BadInterests(BadInterests),
 }
 
 impl FrameError {
@@ -43,6 +53,7 @@ impl FrameError {
             FrameError::BadJson(_) => "bad_json",
             FrameError::UnknownType(_) => "unknown_type",
             FrameError::BadField(_) | FrameError::WrongFieldType(_) => "bad_frame",
+            FrameError::BadInterests(_) => "bad_interests",
         }
     }
 }
@@ -61,6 +72,41 @@ struct RawFrame<'a> {
     reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     note: Option<Cow<'a, str>>,
+    /// Any JSON here: a list that is not of strings is `bad_interests`, not `bad_frame`.
+    #[serde(default)]
+    interests: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    lang: Option<Cow<'a, str>>,
+    #[serde(default)]
+    fallback: Option<bool>,
+}
+
+/// What a request asks of a partner. A language that is not one of the page's is no
+/// preference (a page may say `de`, or `en-GB`, which is `en`).
+fn wants(
+    interests: Option<serde_json::Value>,
+    lang: Option<&str>,
+    fallback: Option<bool>,
+) -> Result<Wants, FrameError> {
+    let interests = match interests {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(list)) => {
+            let mut tags = Vec::with_capacity(list.len());
+            for tag in &list {
+                let tag = tag
+                    .as_str()
+                    .ok_or(FrameError::BadInterests(BadInterests::BadTag))?;
+                tags.push(tag);
+            }
+            normalize_interests(tags).map_err(FrameError::BadInterests)?
+        }
+        Some(_) => return Err(FrameError::BadInterests(BadInterests::NotAList)),
+    };
+    Ok(Wants {
+        interests,
+        lang: lang.and_then(Lang::parse),
+        fallback: fallback.unwrap_or(true),
+    })
 }
 
 /// Longest part of a client's own unknown type echoed back in an error.
@@ -88,7 +134,10 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
         .kind
         .ok_or(FrameError::BadField("the frame has no \"type\" field"))?;
     match kind.as_ref() {
-        "request" => Ok(ClientFrame::Request(raw.altcha)),
+        "request" => Ok(ClientFrame::Request {
+            wants: wants(raw.interests, raw.lang.as_deref(), raw.fallback)?,
+            altcha: raw.altcha,
+        }),
         "message" => raw
             .message
             .map(ClientFrame::Message)
@@ -125,7 +174,10 @@ pub enum Author {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame<'a> {
     Waiting,
-    Response,
+    /// Paired. `common`: the interests both gave (empty when paired at random).
+    Response {
+        common: Vec<Cow<'a, str>>,
+    },
     Message {
         message: Cow<'a, str>,
         from: Author,
@@ -202,11 +254,17 @@ mod tests {
     fn parses_each_client_frame_and_ignores_extra_fields() {
         assert_eq!(
             parse_client_frame(r#"{"type":"request","x":1}"#),
-            Ok(ClientFrame::Request(None))
+            Ok(ClientFrame::Request {
+                altcha: None,
+                wants: Wants::default()
+            })
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"request","altcha":"eyJ9"}"#),
-            Ok(ClientFrame::Request(Some("eyJ9".into())))
+            Ok(ClientFrame::Request {
+                altcha: Some("eyJ9".into()),
+                wants: Wants::default()
+            })
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"message","message":"hi \"you\"\n"}"#),
@@ -276,7 +334,17 @@ mod tests {
             r#"{"type":"message","message":"a<b","from":"me"}"#
         );
         assert_eq!(ServerFrame::Waiting.to_json(), r#"{"type":"waiting"}"#);
-        assert_eq!(ServerFrame::Response.to_json(), r#"{"type":"response"}"#);
+        assert_eq!(
+            ServerFrame::Response { common: vec![] }.to_json(),
+            r#"{"type":"response","common":[]}"#
+        );
+        assert_eq!(
+            ServerFrame::Response {
+                common: vec!["music".into(), "go".into()]
+            }
+            .to_json(),
+            r#"{"type":"response","common":["music","go"]}"#
+        );
         assert_eq!(
             ServerFrame::Online { count: 3 }.to_json(),
             r#"{"type":"online","count":3}"#
@@ -289,5 +357,64 @@ mod tests {
             ServerFrame::error("not_paired", "x").to_json(),
             r#"{"type":"error","error":"not_paired","detail":"x"}"#
         );
+    }
+
+    #[test]
+    fn a_request_carries_normalised_interests_a_language_and_fallback() {
+        let parsed = parse_client_frame(
+            r#"{"type":"request","interests":[" Music","GO","music","cafe\u0301"],"lang":"ru-RU","fallback":false}"#,
+        );
+        assert_eq!(
+            parsed,
+            Ok(ClientFrame::Request {
+                altcha: None,
+                wants: Wants {
+                    interests: vec!["music".into(), "go".into(), "caf\u{e9}".into()],
+                    lang: Some(Lang::Ru),
+                    fallback: false,
+                }
+            })
+        );
+        // An unknown language is no preference; null interests are none.
+        let parsed = parse_client_frame(r#"{"type":"request","interests":null,"lang":"de"}"#);
+        assert_eq!(
+            parsed,
+            Ok(ClientFrame::Request {
+                altcha: None,
+                wants: Wants::default()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_interests_are_refused_with_their_own_code() {
+        let code = |t: &str| parse_client_frame(t).map(|_| ()).unwrap_err().code();
+        let six = r#"{"type":"request","interests":["a","b","c","d","e","f"]}"#;
+        assert_eq!(code(six), "bad_interests");
+        let long = format!(r#"{{"type":"request","interests":["{}"]}}"#, "x".repeat(33));
+        assert_eq!(code(&long), "bad_interests");
+        assert_eq!(
+            code(r#"{"type":"request","interests":[""]}"#),
+            "bad_interests"
+        );
+        assert_eq!(
+            code(r#"{"type":"request","interests":[5]}"#),
+            "bad_interests"
+        );
+        assert_eq!(
+            code(r#"{"type":"request","interests":"music"}"#),
+            "bad_interests"
+        );
+        assert_eq!(
+            code(r#"{"type":"request","interests":["a\u0000"]}"#),
+            "bad_interests"
+        );
+        // Six given, five once duplicates are merged: fine.
+        assert!(
+            parse_client_frame(r#"{"type":"request","interests":["a","b","c","d","e","A"]}"#)
+                .is_ok()
+        );
+        assert_eq!(code(r#"{"type":"request","lang":5}"#), "bad_frame");
+        assert_eq!(code(r#"{"type":"request","fallback":"no"}"#), "bad_frame");
     }
 }

@@ -21,6 +21,7 @@ pub use super::ids::Who;
 use super::limits::{IpSlot, Tokens};
 use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+use super::wants::Wants;
 use crate::metrics::Metrics;
 use crate::moderation::bans::banned_frame;
 use crate::moderation::challenge::Ticket;
@@ -438,18 +439,18 @@ impl Client {
             // A banned visitor may not ask; until one has passed, a request goes through the
             // challenge gate first; the hub knows whether this connection waits or talks already,
             // and says so.
-            ClientFrame::Request(altcha) => match (self.banned(), &self.ticket) {
+            ClientFrame::Request { altcha, wants } => match (self.banned(), &self.ticket) {
                 (Some(refused), _) => refused,
                 (None, Some(ticket)) if !ticket.passed() => {
                     let (hub, id) = (self.hub.clone(), self.id);
-                    let then = move || match hub.request(id) {
+                    let then = move || match hub.request(id, wants) {
                         Ok(()) | Err(TrySendError::Gone) => None,
                         Err(TrySendError::Busy) => Some(unavailable_frame(hub.metrics())),
                     };
                     let altcha = altcha.map(String::from);
                     Ok(Some(Write::Admit(ticket.admit(altcha, then))))
                 }
-                (None, _) => self.request(),
+                (None, _) => self.request(wants),
             },
             ClientFrame::Message(message) => match &self.partner {
                 Some(partner) => relay_message(
@@ -490,8 +491,8 @@ impl Client {
         }
     }
 
-    fn request(&mut self) -> Reply {
-        match self.hub.request(self.id) {
+    fn request(&mut self, wants: Wants) -> Reply {
+        match self.hub.request(self.id, wants) {
             Ok(()) => Ok(None),
             Err(TrySendError::Busy) => say(unavailable_frame(self.hub.metrics())),
             Err(TrySendError::Gone) => Err(End::Kicked(Kick::Shutdown)),
@@ -516,8 +517,10 @@ impl Client {
                 say(text)
             }
             Outbound::Paired(partner) => {
+                let common = partner.common().iter().map(|t| t.as_str().into()).collect();
+                let response = ServerFrame::Response { common }.to_json();
                 self.partner = Some(partner);
-                say(ServerFrame::Response.to_json())
+                say(response)
             }
             Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
         }

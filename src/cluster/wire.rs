@@ -20,6 +20,7 @@ pub enum Envelope {
     /// `Accept` if `to` still waits, `Refuse` if not.
     /// `visitor` and `address`: who `from` is (its keys; see `chat::ids::Who`), so that its
     /// partner can report it. `address` is 0 from a process that predates it.
+    /// `common`: the interests the two share (absent from a process that predates them).
     #[serde(rename = "p")]
     Pair {
         to: i64,
@@ -27,7 +28,10 @@ pub enum Envelope {
         visitor: i64,
         #[serde(default)]
         address: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        common: Vec<String>,
     },
+    /// The answer to `Pair`, with its `common` sent back.
     #[serde(rename = "a")]
     Accept {
         to: i64,
@@ -35,6 +39,8 @@ pub enum Envelope {
         visitor: i64,
         #[serde(default)]
         address: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        common: Vec<String>,
     },
     #[serde(rename = "r")]
     Refuse { to: i64, from: i64 },
@@ -151,12 +157,14 @@ mod tests {
                 from: 2,
                 visitor: -5,
                 address: 8,
+                common: vec!["music".into(), "café racer".into()],
             },
             Envelope::Accept {
                 to: 1,
                 from: 2,
                 visitor: 6,
                 address: -4,
+                common: Vec::new(),
             },
             Envelope::Refuse { to: 1, from: 2 },
             Envelope::Gone {

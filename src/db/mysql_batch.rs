@@ -8,7 +8,7 @@
 //! MySQL 8), which drives each statement through the primary key (`STRAIGHT_JOIN` from the
 //! list: prepared, MariaDB 10.11 otherwise plans some of them as scans, which wait for rows
 //! other matchmakers hold; tests/api/batch.rs holds rows and writes a batch past them). The
-//! values are integers only.
+//! values are integers, but for a new chat's interests and language.
 
 use std::marker::PhantomData;
 
@@ -88,16 +88,21 @@ impl Statement for DeleteOf {
         STRAIGHT_JOIN chat ON chat.id = chat_user.chat_id";
 }
 
-/// Opens the new chats and completes the joined ones, in one statement: a joined chat's row is
+/// Opens the new chats and completes the joined ones, in one statement (with what each new
+/// chat's opener asks of a partner; the values are strings there): a joined chat's row is
 /// there already, and the duplicate key turns its insert into `is_completed = TRUE`. (An
 /// `UPDATE` joined with `JSON_TABLE` waited for rows other transactions held, when prepared.)
 struct UpsertChats;
 impl Statement for UpsertChats {
-    const BEFORE: &'static str = "INSERT INTO chat (id, is_completed, queued, visitor) \
-        SELECT id, is_completed, queued, visitor FROM JSON_TABLE(";
+    const BEFORE: &'static str = "INSERT INTO chat \
+        (id, is_completed, queued, visitor, interests, lang, fallback_at) \
+        SELECT id, is_completed, queued, visitor, interests, lang, fallback_at FROM JSON_TABLE(";
     const AFTER: &'static str = ", '$[*]' COLUMNS (id BIGINT PATH '$[0]', \
         is_completed BOOLEAN PATH '$[1]', queued BIGINT PATH '$[2]', \
-        visitor BIGINT PATH '$[3]')) AS j ON DUPLICATE KEY UPDATE is_completed = TRUE";
+        visitor BIGINT PATH '$[3]', \
+        interests VARCHAR(200) CHARACTER SET utf8mb4 PATH '$[4]', \
+        lang VARCHAR(8) CHARACTER SET utf8mb4 PATH '$[5]', \
+        fallback_at BIGINT PATH '$[6]')) AS j ON DUPLICATE KEY UPDATE is_completed = TRUE";
 }
 
 struct InsertMembers;
@@ -147,14 +152,21 @@ pub fn upsert_chats(
     complete: &[i64],
     chats: &[NewChat],
 ) -> QueryResult<()> {
-    let rows: Vec<[i64; 4]> = complete
+    type Row<'a> = (i64, i64, i64, i64, &'a str, &'a str, i64);
+    let rows: Vec<Row<'_>> = complete
         .iter()
-        .map(|&id| [id, 1, 0, 0])
-        .chain(
-            chats
-                .iter()
-                .map(|n| [n.id, i64::from(n.is_completed), n.queued, n.visitor]),
-        )
+        .map(|&id| (id, 1, 0, 0, "", "", 0))
+        .chain(chats.iter().map(|n| {
+            (
+                n.id,
+                i64::from(n.is_completed),
+                n.queued,
+                n.visitor,
+                n.interests.as_str(),
+                n.lang.as_str(),
+                n.fallback_at,
+            )
+        }))
         .collect();
     let affected = fixed::<UpsertChats>(json(&rows)?).execute(c)?;
     let expected = 2 * complete.len() + chats.len();

@@ -105,13 +105,36 @@ fn mysql_transaction<T>(
 
 /// A waiting chat as the matchmaker sees it: where it stands in the queue and who waits in it.
 /// The one waiting is the connection that opened it, whose id is the chat's id, and its
-/// visitor is kept on the chat row too: the queue is read from `chat` alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+/// visitor is kept on the chat row too: the queue is read from `chat` alone. So is what it
+/// asks of a partner (see `chat::wants`): `interests` (tags joined by newlines), `lang` ('' for
+/// none) and when it takes anyone (`fallback_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Waiting {
     pub chat: i64,
     pub queued: i64,
     pub visitor: i64,
+    pub interests: String,
+    pub lang: String,
+    pub fallback_at: i64,
 }
+
+/// The columns of `Waiting`, in its order.
+type WaitingColumns = (
+    chat::id,
+    chat::queued,
+    chat::visitor,
+    chat::interests,
+    chat::lang,
+    chat::fallback_at,
+);
+const WAITING_COLUMNS: WaitingColumns = (
+    chat::id,
+    chat::queued,
+    chat::visitor,
+    chat::interests,
+    chat::lang,
+    chat::fallback_at,
+);
 
 impl Waiting {
     /// The connection waiting in it.
@@ -160,7 +183,7 @@ pub fn waiting_after(
         .filter(chat::queued.gt(queued).or(chat::id.gt(id)))
         .order((chat::queued, chat::id))
         .limit(limit)
-        .select((chat::id, chat::queued, chat::visitor));
+        .select(WAITING_COLUMNS);
     match (conn, read) {
         #[cfg(feature = "mysql")]
         (DbConn::Mysql(c), Read::Lock) => query.for_update().skip_locked().load(c),
@@ -173,7 +196,7 @@ pub fn waiting_among(conn: &mut DbConn, chats: &[i64]) -> QueryResult<Vec<Waitin
     let query = chat::table
         .filter(chat::is_completed.eq(false))
         .filter(chat::id.eq_any(chats))
-        .select((chat::id, chat::queued, chat::visitor));
+        .select(WAITING_COLUMNS);
     match conn {
         #[cfg(feature = "mysql")]
         DbConn::Mysql(c) => query.for_update().skip_locked().load(c),
@@ -182,14 +205,18 @@ pub fn waiting_among(conn: &mut DbConn, chats: &[i64]) -> QueryResult<Vec<Waitin
 }
 
 /// A chat the matchmaker opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = chat)]
 pub struct NewChat {
     pub id: i64,
     pub is_completed: bool,
     pub queued: i64,
-    /// The visitor of the connection that opens it (whose id is `id`).
+    /// The visitor of the connection that opens it (whose id is `id`), and what it asks of a
+    /// partner (as `Waiting` keeps it).
     pub visitor: i64,
+    pub interests: String,
+    pub lang: String,
+    pub fallback_at: i64,
 }
 
 /// A connection's place in a chat.
@@ -281,7 +308,7 @@ fn first_waiting(conn: &mut DbConn, rid: i64, avoid: &[i64]) -> QueryResult<Opti
             .iter()
             .find(|w| w.chat != rid && !avoid.contains(&w.visitor))
         {
-            return Ok(Some(*found));
+            return Ok(Some(found.clone()));
         }
         match page.last() {
             Some(last) if page.len() == 64 => after = last.key(),
@@ -300,30 +327,44 @@ pub fn request_one(
     avoid: &[i64],
 ) -> QueryResult<Requested> {
     if let Some(found) = first_waiting(conn, member.rid, avoid)? {
-        insert_members(
-            conn,
-            &[Member {
-                chat_id: found.chat,
-                ..member
-            }],
-        )?;
-        complete_chats(conn, &[found.chat])?;
-        return Ok(Requested::Paired {
+        return join(conn, member, found.chat).map(|()| Requested::Paired {
             partner: found.rid(),
         });
     }
     // The connection id is unique, so it serves as the new chat's id.
-    let id = member.rid;
-    let visitor = member.visitor;
-    insert_chats(
+    open(
         conn,
-        &[NewChat {
-            id,
+        member,
+        NewChat {
+            id: member.rid,
             is_completed: false,
             queued,
-            visitor,
+            visitor: member.visitor,
+            interests: String::new(),
+            lang: String::new(),
+            fallback_at: 0,
+        },
+    )?;
+    Ok(Requested::Waiting)
+}
+
+/// `member` joins the waiting chat `chat`, completing it.
+pub fn join(conn: &mut DbConn, member: Member, chat: i64) -> QueryResult<()> {
+    insert_members(
+        conn,
+        &[Member {
+            chat_id: chat,
+            ..member
         }],
     )?;
+    complete_chats(conn, &[chat])?;
+    Ok(())
+}
+
+/// `member` waits in `chat`, a chat of its own (its id is `member.rid`).
+pub fn open(conn: &mut DbConn, member: Member, chat: NewChat) -> QueryResult<()> {
+    let id = chat.id;
+    insert_chats(conn, &[chat])?;
     insert_members(
         conn,
         &[Member {
@@ -331,7 +372,25 @@ pub fn request_one(
             ..member
         }],
     )?;
-    Ok(Requested::Waiting)
+    Ok(())
+}
+
+/// Every waiting chat, oldest first, read (and on MySQL locked) a page at a time.
+pub fn all_waiting(conn: &mut DbConn) -> QueryResult<Vec<Waiting>> {
+    const PAGE: usize = 64;
+    let mut all = Vec::new();
+    let mut after = QUEUE_START;
+    loop {
+        let page = waiting_after(conn, after, PAGE, Read::Lock)?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            after = last.key();
+        }
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
 }
 
 /// `request_one` for a connection of no process (node 0), placed first in the queue: the
@@ -349,19 +408,6 @@ pub fn request(
         node: 0,
     };
     request_one(conn, member, 0, avoid.as_slice())
-}
-
-/// Moves `member`, waiting alone in its own chat, to the oldest other waiting chat it may join
-/// (nobody in `avoid` in it). Returns `Waiting` when nothing changed (no such chat, or `rid` is
-/// no longer waiting).
-pub fn rematch_one(conn: &mut DbConn, member: Member, avoid: &[i64]) -> QueryResult<Requested> {
-    if waiting_among(conn, &[member.rid])?.is_empty()
-        || first_waiting(conn, member.rid, avoid)?.is_none()
-    {
-        return Ok(Requested::Waiting);
-    }
-    leave(conn, member.rid)?;
-    request_one(conn, member, 0, avoid)
 }
 
 /// Removes `rid`'s chat with everyone in it (its partner's row too). Returns how many chats it
@@ -459,15 +505,26 @@ pub struct ChatRow {
     pub is_completed: bool,
     pub queued: i64,
     pub visitor: i64,
+    /// What its opener asks of a partner: `(interests, lang, fallback_at)` as `Waiting` has them.
+    pub wish: (String, String, i64),
     /// `(rid, visitor, node)` of each member, by rid.
     pub members: Vec<(i64, i64, i64)>,
 }
 
 /// Every chat with its members, by chat id.
 pub fn chat_rows(conn: &mut DbConn) -> QueryResult<Vec<ChatRow>> {
-    let chats: Vec<(i64, bool, i64, i64)> = chat::table
+    type Row = (i64, bool, i64, i64, String, String, i64);
+    let chats: Vec<Row> = chat::table
         .order(chat::id)
-        .select((chat::id, chat::is_completed, chat::queued, chat::visitor))
+        .select((
+            chat::id,
+            chat::is_completed,
+            chat::queued,
+            chat::visitor,
+            chat::interests,
+            chat::lang,
+            chat::fallback_at,
+        ))
         .load(conn)?;
     let members: Vec<(i64, i64, i64, i64)> = chat_user::table
         .order(chat_user::rid)
@@ -480,17 +537,20 @@ pub fn chat_rows(conn: &mut DbConn) -> QueryResult<Vec<ChatRow>> {
         .load(conn)?;
     Ok(chats
         .into_iter()
-        .map(|(id, is_completed, queued, visitor)| ChatRow {
-            id,
-            is_completed,
-            queued,
-            visitor,
-            members: members
-                .iter()
-                .filter(|m| m.0 == id)
-                .map(|&(_, rid, visitor, node)| (rid, visitor, node))
-                .collect(),
-        })
+        .map(
+            |(id, is_completed, queued, visitor, interests, lang, fallback_at)| ChatRow {
+                id,
+                is_completed,
+                queued,
+                visitor,
+                wish: (interests, lang, fallback_at),
+                members: members
+                    .iter()
+                    .filter(|m| m.0 == id)
+                    .map(|&(_, rid, visitor, node)| (rid, visitor, node))
+                    .collect(),
+            },
+        )
         .collect())
 }
 

@@ -48,6 +48,9 @@ diesel::table! {
         created_at -> Timestamp,
         queued -> BigInt,
         visitor -> BigInt,
+        interests -> Text,
+        lang -> Text,
+        fallback_at -> BigInt,
     }
 }
 

@@ -2,13 +2,17 @@
 //! requests (with avoid lists), leaves, rematches and barriers, decided once as a batch
 //! (`apply_batch`: a few statements for the whole batch) and once one by one
 //! (`apply_one_by_one`: a few statements per operation). The decisions and the rows must be
-//! the same. On SQLite, or on MariaDB when `TEST_MYSQL_URL` is set (CI runs both). Then what
-//! the batch's statements lock on MariaDB.
+//! the same. Waiting visitors and requests carry random wishes (interests from a small
+//! vocabulary, a language, fallback times before, after or never), so that the rule of
+//! `suits` is decided alike both ways. On SQLite, or on MariaDB when `TEST_MYSQL_URL` is set
+//! (CI runs both). Then what the batch's statements lock on MariaDB.
 
 use diesel::RunQueryDsl;
 use pairchat::chat::ids::{ConnId, VisitorKey};
 use pairchat::chat::matchmaker::plan::Writes;
+use pairchat::chat::matchmaker::suits::{Wish, NEVER};
 use pairchat::chat::matchmaker::{apply_batch, apply_one_by_one, Ask, Decision, Op, Outcome};
+use pairchat::chat::wants::Lang;
 use pairchat::db::queries::{self, Member, NewChat, Read, QUEUE_START};
 use pairchat::db::{self, DbPool};
 use proptest::prelude::*;
@@ -33,18 +37,40 @@ pub fn visitor(i: i64) -> VisitorKey {
     }
 }
 
-/// Rows laid down before the batch: waiting chats `(visitor, queued, node)`, and paired ones.
+/// Rows laid down before the batch: waiting chats `(visitor, queued, node)` with their
+/// wishes, and paired ones.
 #[derive(Debug, Clone)]
 struct Stored {
-    waiting: Vec<(i64, i64, i64)>,
+    waiting: Vec<((i64, i64, i64), Wish)>,
     paired: Vec<(i64, i64, i64)>,
+}
+
+/// A random wish: most ask for nothing; the rest for some of three tags, or a language, with a
+/// fallback time that has come, comes within the batch's range of clocks, or never comes.
+fn wish() -> impl Strategy<Value = Wish> {
+    let tags = prop::collection::vec(prop::sample::select(vec!["go", "music", "café"]), 0..3);
+    let lang = prop::sample::select(vec![None, Some(Lang::En), Some(Lang::Ru)]);
+    let fallback = prop::sample::select(vec![-100, 10, 20, NEVER]);
+    prop_oneof![
+        2 => Just(Wish::default()),
+        3 => (tags, lang, fallback).prop_map(|(tags, lang, fallback_at)| {
+            let mut interests: Vec<String> = Vec::new();
+            for t in tags {
+                if !interests.iter().any(|i| i == t) {
+                    interests.push(t.to_owned());
+                }
+            }
+            let choosy = !interests.is_empty() || lang.is_some();
+            Wish { interests, lang, fallback_at: if choosy { fallback_at } else { 0 } }
+        }),
+    ]
 }
 
 fn stored() -> impl Strategy<Value = Stored> {
     let row = (0..VISITORS, 0..30i64, 1..4i64);
     (
         // Often more waiting chats than a batch reads in its first page.
-        prop::collection::vec(row.clone(), 0..40),
+        prop::collection::vec((row.clone(), wish()), 0..40),
         prop::collection::vec(row, 0..4),
     )
         .prop_map(|(waiting, paired)| Stored { waiting, paired })
@@ -59,6 +85,7 @@ enum Abstract {
         visitor: i64,
         avoid: Vec<i64>,
         avoid_self: bool,
+        wish: Wish,
     },
     Leave(usize),
     Rematch {
@@ -71,8 +98,8 @@ enum Abstract {
 fn abstract_op() -> impl Strategy<Value = Abstract> {
     let avoid = prop::collection::vec(0..VISITORS, 0..3);
     prop_oneof![
-        6 => (any::<bool>(), 0..VISITORS, avoid.clone(), any::<bool>()).prop_map(
-            |(again, visitor, avoid, avoid_self)| Abstract::Request { again, visitor, avoid, avoid_self }
+        6 => (any::<bool>(), 0..VISITORS, avoid.clone(), any::<bool>(), wish()).prop_map(
+            |(again, visitor, avoid, avoid_self, wish)| Abstract::Request { again, visitor, avoid, avoid_self, wish }
         ),
         3 => any::<usize>().prop_map(Abstract::Leave),
         2 => (any::<usize>(), avoid).prop_map(|(who, avoid)| Abstract::Rematch { who, avoid }),
@@ -80,12 +107,13 @@ fn abstract_op() -> impl Strategy<Value = Abstract> {
     ]
 }
 
-fn ask(rid: i64, visitor_index: i64, avoid: &[i64], avoid_self: bool) -> Ask {
+fn ask(rid: i64, visitor_index: i64, avoid: &[i64], avoid_self: bool, wish: Wish) -> Ask {
     Ask {
         id: ConnId::from_rid(rid),
         visitor: visitor(visitor_index),
         avoid: avoid.iter().map(|&v| visitor(v)).collect(),
         avoid_self,
+        wish,
     }
 }
 
@@ -96,14 +124,19 @@ fn lay(pool: &DbPool, stored: &Stored) -> Vec<(i64, i64)> {
     let mut chats = Vec::new();
     let mut members = Vec::new();
     let mut known = Vec::new();
-    for (i, &(v, queued, node)) in stored.waiting.iter().enumerate() {
+    for (i, ((v, queued, node), wish)) in stored.waiting.iter().enumerate() {
+        let (v, queued, node) = (*v, *queued, *node);
         // A waiting chat's id is its member's connection id, as the matchmaker opens them.
         let rid = 100 + i as i64;
+        let (interests, lang, fallback_at) = wish.columns();
         chats.push(NewChat {
             id: rid,
             is_completed: false,
             queued,
             visitor: visitor(v).as_i64(),
+            interests,
+            lang,
+            fallback_at,
         });
         members.push(Member {
             rid,
@@ -120,6 +153,9 @@ fn lay(pool: &DbPool, stored: &Stored) -> Vec<(i64, i64)> {
             is_completed: true,
             queued,
             visitor: visitor(v).as_i64(),
+            interests: String::new(),
+            lang: String::new(),
+            fallback_at: 0,
         });
         for (rid, v) in [(a, v), (b, (v + 1) % VISITORS)] {
             members.push(Member {
@@ -140,8 +176,15 @@ fn lay(pool: &DbPool, stored: &Stored) -> Vec<(i64, i64)> {
 }
 
 /// Chooses connections: a request is only ever made by a connection in no chat (a new one, or
-/// one that left), as the hub makes them; leaves and rematches pick any connection, known or not.
-fn concrete(mut known: Vec<(i64, i64)>, ops: &[Abstract]) -> Vec<Op> {
+/// one that left), as the hub makes them; leaves and rematches pick any connection, known or
+/// not (a rematch with the wish its connection waits with, as the hub asks again).
+fn concrete(mut known: Vec<(i64, i64)>, stored: &Stored, ops: &[Abstract]) -> Vec<Op> {
+    let mut wishes: std::collections::HashMap<i64, Wish> = stored
+        .waiting
+        .iter()
+        .enumerate()
+        .map(|(i, (_, wish))| (100 + i as i64, wish.clone()))
+        .collect();
     let mut next_rid = 300;
     let mut left: Vec<(i64, i64)> = Vec::new();
     let mut token = 0;
@@ -152,6 +195,7 @@ fn concrete(mut known: Vec<(i64, i64)>, ops: &[Abstract]) -> Vec<Op> {
                 visitor,
                 avoid,
                 avoid_self,
+                wish,
             } => {
                 let (rid, v) = match left.pop() {
                     Some(back) if *again => back,
@@ -161,7 +205,8 @@ fn concrete(mut known: Vec<(i64, i64)>, ops: &[Abstract]) -> Vec<Op> {
                     }
                 };
                 known.push((rid, v));
-                Op::Request(ask(rid, v, avoid, *avoid_self))
+                wishes.insert(rid, wish.clone());
+                Op::Request(ask(rid, v, avoid, *avoid_self, wish.clone()))
             }
             Abstract::Leave(i) => {
                 // Now and then a connection no row names.
@@ -178,7 +223,8 @@ fn concrete(mut known: Vec<(i64, i64)>, ops: &[Abstract]) -> Vec<Op> {
                     .get(who % (known.len() + 1))
                     .copied()
                     .unwrap_or((998, 1));
-                Op::Rematch(ask(rid, v, avoid, false))
+                let wish = wishes.get(&rid).cloned().unwrap_or_default();
+                Op::Rematch(ask(rid, v, avoid, false, wish))
             }
             Abstract::Barrier => {
                 token += 1;
@@ -211,11 +257,12 @@ fn a_batch_comes_to_what_its_operations_come_to_one_by_one() {
         -4..32i64,
     );
     let paired = std::cell::Cell::new(0usize);
+    let common = std::cell::Cell::new(0usize);
     runner
         .run(&case, |(stored, ops, first_ticket)| {
             let known = lay(&batch_pool, &stored);
             lay(&single_pool, &stored);
-            let ops = concrete(known, &ops);
+            let ops = concrete(known, &stored, &ops);
             let batch =
                 apply_batch(&mut db::get(&batch_pool).unwrap(), NODE, first_ticket, &ops).unwrap();
             let single = apply_one_by_one(&single_pool, NODE, first_ticket, &ops).unwrap();
@@ -237,6 +284,16 @@ fn a_batch_comes_to_what_its_operations_come_to_one_by_one() {
                 )
             });
             paired.set(paired.get() + pairings.count());
+            let shared = batch.decisions.iter().filter(|d| {
+                matches!(
+                    d,
+                    Decision::Request {
+                        outcome: Outcome::Paired { common, .. },
+                        ..
+                    } if !common.is_empty()
+                )
+            });
+            common.set(common.get() + shared.count());
             Ok(())
         })
         .unwrap();
@@ -246,12 +303,19 @@ fn a_batch_comes_to_what_its_operations_come_to_one_by_one() {
         "only {} pairings",
         paired.get()
     );
+    assert!(
+        common.get() > cases as usize / 4,
+        "only {} pairings on a common interest",
+        common.get()
+    );
 }
 
 /// `n` chats waiting (ids 100, 101, …, queued in that order) and one paired (200 and 201).
 fn waiting_chats(pool: &DbPool, n: i64) -> Vec<i64> {
     let stored = Stored {
-        waiting: (0..n).map(|i| (i % VISITORS, i, 1)).collect(),
+        waiting: (0..n)
+            .map(|i| ((i % VISITORS, i, 1), Wish::default()))
+            .collect(),
         paired: vec![(0, 100, 1)],
     };
     lay(pool, &stored).iter().map(|(rid, _)| *rid).collect()
@@ -320,6 +384,9 @@ fn a_batch_writes_without_waiting_for_rows_another_matchmaker_holds() {
                 is_completed: false,
                 queued: 50,
                 visitor: 1,
+                interests: "music\ngo".into(),
+                lang: "ru".into(),
+                fallback_at: 0,
             }],
             members: vec![
                 Member {

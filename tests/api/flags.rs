@@ -184,6 +184,13 @@ const SETTINGS: &[Setting] = &[
         pairs_two_who_just_talked_again_at_once,
     ),
     row(
+        "--interest-fallback-secs",
+        "PAIRCHAT_INTEREST_FALLBACK_SECS",
+        "0",
+        &[],
+        pairs_two_without_a_common_interest_at_once,
+    ),
+    row(
         "--allowed-origins",
         "PAIRCHAT_ALLOWED_ORIGINS",
         "https://a.example,https://b.example",
@@ -939,6 +946,26 @@ fn pairs_two_who_just_talked_again_at_once(
         let _b2 = Client::arrive(&url("bob"), "waiting").await;
         // With the default cooldown alice would wait too.
         let _a2 = Client::arrive(&url("alice"), "response").await;
+    })
+}
+
+fn pairs_two_without_a_common_interest_at_once(
+    r: &mut Running,
+) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let ask = |tag: &'static str| serde_json::json!({"type": "request", "interests": [tag]});
+        let mut a = Client::connect(&url).await;
+        a.send_json(ask("music")).await;
+        a.expect_type("waiting").await;
+        let mut b = Client::connect(&url).await;
+        b.send_json(ask("go")).await;
+        // With the default fallback (10 s) b would wait too.
+        assert_eq!(
+            b.expect_type("response").await["common"],
+            serde_json::json!([])
+        );
+        a.expect_type("response").await;
     })
 }
 

@@ -1,6 +1,6 @@
 //! Several matchmakers on one database, as several server processes will run them: three
 //! matchmaker threads, each with its own pool and node id, fed random requests (with avoid
-//! lists) and leaves in bursts, so that their batches run at the same time. Once every
+//! lists, and interests and a language, minded for ever or not at all) and leaves in bursts, so that their batches run at the same time. Once every
 //! operation has settled, the rows must hold every invariant. On SQLite, or on MariaDB when
 //! `TEST_MYSQL_URL` is set (CI runs both; on MariaDB the races are real: `SKIP LOCKED`,
 //! deadlocks, re-checks).
@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pairchat::chat::ids::{ConnId, ConnIds};
+use pairchat::chat::matchmaker::suits::{self, Wish, NEVER};
 use pairchat::chat::matchmaker::{self, Ask, Decision, Matchmaker, Op, Outcome, Sharing};
+use pairchat::chat::wants::Lang;
 use pairchat::db::queries::{self, ChatRow, Member, NewChat};
 use pairchat::db::{self, DbPool};
 use pairchat::metrics::Metrics;
@@ -31,6 +33,7 @@ enum Step {
         on: usize,
         visitor: i64,
         avoid: Vec<i64>,
+        wish: Wish,
     },
     /// The `i`-th (wrapping) connection that asked leaves.
     Leave(usize),
@@ -40,10 +43,25 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => (0..MATCHMAKERS, 0..VISITORS, prop::collection::vec(0..VISITORS, 0..3))
-            .prop_map(|(on, visitor, avoid)| Step::Request { on, visitor, avoid }),
+        8 => (0..MATCHMAKERS, 0..VISITORS, prop::collection::vec(0..VISITORS, 0..3), wish())
+            .prop_map(|(on, visitor, avoid, wish)| Step::Request { on, visitor, avoid, wish }),
         4 => any::<usize>().prop_map(Step::Leave),
         1 => Just(Step::Settle),
+    ]
+}
+
+/// Nothing asked, or some of three tags and a language, minded for ever or not at all (so that
+/// the invariants do not depend on when they are checked).
+fn wish() -> impl Strategy<Value = Wish> {
+    let tags = prop::sample::subsequence(vec!["go", "music", "café"], 0..3);
+    let lang = prop::sample::select(vec![None, Some(Lang::En), Some(Lang::Zh)]);
+    prop_oneof![
+        2 => Just(Wish::default()),
+        2 => (tags, lang, prop::bool::ANY).prop_map(|(tags, lang, never)| Wish {
+            interests: tags.into_iter().map(String::from).collect(),
+            lang,
+            fallback_at: if never { NEVER } else { 1 },
+        }),
     ]
 }
 
@@ -107,12 +125,14 @@ impl World {
                 on,
                 visitor: v,
                 avoid,
+                wish,
             } => {
                 let ask = Ask {
                     id: self.nodes[*on].ids.next(),
                     visitor: visitor(*v),
                     avoid: avoid.iter().map(|&a| visitor(a)).collect(),
                     avoid_self: visitor(*v).is_named(),
+                    wish: wish.clone(),
                 };
                 self.asked.push((ask.clone(), *on));
                 self.submit(*on, Op::Request(ask));
@@ -150,8 +170,8 @@ impl World {
                         Decision::Flushed(t) => flushed |= t == token,
                         Decision::Request { conn, outcome } => {
                             assert_ne!(outcome, Outcome::Unavailable, "{conn} refused");
-                            if let Outcome::Paired { partner } = outcome {
-                                self.partners.insert(conn, partner);
+                            if let Outcome::Paired { partner, .. } = &outcome {
+                                self.partners.insert(conn, *partner);
                             }
                             self.answered.insert(conn, outcome);
                         }
@@ -222,7 +242,8 @@ impl World {
     }
 }
 
-/// Never two chats waiting whose visitors could pair: neither avoids the other.
+/// Never two chats waiting whose visitors could pair: neither avoids the other, and they suit
+/// each other.
 fn assert_no_two_could_pair(rows: &[ChatRow], asks: &HashMap<i64, (&Ask, usize)>) {
     let waiting: Vec<&Ask> = rows
         .iter()
@@ -233,8 +254,9 @@ fn assert_no_two_could_pair(rows: &[ChatRow], asks: &HashMap<i64, (&Ask, usize)>
         |a: &Ask, b: &Ask| a.avoid.contains(&b.visitor) || (a.visitor == b.visitor && a.avoid_self);
     for (i, a) in waiting.iter().enumerate() {
         for b in &waiting[i + 1..] {
+            let now = matchmaker::now_micros();
             assert!(
-                avoids(a, b) || avoids(b, a),
+                avoids(a, b) || avoids(b, a) || !suits::suit(&a.wish, &b.wish, now),
                 "{} and {} both wait and could pair",
                 a.id,
                 b.id
@@ -289,6 +311,7 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
         visitor: visitor(v),
         avoid: Vec::new(),
         avoid_self: false,
+        wish: Wish::default(),
     };
     let (early, late) = (ask(1, 1), ask(2, 2));
     let mut first = db::get(&pool).unwrap();
@@ -302,6 +325,9 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
                 is_completed: false,
                 queued: 20,
                 visitor: late.visitor.as_i64(),
+                interests: String::new(),
+                lang: String::new(),
+                fallback_at: 0,
             }],
         )?;
         queries::insert_members(
@@ -342,7 +368,10 @@ fn two_who_wait_at_the_same_moment_on_two_matchmakers_are_paired_by_the_re_check
         decisions,
         [Decision::Request {
             conn: late.id,
-            outcome: Outcome::Paired { partner: early.id }
+            outcome: Outcome::Paired {
+                partner: early.id,
+                common: Vec::new()
+            }
         }]
     );
     assert!(pending.is_empty());

@@ -2,9 +2,11 @@
 //! `TEST_MYSQL_URL` is set): random sequences of arrive (a new visitor, or one coming back),
 //! request, message, leave, vanish, crash (with restart), ghost rows from another process and
 //! database outages, with the rematch cooldown on, and every invariant of the core checked
-//! after each step. Channels stand in for sockets.
+//! after each step. Visitors ask with interests and a language (some of them, by their key; see
+//! `wants_of`), minded for longer than any case. Channels stand in for sockets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -12,7 +14,9 @@ use pairchat::chat::hub::{self, HubHandle, Kick};
 use pairchat::chat::ids::{ConnId, ConnIds, VisitorKey, Who};
 use pairchat::chat::link::{self, Delivery, Departure, Outbound, OutboxReceiver, PartnerLink};
 use pairchat::chat::matchmaker::Sharing;
+use pairchat::chat::wants::{Lang, Wants};
 use pairchat::db::{self, queries, DbConn, DbPool};
+use pairchat::metrics::Metrics;
 use proptest::prelude::*;
 use tokio::sync::oneshot;
 
@@ -85,6 +89,8 @@ struct Covered {
     left: usize,
     lost: usize,
     kept_apart: usize,
+    /// Two waited at once who do not suit each other.
+    unsuited: usize,
 }
 
 struct World {
@@ -107,6 +113,8 @@ struct World {
     /// The hub's one connection while the database is "down".
     held: Option<PooledConnection<ConnectionManager<DbConn>>>,
     seen: Covered,
+    /// Whether visitors ask with interests and languages (`wants_of`), or for anyone.
+    choosy: bool,
 }
 
 const OUTBOX: usize = 64;
@@ -130,6 +138,69 @@ fn visitor_key(key: i64) -> VisitorKey {
 }
 /// Longer than any case: two who talked are kept apart for the whole case.
 const COOLDOWN: Duration = Duration::from_secs(3_600);
+/// Longer than any case too: a visitor with interests waits for a match for the whole case.
+const FALLBACK: Duration = Duration::from_secs(3_600);
+
+/// A hub of the model's, with its cooldown and fallback.
+fn model_hub(pool: DbPool, ids: ConnIds) -> HubHandle {
+    let metrics = Arc::new(Metrics::new(ids.node()));
+    let patience = hub::Patience {
+        rematch_cooldown: COOLDOWN,
+        interest_fallback: FALLBACK,
+    };
+    hub::spawn_with(pool, ids, Sharing::Alone, patience, metrics, None)
+}
+
+/// What the model's visitor `key` asks of a partner: by its key, so that one who comes back
+/// asks the same (the page keeps its interests for the browser session).
+pub(crate) fn wants_of(key: i64) -> Wants {
+    let tags = |t: &[&str]| t.iter().map(|t| (*t).to_owned()).collect();
+    let (interests, lang) = match key.rem_euclid(6) {
+        1 => (tags(&["music"]), None),
+        2 => (tags(&["go", "music"]), None),
+        3 => (tags(&["chess", "music"]), Some(Lang::En)),
+        4 => (tags(&["chess"]), Some(Lang::En)),
+        5 => (Vec::new(), Some(Lang::Ru)),
+        _ => (Vec::new(), None),
+    };
+    Wants {
+        interests,
+        lang,
+        fallback: key % 4 != 0,
+    }
+}
+
+/// Whether a visitor asking `a` is content with one asking `b`, within a case (nobody falls
+/// back): the model's own statement of the rule, apart from `suits`.
+fn likes(a: &Wants, b: &Wants) -> bool {
+    let shares = a.interests.iter().any(|t| b.interests.contains(t));
+    (a.interests.is_empty() || shares) && (a.lang.is_none() || a.lang == b.lang)
+}
+
+/// Whether two model visitors would be paired with each other (each likes the other).
+pub(crate) fn suit(a: &Wants, b: &Wants) -> bool {
+    likes(a, b) && likes(b, a)
+}
+
+/// Two model visitors were paired, asking `a` and `b`: they suit each other, or one of them
+/// gave no interests and took the other (the lone one waiting), and `common` is what they
+/// share.
+pub(crate) fn assert_fair_pairing(a: &Wants, b: &Wants, common: &[String]) {
+    let lone = |x: &Wants, y: &Wants| x.interests.is_empty() && likes(x, y);
+    assert!(
+        suit(a, b) || lone(a, b) || lone(b, a),
+        "{a:?} and {b:?} paired though they do not suit"
+    );
+    let mut shared: Vec<&String> = a
+        .interests
+        .iter()
+        .filter(|t| b.interests.contains(t))
+        .collect();
+    let mut told: Vec<&String> = common.iter().collect();
+    shared.sort();
+    told.sort();
+    assert_eq!(told, shared, "the common interests of {a:?} and {b:?}");
+}
 /// How long the matchmaker waits for the connection the model holds before giving up.
 const OUTAGE_WAIT: Duration = Duration::from_millis(5);
 
@@ -172,11 +243,20 @@ fn one_connection_pool(url: &str) -> DbPool {
 }
 
 impl World {
-    async fn new(url: &str) -> World {
+    /// What visitor `key` asks of a partner in this case.
+    fn wants(&self, key: i64) -> Wants {
+        if self.choosy {
+            wants_of(key)
+        } else {
+            Wants::default()
+        }
+    }
+
+    async fn new(url: &str, choosy: bool) -> World {
         let ids = ConnIds::with_node(9);
         let pool = one_connection_pool(url);
         World {
-            hub: hub::spawn(pool.clone(), ids.clone(), Sharing::Alone, COOLDOWN),
+            hub: model_hub(pool.clone(), ids.clone()),
             pool,
             rows: db::build_pool(url, 2).expect("pool"),
             ids,
@@ -189,6 +269,7 @@ impl World {
             last_parted: None,
             held: None,
             seen: Covered::default(),
+            choosy,
         }
     }
 
@@ -278,7 +359,12 @@ impl World {
                     let v = self.visitors.last_mut().expect("just arrived");
                     v.seen = Seen::Asked;
                     let id = v.id;
-                    self.hub.request(id).expect("hub");
+                    let wants = if self.choosy {
+                        wants_of(key)
+                    } else {
+                        Wants::default()
+                    };
+                    self.hub.request(id, wants).expect("hub");
                 }
             }
             Step::Request(i) => {
@@ -287,8 +373,8 @@ impl World {
                 };
                 if matches!(self.visitors[i].seen, Seen::Idle) {
                     self.visitors[i].seen = Seen::Asked;
-                    let id = self.visitors[i].id;
-                    self.hub.request(id).expect("hub");
+                    let (id, key) = (self.visitors[i].id, self.visitors[i].key);
+                    self.hub.request(id, self.wants(key)).expect("hub");
                 }
             }
             Step::Say(i) => {
@@ -330,12 +416,7 @@ impl World {
                 .await
                 .expect("blocking");
                 self.ghosts.clear();
-                self.hub = hub::spawn(
-                    self.pool.clone(),
-                    self.ids.clone(),
-                    Sharing::Alone,
-                    COOLDOWN,
-                );
+                self.hub = model_hub(self.pool.clone(), self.ids.clone());
             }
             Step::Ghost => {
                 let rid = -self.next_ghost; // no live connection (nor visitor) is negative
@@ -395,6 +476,7 @@ impl World {
         let mut any = false;
         let mut ended = Vec::new();
         let keys: HashMap<ConnId, i64> = self.visitors.iter().map(|v| (v.id, v.key)).collect();
+        let choosy = self.choosy;
         for (i, v) in self.visitors.iter_mut().enumerate() {
             while let Ok(out) = v.outbox.try_recv() {
                 any = true;
@@ -439,6 +521,15 @@ impl World {
                             "{} paired again within the cooldown",
                             v.key
                         );
+                        let wants = |key| {
+                            if choosy {
+                                wants_of(key)
+                            } else {
+                                Wants::default()
+                            }
+                        };
+                        let (mine, theirs) = (wants(v.key), wants(*partner));
+                        assert_fair_pairing(&mine, &theirs, link.common());
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
                         v.received = 0;
@@ -484,14 +575,20 @@ impl World {
                 }
             }
         }
-        // Two may wait at once only when the cooldown keeps them apart.
+        // Two may wait at once only when the cooldown keeps them apart, or they do not suit
+        // each other (interests, language).
         for (n, a) in waiting.iter().enumerate() {
             for b in &waiting[n + 1..] {
+                let suit = suit(&self.wants(*a), &self.wants(*b));
                 assert!(
-                    self.kept_apart(*a, *b),
+                    self.kept_apart(*a, *b) || !suit,
                     "{a} and {b} could be paired but both wait"
                 );
-                self.seen.kept_apart += 1;
+                if suit {
+                    self.seen.kept_apart += 1;
+                } else {
+                    self.seen.unsuited += 1;
+                }
             }
         }
         let live_rows = chat_of
@@ -583,6 +680,10 @@ pub(crate) fn take_message(frame: &str, seen: &Seen, received: &mut u64) {
 }
 
 fn run_case(steps: Vec<Step>) -> Covered {
+    run_case_with(steps, false)
+}
+
+fn run_case_with(steps: Vec<Step>, choosy: bool) -> Covered {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -591,7 +692,7 @@ fn run_case(steps: Vec<Step>) -> Covered {
         let db = TestDb::new();
         let pool = db::build_pool(&db.url, 1).expect("pool");
         db::run_migrations(&mut db::get(&pool).expect("conn")).expect("migrate");
-        let mut world = World::new(&db.url).await;
+        let mut world = World::new(&db.url, choosy).await;
         for step in &steps {
             world.apply(step).await;
             world.settle().await;
@@ -632,8 +733,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn every_invariant_holds_after_every_step(steps in prop::collection::vec(step(), 1..60)) {
-        run_case(steps);
+    fn every_invariant_holds_after_every_step(
+        steps in prop::collection::vec(step(), 1..60),
+        choosy in prop::bool::weighted(0.6),
+    ) {
+        run_case_with(steps, choosy);
     }
 }
 

@@ -14,7 +14,9 @@
 //!
 //! Needs `TEST_MYSQL_URL` and `TEST_REDIS_URL` (CI sets both, with `PAIRCHAT_REQUIRE_REDIS`).
 //! The rematch cooldown is off and every arrival is a new visitor, so any two waiting visitors
-//! could meet; the cooldown across processes has its own test in `cluster.rs`.
+//! who suit each other could meet (visitors ask with interests and languages by their key, as in
+//! `model.rs`, minded for longer than any case); the cooldown across processes has its own test
+//! in `cluster.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +35,9 @@ use proptest::test_runner::{Config, TestRunner};
 use tokio::sync::oneshot;
 
 use crate::helpers::{TestDb, PATIENCE};
-use crate::model::{chats_by_member, rows_agree, take_message, who, Seen};
+use crate::model::{
+    assert_fair_pairing, chats_by_member, rows_agree, suit, take_message, wants_of, who, Seen,
+};
 
 /// The processes of the model, by node id.
 const NODES: [u32; 3] = [21, 22, 23];
@@ -63,6 +67,8 @@ fn step() -> impl Strategy<Value = Step> {
 
 struct Visitor {
     id: ConnId,
+    /// Who it is: what it asks of a partner goes by it (`wants_of`).
+    key: i64,
     /// The process it is connected to (an index into `World::hubs`).
     at: usize,
     outbox: OutboxReceiver,
@@ -81,6 +87,8 @@ struct Covered {
     cross_messages: usize,
     left: usize,
     lost: usize,
+    /// Pairings on a common interest.
+    common: usize,
 }
 
 struct World {
@@ -121,7 +129,10 @@ impl World {
                 pool,
                 node_ids.clone(),
                 Sharing::Shared,
-                Duration::ZERO,
+                hub::Patience {
+                    rematch_cooldown: Duration::ZERO,
+                    interest_fallback: Duration::from_secs(3_600),
+                },
                 metrics,
                 Some(cluster),
             ));
@@ -166,10 +177,14 @@ impl World {
                 let (kick, kicked) = oneshot::channel();
                 // A new visitor each time.
                 self.next_key += 1;
-                let key = who(self.next_key);
-                self.hubs[at].connect(id, key, tx, kick).await.expect("hub");
+                let key = self.next_key;
+                self.hubs[at]
+                    .connect(id, who(key), tx, kick)
+                    .await
+                    .expect("hub");
                 self.visitors.push(Visitor {
                     id,
+                    key,
                     at,
                     outbox,
                     _kicked: kicked,
@@ -183,7 +198,7 @@ impl World {
                 if let Some(i) = self.pick_where(i, |s| matches!(s, Seen::Idle)) {
                     let v = &mut self.visitors[i];
                     v.seen = Seen::Asked;
-                    self.hubs[v.at].request(v.id).expect("hub");
+                    self.hubs[v.at].request(v.id, wants_of(v.key)).expect("hub");
                 }
             }
             Step::Say(i) => {
@@ -254,11 +269,11 @@ impl World {
     fn unsettled(&self) -> String {
         let by_id: HashMap<ConnId, &Visitor> = self.visitors.iter().map(|v| (v.id, v)).collect();
         let mut open = Vec::new();
-        let mut waiting = 0;
+        let mut waiting = Vec::new();
         for v in &self.visitors {
             match &v.seen {
                 Seen::Asked => open.push(format!("{} asked and has no answer", v.id)),
-                Seen::Waiting => waiting += 1,
+                Seen::Waiting => waiting.push(v.key),
                 Seen::Chatting(link) => match by_id.get(&link.partner()) {
                     None => open.push(format!("{} has not heard its partner went", v.id)),
                     Some(p) => {
@@ -276,9 +291,13 @@ impl World {
                 Seen::Idle => {}
             }
         }
-        // With no cooldown and new visitors only, any two who wait could meet.
-        if waiting > 1 {
-            open.push(format!("{waiting} visitors wait at once"));
+        // With no cooldown and new visitors only, any two who wait and suit could meet.
+        for (n, a) in waiting.iter().enumerate() {
+            for b in &waiting[n + 1..] {
+                if suit(&wants_of(*a), &wants_of(*b)) {
+                    open.push(format!("{a} and {b} wait at once and suit each other"));
+                }
+            }
         }
         open.join("; ")
     }
@@ -288,6 +307,7 @@ impl World {
         let mut any = false;
         let mut ended = Vec::new();
         let ids: Vec<ConnId> = self.visitors.iter().map(|v| v.id).collect();
+        let keys: HashMap<ConnId, i64> = self.visitors.iter().map(|v| (v.id, v.key)).collect();
         for (i, v) in self.visitors.iter_mut().enumerate() {
             while let Ok(out) = v.outbox.try_recv() {
                 any = true;
@@ -315,6 +335,11 @@ impl World {
                         );
                         if node_of(link.partner()) != node_of(v.id) {
                             self.seen.cross_pairs += 1;
+                        }
+                        let partner = wants_of(keys[&link.partner()]);
+                        assert_fair_pairing(&wants_of(v.key), &partner, link.common());
+                        if !link.common().is_empty() {
+                            self.seen.common += 1;
                         }
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;

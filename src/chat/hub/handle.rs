@@ -10,6 +10,7 @@ use super::Kick;
 use crate::chat::ids::{ConnId, ConnIds, Who};
 use crate::chat::link::{Departure, OutboxSender};
 use crate::chat::protocol::ServerFrame;
+use crate::chat::wants::Wants;
 use crate::metrics::Metrics;
 
 /// What `HubHandle`'s methods queue for the hub task.
@@ -23,6 +24,7 @@ pub(super) enum Command {
     },
     Request {
         id: ConnId,
+        wants: Wants,
     },
     Leave {
         id: ConnId,
@@ -131,11 +133,11 @@ impl HubHandle {
         .await
     }
 
-    /// `id` asks for a partner. The answer comes in its outbox: `waiting`, `Paired`, or an
-    /// error (`already_waiting`, `already_paired`, `unavailable`). A full queue means the hub
-    /// is overloaded; the caller says so.
-    pub fn request(&self, id: ConnId) -> Result<(), TrySendError> {
-        self.try_send(Command::Request { id })
+    /// `id` asks for a partner, wanting `wants`. The answer comes in its outbox: `waiting`,
+    /// `Paired`, or an error (`already_waiting`, `already_paired`, `unavailable`). A full queue
+    /// means the hub is overloaded; the caller says so.
+    pub fn request(&self, id: ConnId, wants: Wants) -> Result<(), TrySendError> {
+        self.try_send(Command::Request { id, wants })
     }
 
     /// `id` is gone; its partner is told `how`.

@@ -22,6 +22,7 @@ use super::link::{self, Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
 use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
 use super::protocol::ServerFrame;
+use super::wants::Wants;
 use crate::cluster::{self, Cluster};
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -107,6 +108,27 @@ struct Hub {
     acks: HashMap<i64, u64>,
 }
 
+/// How long visitors mind whom they meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Two visitors who just talked are not paired again for this long while anyone else is
+    /// waiting.
+    pub rematch_cooldown: Duration,
+    /// A visitor with interests or a language takes anyone after waiting this long (unless it
+    /// asked not to).
+    pub interest_fallback: Duration,
+}
+
+impl Patience {
+    /// The rematch cooldown given, the default fallback.
+    pub fn cooldown(rematch_cooldown: Duration) -> Self {
+        Patience {
+            rematch_cooldown,
+            interest_fallback: Duration::from_secs(crate::config::DEFAULT_INTEREST_FALLBACK_SECS),
+        }
+    }
+}
+
 /// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
 pub fn spawn(
@@ -116,7 +138,8 @@ pub fn spawn(
     rematch_cooldown: Duration,
 ) -> HubHandle {
     let metrics = Arc::new(Metrics::new(ids.node()));
-    spawn_with(pool, ids, sharing, rematch_cooldown, metrics, None)
+    let patience = Patience::cooldown(rematch_cooldown);
+    spawn_with(pool, ids, sharing, patience, metrics, None)
 }
 
 /// `spawn` for a process of a cluster: the matchmaker claims only reachable processes'
@@ -125,7 +148,7 @@ pub fn spawn_with(
     pool: DbPool,
     ids: ConnIds,
     sharing: Sharing,
-    rematch_cooldown: Duration,
+    patience: Patience,
     metrics: Arc<Metrics>,
     cluster: Option<(Cluster, mpsc::Receiver<cluster::Event>)>,
 ) -> HubHandle {
@@ -143,7 +166,7 @@ pub fn spawn_with(
     );
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let (cluster, events) = cluster.unzip();
-    let hub = Hub::new(matchmaker, rematch_cooldown, metrics.clone(), cluster);
+    let hub = Hub::new(matchmaker, patience, metrics.clone(), cluster);
     tokio::spawn(hub.run(commands, decisions, events));
     HubHandle { tx, ids, metrics }
 }
@@ -165,14 +188,14 @@ fn error_frame(metrics: &Metrics, code: &'static str, detail: &'static str) -> O
 impl Hub {
     fn new(
         matchmaker: Matchmaker,
-        rematch_cooldown: Duration,
+        patience: Patience,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
     ) -> Self {
         Hub {
             conns: HashMap::new(),
             matchmaker,
-            preferences: Preferences::new(rematch_cooldown),
+            preferences: Preferences::new(patience.rematch_cooldown, patience.interest_fallback),
             shutdown: None,
             flushes: HashMap::new(),
             next_flush: 0,
@@ -222,7 +245,7 @@ impl Hub {
                 outbox,
                 kick,
             } => self.connect(id, who, outbox, kick),
-            Command::Request { id } => self.request(id),
+            Command::Request { id, wants } => self.request(id, &wants),
             Command::Leave { id, how } => self.leave(id, how),
             Command::TooSlow { id } => self.drop_slow(id),
             Command::Shutdown { done } => self.begin_shutdown(done),
@@ -278,12 +301,15 @@ impl Hub {
     }
 
     /// One request at a time: a connection that waits or talks already is told so.
-    fn request(&mut self, id: ConnId) {
+    fn request(&mut self, id: ConnId, wants: &Wants) {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
         match conn.state {
-            State::Idle => self.ask(id),
+            State::Idle => {
+                self.preferences.want(id, wants, Instant::now());
+                self.ask(id);
+            }
             State::Requested | State::Waiting | State::Pairing(_) => self.send(
                 id,
                 error_frame(
@@ -410,26 +436,29 @@ impl Hub {
                     if matches!(conn.state, State::Requested | State::Waiting) {
                         conn.state = State::Idle;
                         self.asked_at.remove(&id);
+                        self.preferences.forget(id);
                         self.send(id, Outbound::Frame(unavailable_frame(&self.metrics)));
                     }
                 }
             }
-            Outcome::Paired { partner } => match (requested(self, id), requested(self, partner)) {
-                (true, true) => self.pair(id, partner),
-                (true, false) if self.is_remote(partner) => self.propose(id, partner),
-                // The partner's removal (queued already, or now for a ghost) takes our row.
-                (true, false) => self.ask_again(id, partner),
-                (false, true) => {
-                    // Our own removal is queued already and takes the partner's row with it.
-                    self.ask(partner);
+            Outcome::Paired { partner, common } => {
+                match (requested(self, id), requested(self, partner)) {
+                    (true, true) => self.pair(id, partner, common.into()),
+                    (true, false) if self.is_remote(partner) => self.propose(id, partner, common),
+                    // The partner's removal (queued already, or now for a ghost) takes our row.
+                    (true, false) => self.ask_again(id, partner),
+                    (false, true) => {
+                        // Our own removal is queued already and takes the partner's row with it.
+                        self.ask(partner);
+                    }
+                    (false, false) => {}
                 }
-                (false, false) => {}
-            },
+            }
         }
     }
 
-    /// Gives two waiting connections a link to each other.
-    fn pair(&mut self, a: ConnId, b: ConnId) {
+    /// Gives two waiting connections a link to each other; they share the interests `common`.
+    fn pair(&mut self, a: ConnId, b: ConnId, common: Arc<[String]>) {
         let side = |c: &Entry| (c.outbox.clone(), c.who());
         let (Some((a_outbox, a_who)), Some((b_outbox, b_who))) =
             (self.conns.get(&a).map(side), self.conns.get(&b).map(side))
@@ -437,6 +466,7 @@ impl Hub {
             return;
         };
         let (to_b, to_a) = link::pair((a, a_outbox, a_who), (b, b_outbox, b_who));
+        let (to_b, to_a) = (to_b.with_common(common.clone()), to_a.with_common(common));
         self.metrics.paired();
         for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
             // The first may be dropped as too slow on the way, and the second then told that.
@@ -456,6 +486,7 @@ impl Hub {
             self.metrics
                 .waited_for_partner(Instant::now().saturating_duration_since(asked));
         }
+        self.preferences.forget(me);
         self.send(me, Outbound::Paired(link));
     }
 

@@ -50,8 +50,9 @@ impl Hub {
         }
     }
 
-    /// The matchmaker paired `id` with `partner`, who waits on another process: ask its hub.
-    pub(super) fn propose(&mut self, id: ConnId, partner: ConnId) {
+    /// The matchmaker paired `id` with `partner`, who waits on another process, sharing the
+    /// interests `common`: ask its hub.
+    pub(super) fn propose(&mut self, id: ConnId, partner: ConnId, common: Vec<String>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -65,6 +66,7 @@ impl Hub {
                 from: id.rid(),
                 visitor: who.visitor.as_i64(),
                 address: who.address.as_i64(),
+                common,
             },
         );
     }
@@ -108,20 +110,24 @@ impl Hub {
                 from,
                 visitor,
                 address,
+                common,
             } => self.on_pair(
                 ConnId::from_rid(to),
                 ConnId::from_rid(from),
                 who(visitor, address),
+                common,
             ),
             Envelope::Accept {
                 to,
                 from,
                 visitor,
                 address,
+                common,
             } => self.on_accept(
                 ConnId::from_rid(to),
                 ConnId::from_rid(from),
                 who(visitor, address),
+                common,
             ),
             Envelope::Refuse { to, from } => {
                 let (id, partner) = (ConnId::from_rid(to), ConnId::from_rid(from));
@@ -185,7 +191,7 @@ impl Hub {
     }
 
     /// `from`, on another process, was paired with `to`, who waits here.
-    fn on_pair(&mut self, to: ConnId, from: ConnId, visitor: Who) {
+    fn on_pair(&mut self, to: ConnId, from: ConnId, visitor: Who, common: Vec<String>) {
         let node = node_of(from.rid());
         match self.state(to) {
             Some(State::Requested | State::Waiting) => {}
@@ -212,12 +218,14 @@ impl Hub {
                 from: to.rid(),
                 visitor: mine.visitor.as_i64(),
                 address: mine.address.as_i64(),
+                common: common.clone(),
             },
         );
-        self.chat_remotely(to, from, visitor, outbox);
+        self.chat_remotely(to, from, visitor, outbox, common);
     }
 
-    fn on_accept(&mut self, to: ConnId, from: ConnId, visitor: Who) {
+    /// `from` still waited for `to`: they share `common` (as the proposal said).
+    fn on_accept(&mut self, to: ConnId, from: ConnId, visitor: Who, common: Vec<String>) {
         if self.state(to) != Some(State::Pairing(from)) {
             // `to` left or gave up meanwhile: `from`'s side of the chat ends too.
             self.tell_gone(from, to, Departure::Lost);
@@ -228,7 +236,7 @@ impl Hub {
             return;
         };
         self.metrics.paired();
-        self.chat_remotely(to, from, visitor, outbox);
+        self.chat_remotely(to, from, visitor, outbox, common);
     }
 
     fn chat_remotely(
@@ -237,11 +245,13 @@ impl Hub {
         partner: ConnId,
         visitor: Who,
         outbox: link::OutboxSender,
+        common: Vec<String>,
     ) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let link = link::remote(cluster.link(me, outbox, partner), partner, visitor);
+        let link = link::remote(cluster.link(me, outbox, partner), partner, visitor)
+            .with_common(common.into());
         self.remote.insert(
             me,
             Partner {

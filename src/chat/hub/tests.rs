@@ -45,7 +45,7 @@ impl Setup {
     }
 
     async fn request(&self, s: &FakeSession) {
-        self.hub.request(s.id).expect("hub");
+        self.hub.request(s.id, Default::default()).expect("hub");
     }
 
     /// The session vanished (as a broken connection reports it).
@@ -206,7 +206,7 @@ async fn requests_are_answered_unavailable_when_the_database_is_unreachable() {
         Duration::from_secs(60),
     );
     let s = arrive(&hub, 8).await;
-    hub.request(s.id).expect("hub");
+    hub.request(s.id, Default::default()).expect("hub");
     assert!(matches!(
         next_non_online(&s.outbox).await,
         Outbound::Frame(f) if f.contains(r#""unavailable""#)

@@ -2,10 +2,12 @@
 //! dedicated thread (never an async worker). Operations arrive in order on one queue; whatever
 //! has queued up is applied in a single transaction, so pairing costs one commit per batch.
 //! On MySQL, `SKIP LOCKED` lets several server processes match against the same rows. What a
-//! request avoids (and when it stops minding) is `preferences`.
+//! request avoids (and when it stops minding) is `preferences`; who suits whom (interests,
+//! language, fallback) is `suits`.
 
 pub mod plan;
 pub mod preferences;
+pub mod suits;
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
@@ -22,6 +24,7 @@ use crate::db::queries::{Read, QUEUE_START};
 use crate::db::{self, queries, DbConn, DbPool};
 use crate::metrics::Metrics;
 use diesel::r2d2;
+use suits::Wish;
 
 /// Most operations applied in one transaction.
 const MAX_BATCH: usize = 512;
@@ -66,6 +69,8 @@ pub struct Ask {
     pub avoid: Vec<VisitorKey>,
     /// Not to be paired with its own visitor either (another tab of the same browser).
     pub avoid_self: bool,
+    /// What it asks of a partner (interests, language) and when it stops minding.
+    pub wish: Wish,
 }
 
 impl Ask {
@@ -110,17 +115,19 @@ impl Op {
 }
 
 /// What became of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Paired {
         partner: ConnId,
+        /// The interests both gave (empty when paired at random).
+        common: Vec<String>,
     },
     Waiting,
     /// The database did not answer; nothing was written.
     Unavailable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The answer to `Op::Request` (or to an `Op::Rematch` that paired).
     Request { conn: ConnId, outcome: Outcome },
@@ -315,10 +322,7 @@ impl Worker {
     /// The first queue place for the chats of the next batch: the time in microseconds, kept
     /// increasing when the clock is not.
     fn tickets(&self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        now.max(self.last_ticket + 1)
+        now_micros().max(self.last_ticket + 1)
     }
 
     fn apply(&mut self, batch: &[Op]) -> Vec<Decision> {
@@ -360,7 +364,7 @@ impl Worker {
                     Some(open),
                     claimable.as_ref(),
                     node,
-                    first_ticket,
+                    (first_ticket, first_ticket),
                     batch,
                 )
             });
@@ -471,26 +475,36 @@ fn recheck_in(
         Some(open) => queries::chained_transaction(db, open, peek)?,
         None => peek(db)?,
     };
+    let now = now_micros();
+    let wishes: Vec<Wish> = committed.iter().map(Wish::of).collect();
     pending.retain(|ask| {
         let avoid = ask.avoided();
         let rid = ask.id.rid();
+        let meetable = committed.iter().zip(&wishes).filter(|(w, _)| {
+            w.chat != rid && !avoid.contains(&w.visitor) && plan::may_claim(claimable, w.chat)
+        });
         committed.iter().any(|w| w.chat == rid)
-            && committed.iter().any(|w| {
-                w.chat != rid && !avoid.contains(&w.visitor) && plan::may_claim(claimable, w.chat)
-            })
+            && suits::choose(&ask.wish, now, meetable.map(|(_, wish)| wish)).is_some()
     });
     if pending.is_empty() {
         return Ok(Vec::new());
     }
     let ops: Vec<Op> = pending.iter().cloned().map(Op::Rematch).collect();
     // A rematch never opens a chat: no queue places are handed out.
-    let decisions = apply_in(db, open, claimable, node, 0, &ops)?.decisions;
+    let decisions = apply_in(db, open, claimable, node, (0, now), &ops)?.decisions;
     pending.retain(|ask| {
         !decisions
             .iter()
             .any(|d| matches!(d, Decision::Request { conn, .. } if *conn == ask.id))
     });
     Ok(decisions)
+}
+
+/// The time in microseconds since the Unix epoch: the clock of queue places and fallback times.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// A random pause of a few milliseconds, so that two matchmakers waiting on each other's rows
@@ -525,28 +539,30 @@ pub struct Applied {
 
 /// Applies `batch` in one write transaction, all of it or none: reads the waiting chats it
 /// needs, decides in memory (`plan`), and writes in at most four statements. The chats it opens
-/// take the queue places from `first_ticket` on; its rows name `node` as their process.
+/// take the queue places from `first_ticket` on, which is also the time it decides at (whose
+/// fallback time has come); its rows name `node` as their process.
 pub fn apply_batch(
     db: &mut DbConn,
     node: i64,
     first_ticket: i64,
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
-    apply_in(db, None, None, node, first_ticket, batch)
+    apply_in(db, None, None, node, (first_ticket, first_ticket), batch)
 }
 
-/// `apply_batch` in a transaction chained to the connection's last when `open` is given.
+/// `apply_batch` in a transaction chained to the connection's last when `open` is given;
+/// `(first_ticket, now)`.
 fn apply_in(
     db: &mut DbConn,
     open: Option<&mut bool>,
     claimable: Option<&Claimable>,
     node: i64,
-    first_ticket: i64,
+    (first_ticket, now): (i64, i64),
     batch: &[Op],
 ) -> anyhow::Result<Applied> {
     let run = |db: &mut DbConn| {
         let mut queue = plan::Stored { db, claimable };
-        let planned = plan::plan(&mut queue, node, first_ticket, batch)?;
+        let planned = plan::plan(&mut queue, node, first_ticket, now, batch)?;
         planned.writes.write(db)?;
         Ok(planned)
     };
@@ -562,7 +578,8 @@ fn apply_in(
 }
 
 /// What `apply_batch` must come to: each operation applied on its own, a few statements each,
-/// in one transaction. The reference the batch is tested against.
+/// in one transaction (deciding at `first_ticket`, as `apply_batch`). The reference the batch
+/// is tested against.
 pub fn apply_one_by_one(
     pool: &DbPool,
     node: i64,
@@ -573,25 +590,46 @@ pub fn apply_one_by_one(
     let decisions = queries::write_transaction(&mut db, |db| {
         let mut decisions = Vec::new();
         let mut ticket = first_ticket;
+        let now = first_ticket;
         for op in batch {
             match op {
                 Op::Request(ask) => {
-                    let requested =
-                        queries::request_one(db, member(ask, node), ticket, &ask.avoided())?;
-                    if requested == queries::Requested::Waiting {
-                        ticket += 1;
-                    }
+                    let outcome = match one_choice(db, ask, now)? {
+                        Some(found) => {
+                            queries::join(db, member(ask, node), found.chat)?;
+                            paired(ask, &found)
+                        }
+                        None => {
+                            let (interests, lang, fallback_at) = ask.wish.columns();
+                            let chat = queries::NewChat {
+                                id: ask.id.rid(),
+                                is_completed: false,
+                                queued: ticket,
+                                visitor: ask.visitor.as_i64(),
+                                interests,
+                                lang,
+                                fallback_at,
+                            };
+                            queries::open(db, member(ask, node), chat)?;
+                            ticket += 1;
+                            Outcome::Waiting
+                        }
+                    };
                     decisions.push(Decision::Request {
                         conn: ask.id,
-                        outcome: outcome(requested),
+                        outcome,
                     });
                 }
                 Op::Rematch(ask) => {
-                    let rematched = queries::rematch_one(db, member(ask, node), &ask.avoided())?;
-                    if let Outcome::Paired { partner } = outcome(rematched) {
+                    if queries::waiting_among(db, &[ask.id.rid()])?.is_empty() {
+                        continue;
+                    }
+                    if let Some(found) = one_choice(db, ask, now)? {
+                        queries::leave(db, ask.id.rid())?;
+                        queries::join(db, member(ask, node), found.chat)?;
                         decisions.push(Decision::Request {
                             conn: ask.id,
-                            outcome: Outcome::Paired { partner },
+                            outcome: paired(ask, &found),
                         });
                     }
                 }
@@ -615,11 +653,22 @@ fn member(ask: &Ask, node: i64) -> queries::Member {
     }
 }
 
-fn outcome(requested: queries::Requested) -> Outcome {
-    match requested {
-        queries::Requested::Paired { partner } => Outcome::Paired {
-            partner: ConnId::from_rid(partner),
-        },
-        queries::Requested::Waiting => Outcome::Waiting,
+/// The waiting chat `ask` joins at `now`, read from every waiting chat (`suits::choose`).
+fn one_choice(
+    db: &mut DbConn,
+    ask: &Ask,
+    now: i64,
+) -> diesel::QueryResult<Option<queries::Waiting>> {
+    let avoid = ask.avoided();
+    let mut meetable = queries::all_waiting(db)?;
+    meetable.retain(|w| w.chat != ask.id.rid() && !avoid.contains(&w.visitor));
+    let wishes: Vec<Wish> = meetable.iter().map(Wish::of).collect();
+    Ok(suits::choose(&ask.wish, now, &wishes).map(|i| meetable.swap_remove(i)))
+}
+
+fn paired(ask: &Ask, found: &queries::Waiting) -> Outcome {
+    Outcome::Paired {
+        partner: ConnId::from_rid(found.rid()),
+        common: ask.wish.common(&Wish::of(found)),
     }
 }

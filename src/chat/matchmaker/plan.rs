@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::QueryResult;
 
+use super::suits::{self, Wish};
 use super::{Ask, Claimable, Decision, Op, Outcome};
 use crate::chat::ids::ConnId;
 use crate::db::queries::{self, Member, NewChat, Read, Waiting, QUEUE_START};
@@ -115,12 +116,14 @@ pub struct Planned {
     pub tickets_used: i64,
 }
 
-/// Decides `batch` over `queue` for a matchmaker of `node`; the chats it opens take the queue
-/// places `first_ticket`, `first_ticket + 1`, … in order.
+/// Decides `batch` over `queue` for a matchmaker of `node` at `now` (microseconds since the
+/// epoch: whose fallback time has come); the chats it opens take the queue places
+/// `first_ticket`, `first_ticket + 1`, … in order.
 pub fn plan(
     queue: &mut impl Queue,
     node: i64,
     first_ticket: i64,
+    now: i64,
     batch: &[Op],
 ) -> QueryResult<Planned> {
     let wanted: usize = batch
@@ -133,6 +136,7 @@ pub fn plan(
     let mut planner = Planner {
         queue,
         node,
+        now,
         next_ticket: first_ticket,
         page: wanted.clamp(1, MAX_PAGE),
         chats: HashMap::new(),
@@ -155,10 +159,10 @@ pub fn plan(
                 });
             }
             Op::Rematch(ask) => {
-                if let Some(partner) = planner.rematch(ask)? {
+                if let Some(outcome) = planner.rematch(ask)? {
                     decisions.push(Decision::Request {
                         conn: ask.id,
-                        outcome: Outcome::Paired { partner },
+                        outcome,
                     });
                 }
             }
@@ -184,11 +188,15 @@ struct Chat {
     completed: bool,
     /// `(rid, visitor, already stored)`.
     members: Vec<(i64, i64, bool)>,
+    /// What its opener asks of a partner.
+    wish: Wish,
 }
 
 struct Planner<'q, Q> {
     queue: &'q mut Q,
     node: i64,
+    /// The batch's clock, for fallback times.
+    now: i64,
     next_ticket: i64,
     /// How many waiting chats the next read asks for.
     page: usize,
@@ -221,6 +229,7 @@ impl<Q: Queue> Planner<'_, Q> {
             }
             self.waiting.insert(w.key(), w.chat);
             self.member_of.insert(w.rid(), w.chat);
+            let wish = Wish::of(&w);
             self.chats.insert(
                 w.chat,
                 Chat {
@@ -228,6 +237,7 @@ impl<Q: Queue> Planner<'_, Q> {
                     queued: w.queued,
                     completed: false,
                     members: vec![(w.rid(), w.visitor, true)],
+                    wish,
                 },
             );
         }
@@ -244,44 +254,58 @@ impl<Q: Queue> Planner<'_, Q> {
         Ok(())
     }
 
-    /// The oldest waiting chat that `rid` may join: not its own, nobody in `avoid` in it.
-    fn first(&mut self, rid: i64, avoid: &[i64]) -> QueryResult<Option<i64>> {
+    /// The waiting chat `rid` (who wants `wish`) joins, by the rule of `suits`: the oldest it
+    /// may meet (not its own, nobody in `avoid` in it) that suits it, or the lone one.
+    fn first(&mut self, rid: i64, avoid: &[i64], wish: &Wish) -> QueryResult<Option<i64>> {
         loop {
+            let mut count = 0;
+            let mut lone = None;
             for (&key, &chat) in &self.waiting {
                 if !self.exhausted && key > self.read_to {
                     break; // stored chats older than this one may be unread
                 }
-                let visitor = self.chats.get(&chat).map(|c| c.members[0].1);
-                if chat != rid
-                    && visitor.is_some_and(|v| !avoid.contains(&v))
-                    && self.queue.may_join(chat)
-                {
+                let Some(c) = self.chats.get(&chat) else {
+                    continue;
+                };
+                if chat == rid || avoid.contains(&c.members[0].1) || !self.queue.may_join(chat) {
+                    continue;
+                }
+                if suits::suit(wish, &c.wish, self.now) {
                     return Ok(Some(chat));
                 }
+                count += 1;
+                lone.get_or_insert((chat, &c.wish));
             }
             if self.exhausted {
-                return Ok(None);
+                let only = lone.map(|(_, w)| w);
+                let takes = suits::takes_the_lone(wish, count, only, self.now);
+                return Ok(lone.filter(|_| takes).map(|(chat, _)| chat));
             }
             self.read_more()?;
         }
     }
 
-    /// `rid` joins the waiting chat `chat`; returns who waited in it.
-    fn join(&mut self, chat: i64, rid: i64, visitor: i64) -> Option<ConnId> {
+    /// `rid` (who wants `wish`) joins the waiting chat `chat`; returns who waited in it and the
+    /// interests they share.
+    fn join(&mut self, chat: i64, rid: i64, visitor: i64, wish: &Wish) -> Option<Outcome> {
         let c = self.chats.get_mut(&chat)?;
         self.waiting.remove(&(c.queued, chat));
         c.completed = true;
         let partner = c.members[0].0;
         c.members.push((rid, visitor, false));
+        let common = wish.common(&c.wish);
         self.member_of.insert(rid, chat);
-        Some(ConnId::from_rid(partner))
+        Some(Outcome::Paired {
+            partner: ConnId::from_rid(partner),
+            common,
+        })
     }
 
     fn request(&mut self, ask: &Ask) -> QueryResult<Outcome> {
         let (rid, visitor) = (ask.id.rid(), ask.visitor.as_i64());
-        if let Some(chat) = self.first(rid, &ask.avoided())? {
-            if let Some(partner) = self.join(chat, rid, visitor) {
-                return Ok(Outcome::Paired { partner });
+        if let Some(chat) = self.first(rid, &ask.avoided(), &ask.wish)? {
+            if let Some(paired) = self.join(chat, rid, visitor, &ask.wish) {
+                return Ok(paired);
             }
         }
         let queued = self.next_ticket;
@@ -296,13 +320,14 @@ impl<Q: Queue> Planner<'_, Q> {
                 queued,
                 completed: false,
                 members: vec![(rid, visitor, false)],
+                wish: ask.wish.clone(),
             },
         );
         Ok(Outcome::Waiting)
     }
 
-    /// Moves `ask`, waiting alone in its own chat, to the oldest other chat it may join.
-    fn rematch(&mut self, ask: &Ask) -> QueryResult<Option<ConnId>> {
+    /// Moves `ask`, waiting alone in its own chat, to the chat it would join now (`first`).
+    fn rematch(&mut self, ask: &Ask) -> QueryResult<Option<Outcome>> {
         let (rid, visitor) = (ask.id.rid(), ask.visitor.as_i64());
         if !self.member_of.contains_key(&rid) && !self.exhausted {
             let own = self.queue.among(&[rid])?;
@@ -314,11 +339,11 @@ impl<Q: Queue> Planner<'_, Q> {
             return Ok(None);
         }
         let avoid = ask.avoided();
-        let Some(chat) = self.first(rid, &avoid)? else {
+        let Some(chat) = self.first(rid, &avoid, &ask.wish)? else {
             return Ok(None);
         };
         self.leave(rid);
-        Ok(self.join(chat, rid, visitor))
+        Ok(self.join(chat, rid, visitor, &ask.wish))
     }
 
     /// `rid`'s chat goes, with everyone in it.
@@ -353,12 +378,18 @@ impl<Q: Queue> Planner<'_, Q> {
             match chat.origin {
                 Origin::Stored if chat.completed => writes.complete.push(id),
                 Origin::Stored => {}
-                Origin::New => writes.chats.push(NewChat {
-                    id,
-                    is_completed: chat.completed,
-                    queued: chat.queued,
-                    visitor: chat.members[0].1,
-                }),
+                Origin::New => {
+                    let (interests, lang, fallback_at) = chat.wish.columns();
+                    writes.chats.push(NewChat {
+                        id,
+                        is_completed: chat.completed,
+                        queued: chat.queued,
+                        visitor: chat.members[0].1,
+                        interests,
+                        lang,
+                        fallback_at,
+                    });
+                }
             }
             let fresh = chat.members.iter().filter(|(_, _, stored)| !stored);
             writes

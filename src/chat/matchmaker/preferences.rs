@@ -1,33 +1,83 @@
 //! Who a visitor would rather not meet, and when to stop minding: the stranger it just left
-//! (for the rematch cooldown), and, for a visitor known by its page token, its own other tabs.
+//! (for the rematch cooldown), and, for a visitor known by its page token, its own other tabs;
+//! and what it asks of a partner (interests, a language: its `Wish`) until its fallback time.
 //! A visitor told to wait while it avoids someone is asked again with nothing avoided once the
-//! reason has run out ("relax"): the mechanism that interests will use too.
+//! reason has run out ("relax"); one told to wait for a common interest is asked again when its
+//! fallback time comes, which the matchmaker then sees as come.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::Ask;
+use super::suits::Wish;
+use super::{now_micros, Ask};
 use crate::chat::ids::{ConnId, VisitorKey};
+use crate::chat::wants::Wants;
+
+/// How long after its fallback time a waiting visitor is asked again: the matchmaker's clock
+/// (the wall clock) must have passed it too.
+const FALLBACK_MARGIN: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
 pub struct Preferences {
     cooldown: Duration,
+    /// How long a visitor with interests or a language waits for a match before taking anyone.
+    fallback: Duration,
     /// Everyone each visitor talked to within the cooldown, and until when they avoid each
     /// other. Kept on both sides, so whichever of two asks, it avoids the other.
     recent: HashMap<VisitorKey, Vec<(VisitorKey, Instant)>>,
-    /// Connections told to wait while avoiding someone: when to ask again with nobody avoided.
-    relax: HashMap<ConnId, (VisitorKey, Instant)>,
+    /// Connections told to wait while avoiding someone or wishing for a match: when to ask
+    /// again.
+    relax: HashMap<ConnId, Relax>,
+    /// What each connection with a request asks of a partner, and when it stops minding (only
+    /// those that ask for something).
+    wishes: HashMap<ConnId, (Wish, Option<Instant>)>,
+}
+
+/// When a waiting connection is asked again.
+#[derive(Debug)]
+struct Relax {
+    visitor: VisitorKey,
+    /// When it stops avoiding anyone (the cooldown, its own tabs).
+    avoids_until: Option<Instant>,
+    /// Its fallback time.
+    fallback: Option<Instant>,
+    /// It avoids nobody any more.
+    avoids_nobody: bool,
 }
 
 impl Preferences {
     /// Two visitors who just talked are not paired again for `cooldown` while anyone else is
-    /// waiting.
-    pub fn new(cooldown: Duration) -> Self {
+    /// waiting; a visitor with interests or a language takes anyone after `fallback`.
+    pub fn new(cooldown: Duration, fallback: Duration) -> Self {
         Preferences {
             cooldown,
+            fallback,
             recent: HashMap::new(),
             relax: HashMap::new(),
+            wishes: HashMap::new(),
         }
+    }
+
+    /// `id` asks for a partner afresh, wanting `wants`: its fallback time starts now.
+    pub fn want(&mut self, id: ConnId, wants: &Wants, now: Instant) {
+        if !wants.is_choosy() {
+            self.wishes.remove(&id);
+            return;
+        }
+        let micros = i64::try_from(self.fallback.as_micros()).unwrap_or(i64::MAX);
+        let wish = Wish::new(wants, now_micros(), micros);
+        let due = wants
+            .fallback
+            .then(|| now.checked_add(self.fallback + FALLBACK_MARGIN))
+            .flatten();
+        self.wishes.insert(id, (wish, due));
+    }
+
+    fn wish(&self, id: ConnId) -> Wish {
+        self.wishes
+            .get(&id)
+            .map(|(wish, _)| wish.clone())
+            .unwrap_or_default()
     }
 
     /// The visitors `visitor` still keeps apart from at `now`, and until when the last of
@@ -57,21 +107,37 @@ impl Preferences {
             visitor,
             avoid: self.avoiding(visitor, now).0,
             avoid_self: visitor.is_named(),
+            wish: self.wish(id),
         }
     }
 
     /// `id` was told to wait: if it avoids anyone, it is asked again with nobody avoided once
     /// that runs out. A named visitor also waits apart from its own other tabs, for as long as
-    /// it would keep apart from a stranger just left.
+    /// it would keep apart from a stranger just left. One that wishes for a match is asked
+    /// again when its fallback time comes.
     pub fn waiting(&mut self, id: ConnId, visitor: VisitorKey, now: Instant) {
-        let at = self
+        let avoids_until = self
             .avoiding(visitor, now)
             .1
             .or_else(|| visitor.is_named().then(|| now + self.cooldown));
-        match at {
-            Some(at) => self.relax.insert(id, (visitor, at)),
-            None => self.relax.remove(&id),
-        };
+        let fallback = self
+            .wishes
+            .get(&id)
+            .and_then(|(_, due)| *due)
+            .filter(|due| *due > now);
+        if avoids_until.is_none() && fallback.is_none() {
+            self.relax.remove(&id);
+            return;
+        }
+        self.relax.insert(
+            id,
+            Relax {
+                visitor,
+                avoids_until,
+                fallback,
+                avoids_nobody: false,
+            },
+        );
     }
 
     /// `a` and `b` just stopped talking: they avoid each other for the cooldown. Two
@@ -88,31 +154,52 @@ impl Preferences {
         }
     }
 
-    /// `id` is gone: nothing more to ask for it.
+    /// `id` is gone, or paired: nothing more to ask for it.
     pub fn forget(&mut self, id: ConnId) {
         self.relax.remove(&id);
+        self.wishes.remove(&id);
     }
 
     /// Forgets cooldowns that have run out; returns the relaxed requests now due (the caller
-    /// submits those whose connection still waits).
+    /// submits those whose connection still waits): with nobody avoided once what it avoided
+    /// has run out, and at its fallback time (which its wish says has come).
     pub fn due(&mut self, now: Instant) -> Vec<Ask> {
         self.recent.retain(|_, met| {
             met.retain(|(_, until)| *until > now);
             !met.is_empty()
         });
         let mut due = Vec::new();
-        self.relax.retain(|&id, &mut (visitor, at)| {
-            if at > now {
-                return true;
+        let mut fired = Vec::new();
+        self.relax.retain(|&id, relax| {
+            let mut now_due = false;
+            if relax.avoids_until.is_some_and(|at| at <= now) {
+                relax.avoids_until = None;
+                relax.avoids_nobody = true;
+                now_due = true;
             }
-            due.push(Ask {
-                id,
-                visitor,
-                avoid: Vec::new(),
-                avoid_self: false,
-            });
-            false
+            if relax.fallback.is_some_and(|at| at <= now) {
+                relax.fallback = None;
+                now_due = true;
+            }
+            if now_due {
+                fired.push((id, relax.visitor, relax.avoids_nobody));
+            }
+            relax.avoids_until.is_some() || relax.fallback.is_some()
         });
+        for (id, visitor, avoids_nobody) in fired {
+            let ask = if avoids_nobody {
+                Ask {
+                    id,
+                    visitor,
+                    avoid: Vec::new(),
+                    avoid_self: false,
+                    wish: self.wish(id),
+                }
+            } else {
+                self.again(id, visitor, now)
+            };
+            due.push(ask);
+        }
         due
     }
 }
@@ -127,7 +214,7 @@ mod tests {
         let t0 = Instant::now();
         let ids = ConnIds::with_node(5);
         let (a, b) = (VisitorKey::address(10), VisitorKey::address(20));
-        let mut prefs = Preferences::new(Duration::from_secs(15));
+        let mut prefs = Preferences::new(Duration::from_secs(15), Duration::from_secs(10));
         prefs.parted(a, b, t0);
         let id = ids.next();
         let ask = prefs.ask(id, a, t0 + Duration::from_secs(1));
@@ -153,7 +240,7 @@ mod tests {
             VisitorKey::address(20),
             VisitorKey::address(30),
         );
-        let mut prefs = Preferences::new(Duration::from_secs(15));
+        let mut prefs = Preferences::new(Duration::from_secs(15), Duration::from_secs(10));
         prefs.parted(alice, bob, t0);
         prefs.parted(alice, carol, t0 + Duration::from_secs(5));
         let later = t0 + Duration::from_secs(6);
@@ -178,7 +265,7 @@ mod tests {
         let t0 = Instant::now();
         let ids = ConnIds::with_node(6);
         let named = VisitorKey::named(7);
-        let mut prefs = Preferences::new(Duration::from_secs(15));
+        let mut prefs = Preferences::new(Duration::from_secs(15), Duration::from_secs(10));
         let id = ids.next();
         assert!(prefs.ask(id, named, t0).avoid_self);
         prefs.waiting(id, named, t0);

@@ -1,0 +1,1 @@
+ALTER TABLE chat DROP COLUMN fallback_at, DROP COLUMN lang, DROP COLUMN interests;

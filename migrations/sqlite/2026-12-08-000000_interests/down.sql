@@ -1,0 +1,3 @@
+ALTER TABLE chat DROP COLUMN fallback_at;
+ALTER TABLE chat DROP COLUMN lang;
+ALTER TABLE chat DROP COLUMN interests;
