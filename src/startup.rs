@@ -175,6 +175,7 @@ impl Application {
             ids,
             sharing,
             settings.rematch_cooldown,
+            settings.resume_grace,
             metrics,
             cluster,
         );

@@ -10,4 +10,5 @@ pub mod limits;
 pub mod link;
 pub mod matchmaker;
 pub mod protocol;
+pub mod resume;
 pub mod session;

@@ -138,7 +138,7 @@ const SETTINGS: &[Setting] = &[
         "--client-timeout-secs",
         "PAIRCHAT_CLIENT_TIMEOUT_SECS",
         "3",
-        &[&["--heartbeat-secs", "1"]],
+        &[&["--heartbeat-secs", "1", "--resume-grace-secs", "0"]],
         drops_a_client_that_does_not_answer,
     ),
     row(
@@ -182,6 +182,13 @@ const SETTINGS: &[Setting] = &[
         "0",
         &[],
         pairs_two_who_just_talked_again_at_once,
+    ),
+    row(
+        "--resume-grace-secs",
+        "PAIRCHAT_RESUME_GRACE_SECS",
+        "1",
+        &[],
+        holds_a_broken_chat_that_long,
     ),
     row(
         "--allowed-origins",
@@ -939,6 +946,22 @@ fn pairs_two_who_just_talked_again_at_once(
         let _b2 = Client::arrive(&url("bob"), "waiting").await;
         // With the default cooldown alice would wait too.
         let _a2 = Client::arrive(&url("alice"), "response").await;
+    })
+}
+
+fn holds_a_broken_chat_that_long(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let a = Client::arrive(&url, "waiting").await;
+        let mut b = Client::arrive(&url, "response").await;
+        crate::resume::break_connection(a, false);
+        b.expect_type("partner_away").await;
+        // Not resumed: lost after a second (the default, 15 s, would outlast PATIENCE).
+        let closed = b.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1000, "partner lost")
+        );
     })
 }
 

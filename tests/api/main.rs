@@ -34,5 +34,6 @@ mod pairing;
 mod process;
 mod proxy;
 mod reports;
+mod resume;
 mod schema;
 mod storage;
