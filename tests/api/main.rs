@@ -11,6 +11,7 @@ mod batch;
 mod browser;
 mod browser_admin;
 mod browser_report;
+mod browser_resume;
 mod browser_ui;
 mod challenge;
 mod cli;
