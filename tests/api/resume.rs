@@ -244,7 +244,7 @@ async fn both_away_at_once_both_resume_and_nothing_is_lost() {
         let at = |pred: &dyn Fn(&Value) -> bool| {
             frames
                 .iter()
-                .position(|f| pred(f))
+                .position(pred)
                 .unwrap_or_else(|| panic!("missing in {frames:?}"))
         };
         let back = at(&|f| f["type"] == "partner_back");
