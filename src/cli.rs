@@ -216,6 +216,11 @@ pub struct ServeArgs {
     /// before it is paired with anyone, unless it asked not to be (0: at once).
     #[arg(long, env = "PAIRCHAT_INTEREST_FALLBACK_SECS", default_value_t = DEFAULT_INTEREST_FALLBACK_SECS)]
     pub interest_fallback_secs: u64,
+    /// Seconds a chat is held for a visitor whose connection broke without a close (its
+    /// partner is told `partner_away`), for its page to resume it on a new connection
+    /// (`/ws?resume=`); 0: not held (the partner is told `partner lost` at once).
+    #[arg(long, env = "PAIRCHAT_RESUME_GRACE_SECS", default_value_t = DEFAULT_RESUME_GRACE_SECS)]
+    pub resume_grace_secs: u64,
     /// Seconds shutdown waits for connections to close before exiting anyway (at least 1).
     #[arg(long, env = "PAIRCHAT_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS, value_parser = positive::<u64>)]
     pub shutdown_timeout_secs: u64,
@@ -308,6 +313,7 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies.clone(),
             rematch_cooldown: Duration::from_secs(self.rematch_cooldown_secs),
             interest_fallback: Duration::from_secs(self.interest_fallback_secs),
+            resume_grace: Duration::from_secs(self.resume_grace_secs),
             allowed_origins: self.allowed_origins.clone(),
             public_origin: self.public_origin.clone(),
             assets_dir: self.assets_dir.clone(),

@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 0;
 pub const DEFAULT_REMATCH_COOLDOWN_SECS: u64 = 15;
 /// Seconds a visitor with interests (or a language) waits for a match before taking anyone.
 pub const DEFAULT_INTEREST_FALLBACK_SECS: u64 = 10;
+/// How long a chat is held for a visitor whose connection broke: long enough for a page to
+/// notice and reconnect through a short outage (a Wi-Fi hand-over, a proxy restart).
+pub const DEFAULT_RESUME_GRACE_SECS: u64 = 15;
 pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 2_000;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Smallest `--max-frame-bytes`: room for any chat frame the page sends.
@@ -93,6 +96,9 @@ pub struct Settings {
     pub rematch_cooldown: Duration,
     /// How long a visitor with interests or a language waits for a match before taking anyone.
     pub interest_fallback: Duration,
+    /// How long a chat is held for a visitor whose connection broke without a close, for it
+    /// to resume (`/ws?resume=`); zero: not at all (the partner is told `partner lost`).
+    pub resume_grace: Duration,
     /// The key file of the visitor hash; `None`: a random key for this process only.
     pub secret_key_file: Option<PathBuf>,
     /// Serve even though another live server uses the database (its rows are cleared).
@@ -126,6 +132,7 @@ impl Settings {
             assets_dir: None,
             rematch_cooldown: Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             interest_fallback: Duration::from_secs(DEFAULT_INTEREST_FALLBACK_SECS),
+            resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
             secret_key_file: None,
             force: false,
             challenge: ChallengeConfig {

@@ -50,7 +50,7 @@ pub const ERROR_CODES: [&str; 23] = [
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none
 /// of its own, what the client did.
-pub const CLOSE_REASONS: [&str; 14] = [
+pub const CLOSE_REASONS: [&str; 15] = [
     "client closed",
     "connection lost",
     "no heartbeat",
@@ -65,6 +65,7 @@ pub const CLOSE_REASONS: [&str; 14] = [
     "rate limit exceeded",
     "bye",
     "reported",
+    "resumed elsewhere",
 ];
 
 /// Report reasons (`moderation::reports::Reason`).

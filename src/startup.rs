@@ -178,6 +178,7 @@ impl Application {
                 rematch_cooldown: settings.rematch_cooldown,
                 interest_fallback: settings.interest_fallback,
             },
+            settings.resume_grace,
             metrics,
             cluster,
         );

@@ -56,6 +56,7 @@
 import { payloadOf, solve } from './altcha.js';
 import { attachInterests, foundText, renderInterests } from './interests.js';
 import { createMachine } from './state.js';
+import { createResumer, withResume } from './resume.js';
 import {
   charCount,
   closeNotice,
@@ -411,6 +412,11 @@ export function mount(options) {
   let retryAttempt = 0;
   let retryAt = 0;
   let retryTimer = null;
+  /** The chat's resume token and the attempts after a drop (see resume.js). */
+  const resumer = createResumer();
+  let resumeTimer = null;
+  /** Our message whose receipt may have been lost with a dropped socket: { text, li }. */
+  let unconfirmed = null;
   /** The challenge being solved: { stop() }, or null. */
   let solver = null;
   let destroyed = false;
@@ -948,6 +954,8 @@ export function mount(options) {
   function finish({ code, reason, byUs, everOpened, timedOut = false }) {
     const c = conn;
     conn = null;
+    if (machine.state === 'chat' && !byUs && dropped(c, code)) return;
+    stopResuming();
     // Ours, or one that never answered: never left open behind us.
     if (c && c.ws && c.ws.readyState < 2) {
       try {
@@ -971,6 +979,79 @@ export function mount(options) {
     } else {
       machine.send('close');
     }
+  }
+
+  /**
+   * The chat's socket closed without an end (no close frame, or the server restarting), or an
+   * attempt to resume failed: try (again) to resume, keeping the chat on screen. Returns false
+   * when the chat is over instead.
+   */
+  function dropped(c, code) {
+    if (c && c.ws && c.ws.readyState < 2) {
+      try {
+        c.ws.close(1000);
+      } catch {
+        /* already closing */
+      }
+    }
+    const attempt = c?.resuming === true;
+    const delay = attempt ? resumer.failed() : resumer.dropped({ code, byUs: false });
+    if (delay === null) {
+      resumer.reset();
+      return false;
+    }
+    if (!attempt) {
+      stopTypingTimers();
+      typingSent = false;
+      setTyping(false);
+      if (pending) {
+        // Its receipt may have gone with the socket: not waited for any more.
+        setStatus(pending.li, 'unconfirmed', t('not-confirmed'));
+        unconfirmed = pending;
+        pending = null;
+        setSending(false);
+      }
+      addSystem('reconnecting', t('resume-reconnecting'));
+    }
+    resumeTimer = win.setTimeout(reconnect, delay);
+    return true;
+  }
+
+  /** Opens a socket that takes the chat up again (/ws?resume=). */
+  function reconnect() {
+    resumeTimer = null;
+    if (destroyed || machine.state !== 'chat') return;
+    const c = { ws: null, everOpened: false, resuming: true };
+    conn = c;
+    try {
+      c.ws = new WS(withResume(withVisitor(wsUrl, visitorToken()), resumer.token));
+    } catch (err) {
+      console.warn('pairchat: cannot open WebSocket', err);
+      finish({ code: 1006, reason: '', byUs: false });
+      return;
+    }
+    c.ws.addEventListener('open', () => {
+      if (conn === c) c.everOpened = true;
+    });
+    c.ws.addEventListener('message', (ev) => {
+      if (conn === c) onFrame(ev.data);
+    });
+    c.ws.addEventListener('close', (ev) => {
+      if (conn === c) finish({ code: ev.code, reason: ev.reason, byUs: c.leaving === true });
+    });
+    c.ws.addEventListener('error', () => {
+      win.setTimeout(() => {
+        if (conn === c && c.ws.readyState === 3) finish({ code: 1006, reason: '', byUs: false });
+      }, 250);
+    });
+    win.setTimeout(() => {
+      if (conn === c && !c.everOpened) finish({ code: 1006, reason: '', byUs: false });
+    }, CONNECT_TIMEOUT_MS);
+  }
+
+  function stopResuming() {
+    if (resumeTimer !== null) win.clearTimeout(resumeTimer);
+    resumeTimer = null;
   }
 
   /**
@@ -1019,6 +1100,8 @@ export function mount(options) {
         ui.messages.replaceChildren();
         ui.input.value = '';
         onComposerChange();
+        resumer.setToken(f.resume);
+        unconfirmed = null;
         machine.send('response');
         addSystem('found', foundText(f.common, tr));
         callAttention(t('badge-new-chat'));
@@ -1030,7 +1113,11 @@ export function mount(options) {
         }
         if (f.from === 'me') {
           if (pending) delivered();
-          else addMessage('me', f.message, 'delivered');
+          else if (unconfirmed && unconfirmed.text === f.message) {
+            // The receipt of the message sent just before the drop: it did arrive.
+            setStatus(unconfirmed.li, 'delivered', '');
+            unconfirmed = null;
+          } else addMessage('me', f.message, 'delivered');
         } else {
           setTyping(false);
           addMessage('guest', f.message);
@@ -1040,6 +1127,20 @@ export function mount(options) {
       }
       case 'typing':
         if (machine.state === 'chat') setTyping(f.typing === true);
+        break;
+      case 'resumed':
+        if (machine.state !== 'chat' || !conn?.resuming) break;
+        conn.resuming = false;
+        resumer.resumed(f.resume);
+        addSystem('reconnected', t('resume-reconnected'));
+        break;
+      case 'partner_away':
+        if (machine.state !== 'chat') break;
+        setTyping(false);
+        addSystem('away', t('resume-partner-away'));
+        break;
+      case 'partner_back':
+        if (machine.state === 'chat') addSystem('back', t('resume-partner-back'));
         break;
       case 'online':
         if (Number.isFinite(f.count) && f.count >= 0) setOnline(Math.floor(f.count));
@@ -1062,6 +1163,21 @@ export function mount(options) {
         }
         const text = errorText(f);
         console.warn('pairchat: server error', f.error, f.detail);
+        if (f.error === 'resume_failed' && conn?.resuming) {
+          // The chat is over on the server's side: close as a lost connection.
+          conn.resuming = false;
+          resumer.reset();
+          finish({ code: 1000, reason: 'partner lost', byUs: false });
+          break;
+        }
+        if (f.error === 'undelivered' && machine.state === 'chat') {
+          if (pending) failPending();
+          else if (unconfirmed) {
+            setStatus(unconfirmed.li, 'failed', t('not-delivered'));
+            unconfirmed = null;
+          }
+          break;
+        }
         if (machine.state === 'chat') {
           refusePending();
           addSystem('error', text);
@@ -1248,6 +1364,7 @@ export function mount(options) {
     /** Closes the socket, removes listeners and the chat DOM. */
     destroy() {
       destroyed = true;
+      stopResuming();
       const c = conn;
       conn = null;
       if (c?.ws) c.ws.close(1000);

@@ -99,6 +99,8 @@ end-confirm = Really?
 send-button = Send
 sending = Sending…
 not-delivered = Not delivered
+# A message sent just before one's own connection dropped: not known to have arrived.
+not-confirmed = Not confirmed
 message-input-label = Message
 message-input-placeholder = Type a message
 # $used and $max: characters in the box and the most a message may have.
@@ -108,6 +110,13 @@ from-stranger = Stranger
 found = Stranger found — say hi!
 # $tags: the interests both gave, comma-separated.
 found-common = Stranger found — say hi! You both like: { $tags }
+
+## Resuming a chat after a dropped connection (assets/js/resume.js)
+
+resume-reconnecting = Connection lost — reconnecting…
+resume-reconnected = Reconnected.
+resume-partner-away = Stranger's connection dropped — waiting for them…
+resume-partner-back = Stranger is back.
 
 ## Interests on the idle view (assets/js/interests.js)
 
@@ -153,7 +162,9 @@ error-empty_message = Empty messages are not sent.
 error-message_too_long = That message is too long; it was not sent.
 error-rate_limited = You are sending too fast; that was not sent. Wait a moment.
 error-unavailable = The server is unavailable right now; please try again shortly.
-error-undelivered = This message could not be delivered: your partner's server cannot be reached.
+error-undelivered = This message could not be delivered: your partner could not be reached.
+error-resume_failed = That chat cannot be resumed (it has ended, or the link was used already).
+error-bad_interests = Interests are up to 5 words or short phrases, each 1 to 32 characters.
 error-bad_report = The report was not accepted.
 error-bad_token = This chat can no longer be reported.
 error-already_reported = You have reported this chat already.

@@ -82,6 +82,7 @@ end-confirm = Точно?
 send-button = Отправить
 sending = Отправка…
 not-delivered = Не доставлено
+not-confirmed = Не подтверждено
 message-input-label = Сообщение
 message-input-placeholder = Напишите сообщение
 counter = { $used } / { $max }
@@ -89,6 +90,13 @@ from-me = Вы
 from-stranger = Собеседник
 found = Собеседник найден — поздоровайтесь!
 found-common = Собеседник найден — поздоровайтесь! Вам обоим нравится: { $tags }
+
+## Возобновление чата после обрыва связи (assets/js/resume.js)
+
+resume-reconnecting = Соединение потеряно — переподключаемся…
+resume-reconnected = Соединение восстановлено.
+resume-partner-away = У собеседника пропала связь — ждём его…
+resume-partner-back = Собеседник вернулся.
 
 ## Интересы (assets/js/interests.js)
 
@@ -129,7 +137,9 @@ error-empty_message = Пустые сообщения не отправляют�
 error-message_too_long = Сообщение слишком длинное и не отправлено.
 error-rate_limited = Вы отправляете слишком быстро; это не отправлено. Подождите немного.
 error-unavailable = Сервер сейчас недоступен; попробуйте чуть позже.
-error-undelivered = Сообщение не доставлено: сервер собеседника недоступен.
+error-undelivered = Сообщение не доставлено: собеседник недоступен.
+error-resume_failed = Этот чат нельзя возобновить (он закончился, или ссылка уже использована).
+error-bad_interests = Интересы — не больше 5 слов или коротких фраз, каждая от 1 до 32 символов.
 error-bad_report = Жалоба не принята.
 error-bad_token = На этот чат больше нельзя пожаловаться.
 error-already_reported = Вы уже пожаловались на этот чат.

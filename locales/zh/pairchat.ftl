@@ -77,6 +77,7 @@ end-confirm = 确定吗？
 send-button = 发送
 sending = 发送中…
 not-delivered = 未送达
+not-confirmed = 未确认
 message-input-label = 消息
 message-input-placeholder = 输入消息
 counter = { $used } / { $max }
@@ -84,6 +85,13 @@ from-me = 你
 from-stranger = 陌生人
 found = 已找到陌生人——打个招呼吧！
 found-common = 已找到陌生人——打个招呼吧！你们都喜欢：{ $tags }
+
+## 断线后恢复聊天（assets/js/resume.js）
+
+resume-reconnecting = 连接已断开——正在重新连接…
+resume-reconnected = 已重新连接。
+resume-partner-away = 陌生人的连接已断开——正在等待对方…
+resume-partner-back = 陌生人回来了。
 
 ## 兴趣（assets/js/interests.js）
 
@@ -120,7 +128,9 @@ error-empty_message = 空消息不会被发送。
 error-message_too_long = 消息太长，未发送。
 error-rate_limited = 你发送得太快了，这条没有发送。请稍等。
 error-unavailable = 服务器暂时不可用，请稍后再试。
-error-undelivered = 消息未能送达：无法连接到对方的服务器。
+error-undelivered = 此消息无法送达：无法联系到对方。
+error-resume_failed = 无法恢复该聊天（聊天已结束，或链接已被使用）。
+error-bad_interests = 兴趣最多 5 个词或短语，每个 1 到 32 个字符。
 error-bad_report = 举报未被接受。
 error-bad_token = 这次聊天已无法再举报。
 error-already_reported = 你已经举报过这次聊天了。

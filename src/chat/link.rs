@@ -14,6 +14,11 @@
 //! caught up. The ordering rule, in one place: every send and every switch of a route holds
 //! that route's lock, and a route opens only while the outbox it bypasses is empty, so no
 //! frame overtakes another and each arrives once.
+//!
+//! A partner who is away (its connection broke; it may resume, see `chat::resume`) is a third
+//! kind (`held`): the sender's session swaps its link for one that holds its messages, without
+//! a receipt, until the partner is back (they go then, and are receipted as they go) or the
+//! chat ends (each is reported `undelivered`).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -22,8 +27,12 @@ use flume::r#async::RecvStream;
 use futures_util::FutureExt;
 
 use super::ids::{ConnId, Who};
+use super::resume::Token;
 use crate::cluster::RemoteLink;
 use crate::moderation::reports::{Line, Transcript};
+
+mod held;
+pub use held::HeldMessage;
 
 /// How a connection ended, as its partner is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +48,17 @@ pub enum Departure {
 pub enum Outbound {
     /// A server frame, already JSON, to write as it is.
     Frame(String),
-    /// Paired: from now on messages go to this partner.
-    Paired(PartnerLink),
+    /// Paired: from now on messages go to this partner. `resume`: this visitor's token for
+    /// the chat (none when the system had no randomness).
+    Paired {
+        link: PartnerLink,
+        resume: Option<Token>,
+    },
+    /// The partner's connection broke: hold what goes to it until it is back or gone.
+    PartnerAway,
+    /// The partner is back: send what was held, over the link it had (`None`) or this one
+    /// (it came back on another process).
+    PartnerBack(Option<PartnerLink>),
     /// The partner is gone: close the socket (1000) saying how.
     PartnerGone(Departure),
 }
@@ -101,6 +119,8 @@ enum Kind {
         mine: usize,
     },
     Remote(Arc<RemoteLink>),
+    /// The partner is away: messages wait here (see `held`).
+    Away(Arc<held::Held>),
 }
 
 impl std::fmt::Debug for PartnerLink {
@@ -192,7 +212,18 @@ impl PartnerLink {
     pub fn remote(&self) -> Option<&RemoteLink> {
         match &self.kind {
             Kind::Remote(link) => Some(link),
-            Kind::Local { .. } => None,
+            Kind::Local { .. } | Kind::Away(_) => None,
+        }
+    }
+
+    /// The receiving side, as its connection breaks: the route from the partner straight to
+    /// its socket closes, so what the partner sends from now on waits in the outbox (which
+    /// outlives the socket while the chat is held for a resume).
+    pub fn close_route(&self) {
+        match &self.kind {
+            Kind::Local { routes, mine, .. } => *lock(&routes[*mine]) = Route::Queued,
+            Kind::Away(held) => held.behind().close_route(),
+            Kind::Remote(_) => {}
         }
     }
 
@@ -207,6 +238,9 @@ impl PartnerLink {
                 mine,
             } => (outbox, routes, *mine),
             Kind::Remote(link) => return link.deliver(frame),
+            // Only messages are held (`hold_message`); a typing notice to an away partner
+            // is dropped.
+            Kind::Away(_) => return Delivery::Delivered,
         };
         let mut route = lock(&routes[1 - mine]);
         let frame = match &mut *route {
@@ -238,8 +272,11 @@ impl PartnerLink {
     /// writes directly from now on can overtake it). Call after each outbox item is written.
     #[inline]
     pub fn open(&self, socket: &actix_ws::Session, inbox: &Inbox) {
-        let Kind::Local { routes, mine, .. } = &self.kind else {
-            return; // frames from another process come through the hub, in order
+        let (routes, mine) = match &self.kind {
+            Kind::Local { routes, mine, .. } => (routes, mine),
+            Kind::Away(held) => return held.behind().open(socket, inbox),
+            // Frames from another process come through the hub, in order.
+            Kind::Remote(_) => return,
         };
         let mut route = lock(&routes[*mine]);
         if matches!(*route, Route::Queued) && inbox.is_empty() {

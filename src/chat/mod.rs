@@ -10,5 +10,6 @@ pub mod limits;
 pub mod link;
 pub mod matchmaker;
 pub mod protocol;
+pub mod resume;
 pub mod session;
 pub mod wants;

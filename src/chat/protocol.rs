@@ -174,10 +174,24 @@ pub enum Author {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame<'a> {
     Waiting,
-    /// Paired. `common`: the interests both gave (empty when paired at random).
+    /// Paired. `common`: the interests both gave (empty when paired at random). `resume`: the
+    /// token with which this visitor may take the chat up again on a new connection after its
+    /// own broke (`/ws?resume=<token>`, see `chat::resume`).
     Response {
         common: Vec<Cow<'a, str>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<Cow<'a, str>>,
     },
+    /// A new connection took a chat up again (`/ws?resume=`); `resume` is the next token.
+    Resumed {
+        resume: Cow<'a, str>,
+    },
+    /// The partner's connection broke: the chat is held for it for a while.
+    #[serde(rename = "partner_away")]
+    PartnerAway,
+    /// The partner is back; what was held for it goes to it now.
+    #[serde(rename = "partner_back")]
+    PartnerBack,
     Message {
         message: Cow<'a, str>,
         from: Author,
@@ -335,15 +349,35 @@ mod tests {
         );
         assert_eq!(ServerFrame::Waiting.to_json(), r#"{"type":"waiting"}"#);
         assert_eq!(
-            ServerFrame::Response { common: vec![] }.to_json(),
+            ServerFrame::Response {
+                common: vec![],
+                resume: None
+            }
+            .to_json(),
             r#"{"type":"response","common":[]}"#
         );
         assert_eq!(
             ServerFrame::Response {
-                common: vec!["music".into(), "go".into()]
+                common: vec!["music".into(), "go".into()],
+                resume: Some("ab".into())
             }
             .to_json(),
-            r#"{"type":"response","common":["music","go"]}"#
+            r#"{"type":"response","common":["music","go"],"resume":"ab"}"#
+        );
+        assert_eq!(
+            ServerFrame::Resumed {
+                resume: "cd".into()
+            }
+            .to_json(),
+            r#"{"type":"resumed","resume":"cd"}"#
+        );
+        assert_eq!(
+            ServerFrame::PartnerAway.to_json(),
+            r#"{"type":"partner_away"}"#
+        );
+        assert_eq!(
+            ServerFrame::PartnerBack.to_json(),
+            r#"{"type":"partner_back"}"#
         );
         assert_eq!(
             ServerFrame::Online { count: 3 }.to_json(),

@@ -15,12 +15,15 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::frame_limit::Violation;
-use super::hub::{unavailable_frame, HubHandle, Kick, TrySendError};
+use super::hub::{unavailable_frame, AwayParts, HubHandle, Kick, Resumed, TrySendError};
 use super::ids::ConnId;
 pub use super::ids::Who;
 use super::limits::{IpSlot, Tokens};
-use super::link::{self, Delivery, Departure, Inbox, Outbound, OutboxSender, PartnerLink};
+use super::link::{
+    self, Delivery, Departure, HeldMessage, Inbox, Outbound, OutboxSender, PartnerLink,
+};
 use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+use super::resume::Ask;
 use super::wants::Wants;
 use crate::metrics::Metrics;
 use crate::moderation::bans::banned_frame;
@@ -82,6 +85,9 @@ enum Write {
     Text(String),
     Ping,
     Pong(actix_web::web::Bytes),
+    /// Several text frames in order (the partner is back: `partner_back`, then the receipts
+    /// of what was held for it).
+    Batch(Vec<String>),
     /// A request waiting for the challenge gate (see `Ticket::admit`), then what it says
     /// to write, if anything. Awaited as a write is, so a kick or a silent client still ends
     /// it, and the session task does not grow.
@@ -146,6 +152,9 @@ pub struct Live {
     hello: Option<(OutboxSender, oneshot::Sender<Kick>)>,
     /// Held for the session's life: its address's connection slot.
     _slot: IpSlot,
+    /// The chat this connection asks to resume (`/ws?resume=`), until it starts. Boxed: one
+    /// word in every connection's task rather than the token's sixteen bytes and more.
+    resume: Option<Box<Ask>>,
 }
 
 impl Live {
@@ -192,7 +201,14 @@ impl Live {
             inbox: outbox.into_stream(),
             hello: Some((outbox_tx, kick_tx)),
             _slot: slot,
+            resume: None,
         }
+    }
+
+    /// This connection asks to take up the chat of a connection that broke (`/ws?resume=`).
+    pub fn resuming(mut self, ask: Option<Ask>) -> Live {
+        self.resume = ask.map(Box::new);
+        self
     }
 }
 
@@ -203,26 +219,43 @@ impl Live {
 pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
     // `live` is captured as it is and used in place, never moved into locals (see `Live`).
     async move {
-        let id = live.client.id;
         let Some((outbox, kick)) = live.hello.take() else {
             return;
         };
         let who = live.client.who;
+        let hub = live.client.hub.clone();
         // The awaits of the start and the end are boxed: inline, the largest of them would
         // set the size of every connection's task (the task is as large as its largest
         // state), though each lasts a moment of the connection's life.
-        let connect = Box::pin(live.client.hub.connect(id, who, outbox, kick));
-        if connect.await.is_err() {
-            let end = End::Kicked(Kick::Shutdown);
-            live.client.hub.metrics().closed(close_label(&end));
-            let why = close_reason(&end);
-            let _ = Box::pin(live.client.ws.clone().close(why)).await;
-            return;
-        }
+        let resumed = match live.resume.take() {
+            Some(ask) => {
+                let fresh = live.client.id;
+                Box::pin(hub.resume(*ask, fresh, who, outbox, kick)).await
+            }
+            None => Box::pin(hub.connect(live.client.id, who, outbox, kick))
+                .await
+                .map(|()| None),
+        };
+        let resumed = match resumed {
+            Ok(resumed) => resumed,
+            Err(_) => {
+                let end = End::Kicked(Kick::Shutdown);
+                live.client.hub.metrics().closed(close_label(&end));
+                let why = close_reason(&end);
+                let _ = Box::pin(live.client.ws.clone().close(why)).await;
+                return;
+            }
+        };
+        let first = match resumed {
+            Some(resumed) => Box::pin(live.take_over(resumed)).await,
+            None => Ok(()),
+        };
+        let id = live.client.id;
         tracing::debug!(conn = %id, "connected");
         // A banned visitor is told at once (and again for every request).
-        let end = match live.client.banned() {
-            Some(Ok(Some(frame))) => match live.client.write(frame).await {
+        let end = match (first, live.client.banned()) {
+            (Err(end), _) => end,
+            (Ok(()), Some(Ok(Some(frame)))) => match live.client.write(frame).await {
                 Ok(()) => live.converse().await,
                 Err(end) => end,
             },
@@ -233,10 +266,30 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             End::ClientClosed | End::Left | End::Reported(_) => Departure::Left,
             _ => Departure::Lost,
         };
+        live.client.hub.metrics().closed(close_label(&end));
+        // Broken without a close (or taken over by a resume): the chat may be held for the
+        // visitor, its outbox and link kept for the connection that takes it up again.
+        let away = matches!(end, End::Gone | End::TimedOut | End::Kicked(Kick::Resumed));
+        if away {
+            let link = live.client.partner.take();
+            if let Some(link) = &link {
+                link.close_route();
+            }
+            let (_, spare) = link::outbox(1);
+            let inbox = std::mem::replace(&mut live.inbox, spare.into_stream());
+            let _ = Box::pin(hub.away(id, AwayParts { inbox, link })).await;
+        } else {
+            // If the hub is gone the server is stopping and the rows are cleared at the next
+            // start.
+            let _ = Box::pin(hub.leave(id, how)).await;
+        }
         let client = &mut live.client;
-        client.hub.metrics().closed(close_label(&end));
-        // If the hub is gone the server is stopping and the rows are cleared at the next start.
-        let _ = Box::pin(client.hub.leave(id, how)).await;
+        // What was held for a partner who never came back is reported, each in turn.
+        let held = client.partner.as_ref().map(PartnerLink::take_held);
+        for _ in held.into_iter().flatten() {
+            let text = Box::pin(client.ws.text(not_back_frame(client.hub.metrics())));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, text).await;
+        }
         if let Some(last) = Box::pin(farewell::last_frame(client, &end)).await {
             // Before the close, so that the page has it when the socket closes.
             let text = Box::pin(client.ws.text(last));
@@ -251,6 +304,34 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
 }
 
 impl Live {
+    /// This connection goes on as the one whose chat it resumes: its id, its outbox and its
+    /// link. The client hears `resumed` first (and again that its partner is away, if it is),
+    /// then whatever waits in the outbox.
+    async fn take_over(&mut self, resumed: Resumed) -> Result<(), End> {
+        let Resumed {
+            id,
+            inbox,
+            link,
+            token,
+        } = resumed;
+        self.client.id = id;
+        self.inbox = inbox;
+        let away = link.is_away();
+        self.client.partner = Some(link);
+        let mut frames = vec![ServerFrame::Resumed {
+            resume: token.to_hex().into(),
+        }
+        .to_json()];
+        if away {
+            frames.push(ServerFrame::PartnerAway.to_json());
+        }
+        self.client.write(Write::Batch(frames)).await?;
+        if let Some(partner) = &self.client.partner {
+            partner.open(&self.client.ws, &self.inbox);
+        }
+        Ok(())
+    }
+
     /// Frames in from the client, outbox items out to it, the heartbeat, until one of them
     /// ends the session.
     async fn converse(&mut self) -> End {
@@ -453,14 +534,7 @@ impl Client {
                 (None, _) => self.request(wants),
             },
             ClientFrame::Message(message) => match &self.partner {
-                Some(partner) => relay_message(
-                    self.id,
-                    &self.config,
-                    &self.hub,
-                    partner,
-                    &message,
-                    received,
-                ),
+                Some(_) => self.relay_message(&message, received),
                 None => not_paired(self.hub.metrics()),
             },
             ClientFrame::Typing(typing) => match &self.partner {
@@ -516,11 +590,29 @@ impl Client {
                 }
                 say(text)
             }
-            Outbound::Paired(partner) => {
-                let common = partner.common().iter().map(|t| t.as_str().into()).collect();
-                let response = ServerFrame::Response { common }.to_json();
-                self.partner = Some(partner);
+            Outbound::Paired { link, resume } => {
+                let common = link.common().iter().map(|t| t.as_str().into()).collect();
+                let resume = resume.map(|token| token.to_hex().into());
+                let response = ServerFrame::Response { common, resume }.to_json();
+                self.partner = Some(link);
                 say(response)
+            }
+            Outbound::PartnerAway => {
+                let capacity = self.config.outbox_capacity;
+                self.partner = self.partner.take().map(|p| p.hold(capacity));
+                say(ServerFrame::PartnerAway.to_json())
+            }
+            Outbound::PartnerBack(new) => {
+                let mut frames = vec![ServerFrame::PartnerBack.to_json()];
+                if let Some(partner) = self.partner.take() {
+                    let (link, held) = partner.back(new);
+                    self.partner = Some(link);
+                    let now = Instant::now();
+                    for HeldMessage { to_partner, to_me } in held {
+                        frames.extend(self.relay(to_partner, to_me, now, None));
+                    }
+                }
+                Ok(Some(Write::Batch(frames)))
             }
             Outbound::PartnerGone(how) => Err(End::PartnerGone(how)),
         }
@@ -544,6 +636,12 @@ impl Client {
                 Write::Text(text) => ws.text(text).await,
                 Write::Ping => ws.ping(b"").await,
                 Write::Pong(payload) => ws.pong(&payload).await,
+                Write::Batch(frames) => {
+                    for frame in frames {
+                        ws.text(frame).await?;
+                    }
+                    Ok(())
+                }
                 Write::Admit(admitted) => match admitted.await {
                     Some(text) => ws.text(text).await,
                     None => Ok(()),
@@ -562,48 +660,94 @@ impl Client {
     }
 }
 
-fn not_paired(metrics: &Metrics) -> Reply {
-    refuse(metrics, "not_paired", "You have no partner to talk to yet.")
+impl Client {
+    fn relay_message(&mut self, message: &str, received: Instant) -> Reply {
+        let metrics = self.hub.metrics();
+        if message.trim().is_empty() {
+            return refuse(metrics, "empty_message", "Empty messages are not sent.");
+        }
+        let max = self.config.max_message_chars;
+        if message.chars().nth(max).is_some() {
+            return refuse(
+                metrics,
+                "message_too_long",
+                format!("Messages are limited to {max} characters."),
+            );
+        }
+        let (to_me, to_partner) = message_frames(message);
+        Ok(self
+            .relay(to_partner, to_me, received, Some(message))
+            .map(Write::Text))
+    }
+
+    /// Hands a message to the partner: what to write back, if anything (the receipt, or
+    /// `undelivered`). `text`: the message, for the evidence (`None`: kept already, when it
+    /// was held).
+    fn relay(
+        &mut self,
+        to_partner: String,
+        to_me: String,
+        received: Instant,
+        text: Option<&str>,
+    ) -> Option<String> {
+        let me = self.id;
+        let partner = self.partner.as_ref()?;
+        let metrics = self.hub.metrics();
+        if partner.is_away() {
+            // Held, unreceipted, until the partner is back.
+            let held = HeldMessage { to_partner, to_me };
+            if !partner.hold_message(held) {
+                return Some(not_back_frame(metrics));
+            }
+            if let Some(text) = text {
+                partner.record(me, text);
+            }
+            return None;
+        }
+        if let Some(remote) = partner.remote() {
+            // On another process: the receipt follows once the message is on its way there.
+            return if remote.send_message(to_partner, to_me, received.into_std()) {
+                if let Some(text) = text {
+                    partner.record(me, text);
+                }
+                None
+            } else {
+                Some(crate::cluster::relay::undelivered_frame(metrics))
+            };
+        }
+        match partner.deliver(to_partner) {
+            Delivery::Delivered => {
+                if let Some(text) = text {
+                    partner.record(me, text);
+                }
+                metrics.relayed(received.into_std());
+                // The sender's copy is its receipt: only for what reached the partner's queue.
+                Some(to_me)
+            }
+            Delivery::Full => {
+                self.hub.report_slow(partner.partner());
+                None
+            }
+            // The partner's connection is closing (away or gone, which we hear next): not
+            // delivered, and said so rather than left without a receipt.
+            Delivery::Gone => Some(not_back_frame(metrics)),
+        }
+    }
 }
 
-fn relay_message(
-    me: ConnId,
-    config: &SessionConfig,
-    hub: &HubHandle,
-    partner: &PartnerLink,
-    message: &str,
-    received: Instant,
-) -> Reply {
-    let metrics = hub.metrics();
-    if message.trim().is_empty() {
-        return refuse(metrics, "empty_message", "Empty messages are not sent.");
-    }
-    let max = config.max_message_chars;
-    if message.chars().nth(max).is_some() {
-        return refuse(
-            metrics,
-            "message_too_long",
-            format!("Messages are limited to {max} characters."),
-        );
-    }
-    let (to_me, to_partner) = message_frames(message);
-    if let Some(remote) = partner.remote() {
-        // On another process: the receipt follows once the message is on its way there.
-        return if remote.send_message(to_partner, to_me, received.into_std()) {
-            partner.record(me, message);
-            Ok(None)
-        } else {
-            say(crate::cluster::relay::undelivered_frame(metrics))
-        };
-    }
-    if deliver(hub, partner, to_partner) {
-        partner.record(me, message);
-        metrics.relayed(received.into_std());
-        // The sender's copy is its receipt: only for what reached the partner's queue.
-        say(to_me)
-    } else {
-        Ok(None)
-    }
+/// The error for a message that never reached the partner (it was away and did not come back,
+/// or there was no room to hold it).
+fn not_back_frame(metrics: &Metrics) -> String {
+    metrics.error_sent("undelivered");
+    ServerFrame::error(
+        "undelivered",
+        "This message could not be delivered: your partner's connection dropped.",
+    )
+    .to_json()
+}
+
+fn not_paired(metrics: &Metrics) -> Reply {
+    refuse(metrics, "not_paired", "You have no partner to talk to yet.")
 }
 
 /// Hands a frame to the partner without waiting; returns whether it went in. A partner whose

@@ -50,6 +50,12 @@ pub enum Envelope {
     /// Two visitors just stopped talking: every process keeps them apart for the cooldown.
     #[serde(rename = "x")]
     Parted { a: i64, b: i64 },
+    /// `from`'s connection broke: its chat with `to` is held for it (`chat::resume`).
+    #[serde(rename = "w")]
+    Away { to: i64, from: i64 },
+    /// `from` is back (it resumed its chat with `to`).
+    #[serde(rename = "b")]
+    Back { to: i64, from: i64 },
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
@@ -174,6 +180,8 @@ mod tests {
             },
             Envelope::Parted { a: 1, b: 2 },
             Envelope::Down { node: 42 },
+            Envelope::Away { to: 1, from: 2 },
+            Envelope::Back { to: 1, from: 2 },
             Envelope::Ack {
                 acks: vec![(1 << 32 | 7, 12), (5, 1)],
             },

@@ -97,7 +97,8 @@ pub async fn upgrade(
         stream,
         slot,
         ticket,
-    );
+    )
+    .resuming(crate::chat::resume::ask_of(req.query_string()));
     // Spawned as it is, not wrapped in another future: one task of one size per connection.
     actix_web::rt::spawn(session::run(live));
     Ok(response)

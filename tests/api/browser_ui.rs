@@ -381,8 +381,19 @@ async fn the_page_recovers_by_itself_when_the_server_is_killed_and_comes_back() 
 
     server.kill();
 
-    // The chat ends with a line that stands out from a stranger's leaving, and says what next.
-    wait_state(&talker, PAGE, "closed").await;
+    // The page first tries to take the chat up again (the server may be one of several, or
+    // back within the grace), saying so, and stays in the chat meanwhile.
+    wait_js(
+        &talker,
+        PAGE,
+        "the reconnecting line",
+        "return root.querySelector('[data-test=system-line][data-kind=reconnecting]') !== null;",
+    )
+    .await;
+    assert_eq!(state(&talker, PAGE).await, "chat");
+    // With no server to resume on, it gives up: the chat ends with a line that stands out
+    // from a stranger's leaving, and says what next.
+    wait_state_within(&talker, PAGE, "closed", LONG_PATIENCE).await;
     let lost = js(
         &talker,
         PAGE,

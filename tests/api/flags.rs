@@ -138,7 +138,7 @@ const SETTINGS: &[Setting] = &[
         "--client-timeout-secs",
         "PAIRCHAT_CLIENT_TIMEOUT_SECS",
         "3",
-        &[&["--heartbeat-secs", "1"]],
+        &[&["--heartbeat-secs", "1", "--resume-grace-secs", "0"]],
         drops_a_client_that_does_not_answer,
     ),
     row(
@@ -189,6 +189,13 @@ const SETTINGS: &[Setting] = &[
         "0",
         &[],
         pairs_two_without_a_common_interest_at_once,
+    ),
+    row(
+        "--resume-grace-secs",
+        "PAIRCHAT_RESUME_GRACE_SECS",
+        "1",
+        &[],
+        holds_a_broken_chat_that_long,
     ),
     row(
         "--allowed-origins",
@@ -966,6 +973,22 @@ fn pairs_two_without_a_common_interest_at_once(
             serde_json::json!([])
         );
         a.expect_type("response").await;
+    })
+}
+
+fn holds_a_broken_chat_that_long(r: &mut Running) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = r.server.ws_url();
+        let a = Client::arrive(&url, "waiting").await;
+        let mut b = Client::arrive(&url, "response").await;
+        crate::resume::break_connection(a, false);
+        b.expect_type("partner_away").await;
+        // Not resumed: lost after a second (the default, 15 s, would outlast PATIENCE).
+        let closed = b.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1000, "partner lost")
+        );
     })
 }
 

@@ -501,7 +501,7 @@ impl World {
                         v.seen = Seen::Waiting;
                     }
                     Outbound::Frame(f) => take_message(&f, &v.seen, &mut v.received),
-                    Outbound::Paired(link) => {
+                    Outbound::Paired { link, .. } => {
                         assert!(
                             matches!(v.seen, Seen::Asked | Seen::Waiting),
                             "paired while {:?}",
@@ -533,6 +533,10 @@ impl World {
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
                         v.received = 0;
+                    }
+                    // Nobody's connection breaks here: the hub is driven directly.
+                    Outbound::PartnerAway | Outbound::PartnerBack(_) => {
+                        panic!("{} told its partner is away or back", v.id)
                     }
                     Outbound::PartnerGone(how) => {
                         assert_eq!(Some(how), v.partner_went, "how the partner went");

@@ -133,6 +133,7 @@ impl World {
                     rematch_cooldown: Duration::ZERO,
                     interest_fallback: Duration::from_secs(3_600),
                 },
+                Duration::from_secs(15),
                 metrics,
                 Some(cluster),
             ));
@@ -321,7 +322,7 @@ impl World {
                         v.seen = Seen::Waiting;
                     }
                     Outbound::Frame(f) => take_message(&f, &v.seen, &mut v.received),
-                    Outbound::Paired(link) => {
+                    Outbound::Paired { link, .. } => {
                         assert!(
                             matches!(v.seen, Seen::Asked | Seen::Waiting),
                             "{} paired while {:?}",
@@ -344,6 +345,10 @@ impl World {
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
                         v.received = 0;
+                    }
+                    // Nobody's connection breaks here: the hub is driven directly.
+                    Outbound::PartnerAway | Outbound::PartnerBack(_) => {
+                        panic!("{} told its partner is away or back", v.id)
                     }
                     Outbound::PartnerGone(how) => {
                         assert!(

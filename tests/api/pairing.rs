@@ -408,8 +408,8 @@ async fn an_invalid_visitor_token_counts_as_the_address() {
 }
 
 #[actix_rt::test]
-async fn a_partner_whose_connection_breaks_without_a_close_is_lost() {
-    let app = spawn_app().await;
+async fn a_partner_whose_connection_breaks_without_a_close_is_away_then_lost_after_the_grace() {
+    let app = spawn_app_with(|s| s.resume_grace = Duration::from_secs(1)).await;
     for reset in [false, true] {
         let (a, mut b) = app.pair().await;
         let MaybeTlsStream::Plain(tcp) = a.ws.into_inner() else {
@@ -420,6 +420,7 @@ async fn a_partner_whose_connection_breaks_without_a_close_is_lost() {
         }
         // Dropped: a FIN (or with zero linger an RST), and no close frame.
         drop(tcp);
+        b.expect_type("partner_away").await;
         let closed = b.expect_close().await;
         assert_eq!(
             (closed.code, closed.reason.as_str()),

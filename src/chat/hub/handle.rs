@@ -8,8 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Kick;
 use crate::chat::ids::{ConnId, ConnIds, Who};
-use crate::chat::link::{Departure, OutboxSender};
+use crate::chat::link::{Departure, Inbox, OutboxSender, PartnerLink};
 use crate::chat::protocol::ServerFrame;
+use crate::chat::resume::{Ask, Token};
 use crate::chat::wants::Wants;
 use crate::metrics::Metrics;
 
@@ -30,6 +31,20 @@ pub(super) enum Command {
         id: ConnId,
         how: Departure,
     },
+    /// `id`'s connection broke without a close: its chat may be held for it.
+    Away {
+        id: ConnId,
+        parts: Box<AwayParts>,
+    },
+    /// A new connection (`id`, not yet connected) asks to resume a chat.
+    Resume {
+        ask: Ask,
+        id: ConnId,
+        who: Who,
+        outbox: OutboxSender,
+        kick: oneshot::Sender<Kick>,
+        reply: oneshot::Sender<Option<Resumed>>,
+    },
     /// `id`'s outbox overflowed (seen by its partner, who could not deliver to it).
     TooSlow {
         id: ConnId,
@@ -43,6 +58,38 @@ pub(super) enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+}
+
+/// What a session whose connection broke leaves for the one that may resume its chat: its
+/// outbox (which its partner's frames still reach) and its link to the partner.
+pub struct AwayParts {
+    pub inbox: Inbox,
+    pub link: Option<PartnerLink>,
+}
+
+impl std::fmt::Debug for AwayParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwayParts")
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chat taken up again: the connection id the new connection goes on as, what the old one
+/// left, and the next token.
+pub struct Resumed {
+    pub id: ConnId,
+    pub inbox: Inbox,
+    pub link: PartnerLink,
+    pub token: Token,
+}
+
+impl std::fmt::Debug for Resumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resumed")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A snapshot of the hub, for tests and operators.
@@ -59,6 +106,10 @@ pub struct Stats {
     /// Conversations with someone here: both partners here, or one (the other on another
     /// process).
     pub chats: usize,
+    /// Of those in a conversation, how many are away (their connection broke; the chat is
+    /// held for them to resume). Their connections count as `connections` until the grace
+    /// ends.
+    pub away: usize,
 }
 
 /// The sessions' side of the hub. Cheap to clone.
@@ -143,6 +194,40 @@ impl HubHandle {
     /// `id` is gone; its partner is told `how`.
     pub async fn leave(&self, id: ConnId, how: Departure) -> Result<(), HubGone> {
         self.send(Command::Leave { id, how }).await
+    }
+
+    /// `id`'s connection broke without a close frame (or another connection resumed its
+    /// chat): the hub holds the chat for a resume, or, when it cannot, `id` leaves as lost.
+    pub async fn away(&self, id: ConnId, parts: AwayParts) -> Result<(), HubGone> {
+        self.send(Command::Away {
+            id,
+            parts: Box::new(parts),
+        })
+        .await
+    }
+
+    /// A new connection, `id`, asks to take up the chat `ask` names. `Some`: it goes on as
+    /// the connection it names (`Resumed::id`). `None`: it is connected as `id`, an ordinary
+    /// idle connection, and its outbox says `resume_failed`.
+    pub async fn resume(
+        &self,
+        ask: Ask,
+        id: ConnId,
+        who: Who,
+        outbox: OutboxSender,
+        kick: oneshot::Sender<Kick>,
+    ) -> Result<Option<Resumed>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Resume {
+            ask,
+            id,
+            who,
+            outbox,
+            kick,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| HubGone)
     }
 
     /// `id` does not read (its partner found its outbox full): it is dropped. If the hub is

@@ -13,15 +13,17 @@ use tokio::sync::{mpsc, oneshot};
 
 mod handle;
 mod remote;
+mod resume;
 
 use handle::Command;
-pub use handle::{unavailable_frame, HubGone, HubHandle, Stats, TrySendError};
+pub use handle::{unavailable_frame, AwayParts, HubGone, HubHandle, Resumed, Stats, TrySendError};
 
 use super::ids::{ConnId, ConnIds, VisitorKey, Who};
 use super::link::{self, Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
 use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
 use super::protocol::ServerFrame;
+use super::resume::Token;
 use super::wants::Wants;
 use crate::cluster::{self, Cluster};
 use crate::db::DbPool;
@@ -41,6 +43,8 @@ pub enum Kick {
     Shutdown,
     /// The client does not read what is sent to it and its outbox is full.
     TooSlow,
+    /// Another connection resumed its chat (`/ws?resume=`): it hands the chat over.
+    Resumed,
 }
 
 /// Where a connection is in its conversation. Only the hub keeps this; a session keeps only
@@ -106,6 +110,15 @@ struct Hub {
     /// Frames from other processes handed to sessions in the batch being read: the highest
     /// sequence number per sender, acknowledged at its end.
     acks: HashMap<i64, u64>,
+    /// How long a chat is held for a visitor whose connection broke (zero: not at all).
+    grace: Duration,
+    /// The resume token of each connection in a chat, both ways.
+    tokens: HashMap<Token, ConnId>,
+    token_of: HashMap<ConnId, Token>,
+    /// Visitors whose connection broke, their chat held for them.
+    away: HashMap<ConnId, resume::Away>,
+    /// Resumes of chats whose old connection is being closed.
+    pending: HashMap<ConnId, resume::Pending>,
 }
 
 /// How long visitors mind whom they meet.
@@ -131,6 +144,7 @@ impl Patience {
 
 /// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
 /// who just talked are not paired again for `rematch_cooldown` while anyone else is waiting.
+/// Chats are held for the default resume grace.
 pub fn spawn(
     pool: DbPool,
     ids: ConnIds,
@@ -139,7 +153,8 @@ pub fn spawn(
 ) -> HubHandle {
     let metrics = Arc::new(Metrics::new(ids.node()));
     let patience = Patience::cooldown(rematch_cooldown);
-    spawn_with(pool, ids, sharing, patience, metrics, None)
+    let grace = Duration::from_secs(crate::config::DEFAULT_RESUME_GRACE_SECS);
+    spawn_with(pool, ids, sharing, patience, grace, metrics, None)
 }
 
 /// `spawn` for a process of a cluster: the matchmaker claims only reachable processes'
@@ -149,6 +164,7 @@ pub fn spawn_with(
     ids: ConnIds,
     sharing: Sharing,
     patience: Patience,
+    resume_grace: Duration,
     metrics: Arc<Metrics>,
     cluster: Option<(Cluster, mpsc::Receiver<cluster::Event>)>,
 ) -> HubHandle {
@@ -166,7 +182,8 @@ pub fn spawn_with(
     );
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let (cluster, events) = cluster.unzip();
-    let hub = Hub::new(matchmaker, patience, metrics.clone(), cluster);
+    let mut hub = Hub::new(matchmaker, patience, metrics.clone(), cluster);
+    hub.grace = resume_grace;
     tokio::spawn(hub.run(commands, decisions, events));
     HubHandle { tx, ids, metrics }
 }
@@ -206,6 +223,11 @@ impl Hub {
             proposed: HashMap::new(),
             acks: HashMap::new(),
             online_settled: None,
+            grace: Duration::ZERO,
+            tokens: HashMap::new(),
+            token_of: HashMap::new(),
+            away: HashMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -247,6 +269,15 @@ impl Hub {
             } => self.connect(id, who, outbox, kick),
             Command::Request { id, wants } => self.request(id, &wants),
             Command::Leave { id, how } => self.leave(id, how),
+            Command::Away { id, parts } => self.away(id, *parts),
+            Command::Resume {
+                ask,
+                id,
+                who,
+                outbox,
+                kick,
+                reply,
+            } => self.resume(ask, resume::Fresh { id, who, outbox }, kick, reply),
             Command::TooSlow { id } => self.drop_slow(id),
             Command::Shutdown { done } => self.begin_shutdown(done),
             Command::Stats { reply } => {
@@ -276,6 +307,7 @@ impl Hub {
         // Each local conversation counts two connections; a cross-process one, one here.
         let remote = self.remote.len();
         stats.chats = stats.chatting.saturating_sub(remote) / 2 + remote;
+        stats.away = self.away.len();
         stats
     }
 
@@ -359,6 +391,7 @@ impl Hub {
         };
         self.preferences.forget(id);
         self.asked_at.remove(&id);
+        self.forget_resume(id);
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
@@ -487,7 +520,12 @@ impl Hub {
                 .waited_for_partner(Instant::now().saturating_duration_since(asked));
         }
         self.preferences.forget(me);
-        self.send(me, Outbound::Paired(link));
+        let resume = if self.grace.is_zero() {
+            None
+        } else {
+            self.issue_token(me)
+        };
+        self.send(me, Outbound::Paired { link, resume });
     }
 
     /// Two visitors stopped talking: they avoid each other for the cooldown, on every process.
@@ -528,6 +566,7 @@ impl Hub {
     }
 
     fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
+        self.drop_away();
         if self.conns.is_empty() {
             let _ = done.send(());
             self.shutdown.get_or_insert_with(Vec::new);
@@ -544,6 +583,7 @@ impl Hub {
     /// online count to every client whose copy is stale, at most once per interval.
     fn tick(&mut self, now: Instant) {
         self.expire_proposals(now);
+        self.expire_away(now);
         for ask in self.preferences.due(now) {
             let waits = self
                 .conns

@@ -149,12 +149,18 @@ impl Hub {
                 Instant::now(),
             ),
             Envelope::Down { node } => self.nodes_down(&[node]),
+            Envelope::Away { to, from } => {
+                self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), true)
+            }
+            Envelope::Back { to, from } => {
+                self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), false)
+            }
             // The inbox hands these to the relay, which holds the receipts.
             Envelope::Ack { .. } => {}
         }
     }
 
-    fn state(&self, id: ConnId) -> Option<State> {
+    pub(super) fn state(&self, id: ConnId) -> Option<State> {
         self.conns.get(&id).map(|c| c.state)
     }
 
@@ -173,6 +179,30 @@ impl Hub {
         }
         partner.last_seq = seq;
         self.send(to, Outbound::Frame(frame));
+    }
+
+    /// Tells `partner`'s process that `id` is away (`away`), or back.
+    pub(super) fn tell_remote_notice(&self, partner: ConnId, id: ConnId, away: bool) {
+        let (to, from) = (partner.rid(), id.rid());
+        let envelope = if away {
+            Envelope::Away { to, from }
+        } else {
+            Envelope::Back { to, from }
+        };
+        self.tell(node_of(to), envelope);
+    }
+
+    /// `from`, on another process, is away (`away`) or back.
+    fn on_notice(&mut self, to: ConnId, from: ConnId, away: bool) {
+        if self.state(to) != Some(State::Chatting(from)) {
+            return;
+        }
+        let out = if away {
+            Outbound::PartnerAway
+        } else {
+            Outbound::PartnerBack(None)
+        };
+        self.send(to, out);
     }
 
     /// Tells the senders' processes which of their frames this batch handed to sessions: one

@@ -62,6 +62,7 @@ fn close_of(end: &End) -> Option<(CloseCode, &'static str)> {
         End::PartnerGone(Departure::Lost) => (CloseCode::Normal, "partner lost"),
         End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
         End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
+        End::Kicked(Kick::Resumed) => (CloseCode::Normal, "resumed elsewhere"),
         End::Flooding => (CloseCode::Policy, "rate limit exceeded"),
         End::Left => (CloseCode::Normal, "bye"),
         End::Reported(_) => (CloseCode::Normal, "reported"),
