@@ -148,7 +148,8 @@ fn model_hub(pool: DbPool, ids: ConnIds) -> HubHandle {
         rematch_cooldown: COOLDOWN,
         interest_fallback: FALLBACK,
     };
-    hub::spawn_with(pool, ids, Sharing::Alone, patience, metrics, None)
+    let grace = Duration::from_secs(pairchat::config::DEFAULT_RESUME_GRACE_SECS);
+    hub::spawn_with(pool, ids, Sharing::Alone, patience, grace, metrics, None)
 }
 
 /// What the model's visitor `key` asks of a partner: by its key, so that one who comes back
