@@ -50,6 +50,42 @@ pub enum Envelope {
     /// `from` is back (it resumed its chat with `to`).
     #[serde(rename = "b")]
     Back { to: i64, from: i64 },
+    /// The SHA-256 of `from`'s resume token (`chat::resume::Token::digest`): the process of
+    /// its partner `to` is the one a resume of `from`'s chat claims the chat from.
+    #[serde(rename = "t")]
+    Token { to: i64, from: i64, digest: String },
+    /// A new connection `from` (on the sender's process, who is `visitor`/`address`) asks to
+    /// resume the chat of the token whose digest is `digest`. Broadcast: only the process
+    /// that holds the token's partner answers (`Claimed`).
+    #[serde(rename = "c")]
+    Claim {
+        digest: String,
+        from: i64,
+        visitor: i64,
+        address: i64,
+    },
+    /// `to`'s claim is granted: it talks with `from` (who is `visitor`/`address`) from now on.
+    /// `frames`: what `from` sent that was taken (and receipted) but not yet written to the
+    /// old connection, in order; they come first.
+    #[serde(rename = "cd")]
+    Claimed {
+        to: i64,
+        from: i64,
+        visitor: i64,
+        address: i64,
+        frames: Vec<String>,
+    },
+    /// `to`'s chat with `from` was resumed on another process: `to` goes without a word to its
+    /// partner, and hands over what waits in its outbox (`Released`).
+    #[serde(rename = "rl")]
+    Release { to: i64, from: i64 },
+    /// What `from`'s old connection had not yet written of what `to` sent, in order.
+    #[serde(rename = "rd")]
+    Released {
+        to: i64,
+        from: i64,
+        frames: Vec<String>,
+    },
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
@@ -174,6 +210,30 @@ mod tests {
             Envelope::Down { node: 42 },
             Envelope::Away { to: 1, from: 2 },
             Envelope::Back { to: 1, from: 2 },
+            Envelope::Token {
+                to: 1,
+                from: 2,
+                digest: "ab".into(),
+            },
+            Envelope::Claim {
+                digest: "ab".into(),
+                from: 3,
+                visitor: 4,
+                address: 5,
+            },
+            Envelope::Claimed {
+                to: 3,
+                from: 1,
+                visitor: 6,
+                address: 7,
+                frames: vec!["{}".into()],
+            },
+            Envelope::Release { to: 2, from: 1 },
+            Envelope::Released {
+                to: 1,
+                from: 2,
+                frames: vec![],
+            },
             Envelope::Ack {
                 acks: vec![(1 << 32 | 7, 12), (5, 1)],
             },

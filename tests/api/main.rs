@@ -16,6 +16,7 @@ mod browser_ui;
 mod challenge;
 mod cli;
 mod cluster;
+mod cluster_resume;
 mod daemon;
 mod errors;
 mod flags;

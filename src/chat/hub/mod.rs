@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+mod claim;
 mod handle;
 mod remote;
 mod resume;
@@ -44,6 +45,8 @@ pub enum Kick {
     TooSlow,
     /// Another connection resumed its chat (`/ws?resume=`): it hands the chat over.
     Resumed,
+    /// The server is stopping and the chat can go on from another process: close with 1012.
+    Restart,
 }
 
 /// Where a connection is in its conversation. Only the hub keeps this; a session keeps only
@@ -118,6 +121,8 @@ struct Hub {
     away: HashMap<ConnId, resume::Away>,
     /// Resumes of chats whose old connection is being closed.
     pending: HashMap<ConnId, resume::Pending>,
+    /// Resumes across processes (`claim`).
+    claims: claim::Claims,
 }
 
 /// Starts the matchmaker thread and the hub task (on the current Tokio runtime). Two visitors
@@ -205,6 +210,7 @@ impl Hub {
             token_of: HashMap::new(),
             away: HashMap::new(),
             pending: HashMap::new(),
+            claims: claim::Claims::default(),
         }
     }
 
@@ -366,6 +372,7 @@ impl Hub {
         self.preferences.forget(id);
         self.asked_at.remove(&id);
         self.forget_resume(id);
+        self.forget_claims(id);
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
@@ -376,6 +383,7 @@ impl Hub {
                 self.tell_gone(partner, id, how);
             }
             State::Chatting(partner) => {
+                self.drop_digest(partner);
                 let remote = self.remote.remove(&id);
                 let other = match &remote {
                     Some(remote) => Some(remote.visitor),
@@ -399,6 +407,11 @@ impl Hub {
                 }
             }
         }
+        self.check_shutdown_done();
+    }
+
+    /// Once shutting down and the last connection is gone: tells who waits for it.
+    fn check_shutdown_done(&mut self) {
         if self.conns.is_empty() {
             if let Some(waiters) = self.shutdown.take() {
                 for done in waiters {
@@ -544,7 +557,14 @@ impl Hub {
         self.shutdown.get_or_insert_with(Vec::new).push(done);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
-            self.kick(id, Kick::Shutdown);
+            // One whose partner is on another process may take the chat up there.
+            let resumable = self.remote.contains_key(&id) && self.token_of.contains_key(&id);
+            let why = if resumable {
+                Kick::Restart
+            } else {
+                Kick::Shutdown
+            };
+            self.kick(id, why);
         }
     }
 
@@ -553,6 +573,7 @@ impl Hub {
     fn tick(&mut self, now: Instant) {
         self.expire_proposals(now);
         self.expire_away(now);
+        self.expire_claims(now);
         for ask in self.preferences.due(now) {
             let waits = self
                 .conns

@@ -42,7 +42,7 @@ impl Hub {
         })
     }
 
-    fn tell(&self, node: u32, envelope: Envelope) {
+    pub(super) fn tell(&self, node: u32, envelope: Envelope) {
         if let Some(cluster) = &self.cluster {
             if !cluster.send(node, envelope) {
                 tracing::warn!(node, "relay queue full: a cross-process notice was dropped");
@@ -149,6 +149,33 @@ impl Hub {
             Envelope::Back { to, from } => {
                 self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), false)
             }
+            Envelope::Token { to, from, digest } => {
+                self.on_token(ConnId::from_rid(to), ConnId::from_rid(from), digest)
+            }
+            Envelope::Claim {
+                digest,
+                from,
+                visitor,
+                address,
+            } => self.on_claim_envelope(&digest, ConnId::from_rid(from), who(visitor, address)),
+            Envelope::Claimed {
+                to,
+                from,
+                visitor,
+                address,
+                frames,
+            } => self.on_claimed(
+                ConnId::from_rid(to),
+                ConnId::from_rid(from),
+                who(visitor, address),
+                frames,
+            ),
+            Envelope::Release { to, from } => {
+                self.on_release(ConnId::from_rid(to), ConnId::from_rid(from))
+            }
+            Envelope::Released { to, from, frames } => {
+                self.on_released(ConnId::from_rid(to), ConnId::from_rid(from), frames)
+            }
             // The inbox hands these to the relay, which holds the receipts.
             Envelope::Ack { .. } => {}
         }
@@ -192,8 +219,12 @@ impl Hub {
             return;
         }
         let out = if away {
+            // Held here too, in case `from`'s process cannot end the chat (it is stopping).
+            let until = self.away_deadline();
+            self.remote_away(to, Some(until));
             Outbound::PartnerAway
         } else {
+            self.remote_away(to, None);
             Outbound::PartnerBack(None)
         };
         self.send(to, out);
@@ -291,10 +322,17 @@ impl Hub {
 
     /// `id`'s chat with a partner on another process is over: the partner is gone `how`.
     /// `remove_rows`: when the partner's process will not remove them (it is dead).
-    fn end_remote_chat(&mut self, id: ConnId, how: Departure, remove_rows: bool) {
+    pub(super) fn end_remote_chat(&mut self, id: ConnId, how: Departure, remove_rows: bool) {
         let Some(partner) = self.remote.remove(&id) else {
             return;
         };
+        self.forget_claims(id);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if let State::Chatting(other) = conn.state {
+            self.drop_digest(other);
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -330,20 +368,35 @@ impl Hub {
         }
     }
 
-    /// These processes are dead: chats with their visitors end with `partner lost`, and
-    /// proposals to them are given up.
+    /// These processes are dead: chats with their visitors end with `partner lost`, unless
+    /// the visitor may resume elsewhere (its partner here hears `partner_away` and the chat
+    /// is held for the grace), and proposals to them are given up.
     fn nodes_down(&mut self, nodes: &[u32]) {
         let mut lost = Vec::new();
+        let mut away = Vec::new();
         let mut again = Vec::new();
         for (id, conn) in &self.conns {
             match conn.state {
-                State::Chatting(p) if nodes.contains(&node_of(p.rid())) => lost.push(*id),
+                State::Chatting(p) if nodes.contains(&node_of(p.rid())) => {
+                    if self.is_remote_away(*id) {
+                        // Told already (the process said so as it stopped).
+                    } else if self.resumable_partner(p) {
+                        away.push(*id);
+                    } else {
+                        lost.push(*id);
+                    }
+                }
                 State::Pairing(p) if nodes.contains(&node_of(p.rid())) => again.push((*id, p)),
                 _ => {}
             }
         }
         for id in lost {
             self.end_remote_chat(id, Departure::Lost, true);
+        }
+        for id in away {
+            let until = self.away_deadline();
+            self.remote_away(id, Some(until));
+            self.send(id, Outbound::PartnerAway);
         }
         for (id, partner) in again {
             self.ask_again(id, partner);
