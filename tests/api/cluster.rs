@@ -91,9 +91,19 @@ impl Nodes {
         Server::spawn(cmd, address)
     }
 
+    /// One more server of the cluster, listening on `address` (a stopped one's, restarted).
+    pub fn start_at(&self, address: &str, extra: &[&str]) -> Server {
+        let cmd = self.command_at(&self.redis, address.to_owned(), extra);
+        Server::spawn(cmd, address.to_owned())
+    }
+
     /// The command of one more server, reaching Redis at `redis`, and its address.
     fn command(&self, redis: &str, extra: &[&str]) -> (std::process::Command, String) {
         let address = free_address();
+        (self.command_at(redis, address.clone(), extra), address)
+    }
+
+    fn command_at(&self, redis: &str, address: String, extra: &[&str]) -> std::process::Command {
         let mut cmd = pairchat();
         // The limits lifted, but for those `extra` sets itself.
         let limits = NO_LIMITS
@@ -105,7 +115,7 @@ impl Nodes {
             .args(["--redis-url", redis])
             .args(limits)
             .args(extra);
-        (cmd, address)
+        cmd
     }
 
     pub fn url(&self, i: usize) -> String {

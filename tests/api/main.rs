@@ -32,6 +32,7 @@ mod model;
 mod model_cluster;
 mod mysql;
 mod nginx;
+mod nginx_resume;
 mod pairing;
 mod process;
 mod proxy;
