@@ -273,6 +273,16 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
             End::Gone | End::TimedOut | End::Kicked(Kick::Resumed | Kick::Restart)
         );
         if away {
+            if live.client.partner.is_none() {
+                // Paired just before the break, and not yet told: the link waits in the
+                // outbox, behind nothing the resumed connection needs (online counts).
+                while let Some(Some(out)) = live.inbox.next().now_or_never() {
+                    if let Outbound::Paired { link, .. } = out {
+                        live.client.partner = Some(link);
+                        break;
+                    }
+                }
+            }
             let link = live.client.partner.take();
             if let Some(link) = &link {
                 link.close_route();
