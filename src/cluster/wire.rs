@@ -45,8 +45,16 @@ pub enum Envelope {
     #[serde(rename = "x")]
     Parted { a: i64, b: i64 },
     /// `from`'s connection broke: its chat with `to` is held for it (`chat::resume`).
+    /// `frames`: from a stopping process, what `from` had been given of `to`'s frames (and
+    /// receipted) but not yet written, in order; `to`'s process hands them to the connection
+    /// that resumes the chat.
     #[serde(rename = "w")]
-    Away { to: i64, from: i64 },
+    Away {
+        to: i64,
+        from: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        frames: Vec<String>,
+    },
     /// `from` is back (it resumed its chat with `to`).
     #[serde(rename = "b")]
     Back { to: i64, from: i64 },
@@ -208,7 +216,16 @@ mod tests {
             },
             Envelope::Parted { a: 1, b: 2 },
             Envelope::Down { node: 42 },
-            Envelope::Away { to: 1, from: 2 },
+            Envelope::Away {
+                to: 1,
+                from: 2,
+                frames: vec![],
+            },
+            Envelope::Away {
+                to: 1,
+                from: 2,
+                frames: vec!["{}".into()],
+            },
             Envelope::Back { to: 1, from: 2 },
             Envelope::Token {
                 to: 1,

@@ -68,6 +68,9 @@ pub(super) struct Claims {
     release_after_kick: HashMap<ConnId, ConnId>,
     /// Holders here whose partner is away on another process, and until when.
     away_until: HashMap<ConnId, Instant>,
+    /// What a stopping process had not written to the away partner of each holder here: the
+    /// connection that resumes gets it first.
+    carried: HashMap<ConnId, Vec<String>>,
 }
 
 impl Hub {
@@ -283,6 +286,13 @@ impl Hub {
             },
         );
         self.claims.away_until.remove(&holder);
+        let frames = match self.claims.carried.remove(&holder) {
+            Some(mut carried) => {
+                carried.extend(frames);
+                carried
+            }
+            None => frames,
+        };
         self.submit(Op::Leave(holder));
         let link = link::remote(
             cluster.link(holder, outbox, claim.claimer),
@@ -384,8 +394,16 @@ impl Hub {
         self.claims.away_until.contains_key(&holder)
     }
 
+    /// `from`, away from a stopping process, had `frames` of `to`'s not yet written.
+    pub(super) fn carry(&mut self, to: ConnId, from: ConnId, frames: Vec<String>) {
+        if !frames.is_empty() && self.state(to) == Some(State::Chatting(from)) {
+            self.claims.carried.insert(to, frames);
+        }
+    }
+
     /// What `leave` forgets of `id` as a holder.
     pub(super) fn forget_claims(&mut self, id: ConnId) {
+        self.claims.carried.remove(&id);
         self.claims.away_until.remove(&id);
         self.claims.releasing.remove(&id);
         self.claims.after_kick.remove(&id);
@@ -434,18 +452,33 @@ impl Hub {
         }
     }
 
+    /// Whether `id`'s chat can go on from another process when this one stops: its partner
+    /// is on another process, and it has a token.
+    pub(super) fn resumable_elsewhere(&self, id: ConnId) -> bool {
+        matches!(self.state(id), Some(State::Chatting(_)))
+            && self.remote.contains_key(&id)
+            && self.token_of.contains_key(&id)
+    }
+
     /// On shutdown: `id`'s partner is on another process, and may take the chat up again
-    /// there. It is told `id` is away, and `id` goes without removing the rows (the partner's
-    /// process does, when the chat ends).
+    /// there. It is told `id` is away, with what `id` had not yet written of its frames, and
+    /// `id` goes without removing the rows (the partner's process does, when the chat ends).
     pub(super) fn stop_resumably(&mut self, id: ConnId) -> bool {
         let Some(State::Chatting(partner)) = self.state(id) else {
             return false;
         };
-        if !self.remote.contains_key(&id) || !self.token_of.contains_key(&id) {
+        if !self.resumable_elsewhere(id) {
             return false;
         }
-        self.tell_remote_notice(partner, id, true);
-        self.drop_quietly(id);
+        let frames = self.drop_quietly(id);
+        self.tell(
+            node_of(partner.rid()),
+            Envelope::Away {
+                to: partner.rid(),
+                from: id.rid(),
+                frames,
+            },
+        );
         true
     }
 }

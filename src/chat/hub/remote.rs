@@ -143,8 +143,10 @@ impl Hub {
                 Instant::now(),
             ),
             Envelope::Down { node } => self.nodes_down(&[node]),
-            Envelope::Away { to, from } => {
-                self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), true)
+            Envelope::Away { to, from, frames } => {
+                let (to, from) = (ConnId::from_rid(to), ConnId::from_rid(from));
+                self.on_notice(to, from, true);
+                self.carry(to, from, frames);
             }
             Envelope::Back { to, from } => {
                 self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), false)
@@ -206,7 +208,11 @@ impl Hub {
     pub(super) fn tell_remote_notice(&self, partner: ConnId, id: ConnId, away: bool) {
         let (to, from) = (partner.rid(), id.rid());
         let envelope = if away {
-            Envelope::Away { to, from }
+            Envelope::Away {
+                to,
+                from,
+                frames: Vec::new(),
+            }
         } else {
             Envelope::Back { to, from }
         };

@@ -72,7 +72,13 @@ impl Hub {
         // A chat is held for a visitor with a token (none: no grace), or taken over at once
         // by the connection that spent it.
         let claimed = pending.is_some() || self.token_of.contains_key(&id);
-        if chatting && claimed && self.shutdown.is_some() && self.stop_resumably(id) {
+        if chatting && claimed && self.shutdown.is_some() && self.resumable_elsewhere(id) {
+            // Its outbox goes with the notice (`stop_resumably` drains it).
+            if let Some(link) = link {
+                let until = Instant::now();
+                self.away.insert(id, Away { inbox, link, until });
+            }
+            self.stop_resumably(id);
             return;
         }
         let holdable = chatting && claimed && self.shutdown.is_none();
