@@ -27,6 +27,8 @@ struct Side {
     heard: Vec<u64>,
     undelivered: usize,
     resumes: usize,
+    /// `partner_away` notices.
+    aways: usize,
     /// Its chat ended (partner lost, or its resume failed).
     ended: Option<String>,
 }
@@ -48,7 +50,8 @@ impl Shared {
 
 /// Resumes through nginx with backoff, as the page does: the new connection and token, or
 /// `None` when the chat cannot be resumed (or nothing answers in time).
-async fn resume_through(nginx: &str, token: &str) -> Option<(Client, String)> {
+async fn resume_through(nginx: &str, token: &str, wait: Duration) -> Option<(Client, String)> {
+    tokio::time::sleep(wait).await;
     let deadline = Instant::now() + Duration::from_secs(12);
     let mut backoff = Duration::from_millis(100);
     while Instant::now() < deadline {
@@ -81,12 +84,16 @@ async fn resume_through(nginx: &str, token: &str) -> Option<(Client, String)> {
 }
 
 /// One visitor: says a number every `every` until `stop`, then "end"; resumes when its
-/// connection is cut; stops when it hears its partner's "end" or its chat ends.
+/// connection is cut (at once after 1012; after `blip` when it broke without a close, like a
+/// laptop whose lid was shut: long enough for the others to find its process dead, so that
+/// its partner's messages are held meanwhile); stops when it hears its partner's "end" or its
+/// chat ends.
 async fn visitor(
     mut c: Client,
     mut token: String,
     nginx: String,
     every: Duration,
+    blip: Duration,
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
 ) {
@@ -95,8 +102,9 @@ async fn visitor(
     let mut tick = tokio::time::interval(every);
     shared.talking.store(true, Ordering::SeqCst);
     loop {
-        // What ends this connection: a reason to resume (None) or to stop (Some).
-        let broke: Option<String> = tokio::select! {
+        // What ends this connection: a reason to resume (Ok: how long to wait first) or to
+        // stop (Err).
+        let broke: Result<Duration, String> = tokio::select! {
             _ = tick.tick(), if !said_end => {
                 let text = if stop.load(Ordering::SeqCst) {
                     said_end = true;
@@ -109,7 +117,7 @@ async fn visitor(
                 if c.ws.send(Message::text(frame.to_string())).await.is_ok() {
                     continue;
                 }
-                None
+                Ok(blip)
             }
             message = c.ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
@@ -130,24 +138,30 @@ async fn visitor(
                         (Some("error"), _) if frame["error"] == "undelivered" => {
                             shared.side().undelivered += 1;
                         }
-                        (Some("online" | "typing" | "partner_away" | "partner_back"), _) => {}
+                        (Some("partner_away"), _) => shared.side().aways += 1,
+                        (Some("online" | "typing" | "partner_back"), _) => {}
                         _ => panic!("unexpected {frame}"),
                     }
                     continue;
                 }
-                Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == 1012 => None,
-                Some(Ok(Message::Close(close))) => Some(format!("closed: {close:?}")),
+                Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == 1012 => {
+                    Ok(Duration::ZERO)
+                }
+                Some(Ok(Message::Close(close))) => Err(format!("closed: {close:?}")),
                 Some(Ok(_)) => continue,
                 // Broken without a close: nginx lost its upstream, or the socket went.
-                Some(Err(_)) | None => None,
+                Some(Err(_)) | None => Ok(blip),
             }
         };
-        if let Some(why) = broke {
-            shared.side().ended = Some(why);
-            break;
-        }
+        let wait = match broke {
+            Ok(wait) => wait,
+            Err(why) => {
+                shared.side().ended = Some(why);
+                break;
+            }
+        };
         shared.talking.store(false, Ordering::SeqCst);
-        match resume_through(&nginx, &token).await {
+        match resume_through(&nginx, &token, wait).await {
             Some((resumed, next_token)) => {
                 c = resumed;
                 token = next_token;
@@ -265,6 +279,7 @@ async fn visitors_behind_nginx_lose_no_receipted_message_when_processes_restart_
                 token,
                 nginx.address.clone(),
                 Duration::from_millis(60),
+                Duration::from_secs(6),
                 stop.clone(),
                 shared,
             )));
@@ -329,9 +344,10 @@ async fn visitors_behind_nginx_lose_no_receipted_message_when_processes_restart_
     let mut total = 0;
     for (i, pair) in sides.chunks(2).enumerate() {
         eprintln!(
-            "pair {i} on {:?}: resumes {:?}, receipted {:?}, heard {:?}, undelivered {:?}, ended {:?}",
+            "pair {i} on {:?}: resumes {:?}, aways {:?}, receipted {:?}, heard {:?}, undelivered {:?}, ended {:?}",
             placed[i],
             [pair[0].resumes, pair[1].resumes],
+            [pair[0].aways, pair[1].aways],
             [pair[0].receipted.len(), pair[1].receipted.len()],
             [pair[0].heard.len(), pair[1].heard.len()],
             [pair[0].undelivered, pair[1].undelivered],
@@ -354,6 +370,11 @@ async fn visitors_behind_nginx_lose_no_receipted_message_when_processes_restart_
         if pair.iter().all(|s| s.ended.is_none()) {
             survived += 1;
         }
+    }
+    // The partners of the killed process's visitors were told they were away (and what they
+    // said meanwhile was held, then delivered: checked above).
+    for (i, pair) in sides.chunks(2).enumerate().skip(2) {
+        assert!(pair[1].aways >= 1, "pair {i}: its partner was never away");
     }
     // Every pair had a side on a process that went, and every chat went on.
     assert_eq!(survived, 4, "every chat survived");
