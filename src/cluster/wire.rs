@@ -97,10 +97,13 @@ pub enum Envelope {
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
-    /// Frames that reached their partners on the sending process: `(from, seq)`, everything
-    /// from `from` up to `seq`. Their senders' receipts can be written.
+    /// Frames that reached their partners on the sending process: `(from, to, seq)`,
+    /// everything from `from` to `to` up to `seq`. Their senders' receipts can be written.
+    /// Per pair of connections, not per sender: a visitor whose partner resumed elsewhere
+    /// talks to a new connection, and what it sent the old one is not acknowledged by the
+    /// new one's acknowledgements.
     #[serde(rename = "k")]
-    Ack { acks: Vec<(i64, u64)> },
+    Ack { acks: Vec<(i64, i64, u64)> },
 }
 
 impl Envelope {
@@ -252,7 +255,7 @@ mod tests {
                 frames: vec![],
             },
             Envelope::Ack {
-                acks: vec![(1 << 32 | 7, 12), (5, 1)],
+                acks: vec![(1 << 32 | 7, 2 << 32 | 1, 12), (5, 6, 1)],
             },
         ];
         for e in all {

@@ -160,6 +160,7 @@ impl Hub {
         }
         // Spent, whatever comes of it.
         self.drop_digest(owner);
+        tracing::debug!(%owner, %holder, claimer = %claim.claimer, "resume claimed");
         let Some(me) = self.node() else { return };
         let node = node_of(owner.rid());
         if node == me {
@@ -223,6 +224,7 @@ impl Hub {
     /// The old process of `to` (here) is asked for what `to` had not written of its partner's
     /// frames; `to` goes.
     pub(super) fn on_release(&mut self, to: ConnId, from: ConnId) {
+        tracing::debug!(owner = %to, holder = %from, away = self.away.contains_key(&to), "release asked");
         if self.state(to) == Some(State::Chatting(from)) && !self.away.contains_key(&to) {
             self.claims.release_after_kick.insert(to, from);
             self.kick(to, Kick::Resumed);
@@ -244,6 +246,7 @@ impl Hub {
     }
 
     pub(super) fn on_released(&mut self, to: ConnId, from: ConnId, frames: Vec<String>) {
+        tracing::debug!(holder = %to, owner = %from, frames = frames.len(), "released");
         let Some((claim, _)) = self.claims.releasing.remove(&to) else {
             return;
         };
@@ -270,6 +273,7 @@ impl Hub {
     /// `holder` talks with the claimer from now on: its link switches, it hears
     /// `partner_back` and what it held goes; the claimer is told, with `frames` first.
     fn grant(&mut self, holder: ConnId, claim: Claim, frames: Vec<String>) {
+        tracing::debug!(%holder, claimer = %claim.claimer, frames = frames.len(), "resume granted");
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
@@ -299,8 +303,9 @@ impl Hub {
             claim.claimer,
             claim.who,
         );
-        // Before anything from the claimer can reach the holder: it comes through this hub.
-        self.send(holder, Outbound::PartnerBack(Some(link)));
+        // The claimer hears first (the same relay queue then carries the holder's frames to
+        // it behind this), and the holder's link switches before anything from the claimer
+        // can reach it (that comes through this hub, after this).
         if node_of(claim.claimer.rid()) == cluster.node() {
             self.on_claimed(claim.claimer, holder, who, frames);
         } else {
@@ -315,6 +320,7 @@ impl Hub {
                 },
             );
         }
+        self.send(holder, Outbound::PartnerBack(Some(link)));
         // The claimer's process holds the holder's partner now: a resume of the holder's
         // chat is claimed from there.
         if let Some(token) = self.token_of.get(&holder).copied() {

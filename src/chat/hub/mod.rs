@@ -111,7 +111,7 @@ struct Hub {
     online_settled: Option<usize>,
     /// Frames from other processes handed to sessions in the batch being read: the highest
     /// sequence number per sender, acknowledged at its end.
-    acks: HashMap<i64, u64>,
+    acks: HashMap<(i64, i64), u64>,
     /// How long a chat is held for a visitor whose connection broke (zero: not at all).
     grace: Duration,
     /// The resume token of each connection in a chat, both ways.

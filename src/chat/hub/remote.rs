@@ -195,7 +195,7 @@ impl Hub {
             return;
         };
         // Acknowledged either way: a frame sent again is here already.
-        let acked = self.acks.entry(from.rid()).or_default();
+        let acked = self.acks.entry((from.rid(), to.rid())).or_default();
         *acked = (*acked).max(seq);
         if seq <= partner.last_seq {
             return;
@@ -242,9 +242,12 @@ impl Hub {
         if self.acks.is_empty() {
             return;
         }
-        let mut by_node: std::collections::HashMap<u32, Vec<(i64, u64)>> = Default::default();
-        for (from, seq) in self.acks.drain() {
-            by_node.entry(node_of(from)).or_default().push((from, seq));
+        let mut by_node: std::collections::HashMap<u32, Vec<(i64, i64, u64)>> = Default::default();
+        for ((from, to), seq) in self.acks.drain() {
+            by_node
+                .entry(node_of(from))
+                .or_default()
+                .push((from, to, seq));
         }
         for (node, acks) in by_node {
             self.tell(node, Envelope::Ack { acks });
