@@ -72,10 +72,14 @@ pub fn undelivered_frame(metrics: &Metrics) -> String {
 }
 
 /// Receipts waiting for the partner's process, per sending connection, in order.
+/// A sender's frames to one partner connection waiting for their acknowledgement: sequence
+/// number, deadline, receipt.
+type Waiting = VecDeque<(u64, Instant, Receipt)>;
+
 #[derive(Default)]
 struct Held {
     /// By `(from, to)`: a sender's frames to one partner connection.
-    by_sender: HashMap<(i64, i64), VecDeque<(u64, Instant, Receipt)>>,
+    by_sender: HashMap<(i64, i64), Waiting>,
 }
 
 impl Held {
