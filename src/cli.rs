@@ -127,7 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PAIRCHAT_NODE_HEARTBEAT_MS", default_value_t = DEFAULT_NODE_HEARTBEAT_MS, value_parser = positive::<u64>)]
     pub node_heartbeat_ms: u64,
     /// With --redis-url: a server silent this long (milliseconds) is taken for dead: its
-    /// visitors' partners are told `partner lost` and its rows are swept.
+    /// visitors' partners are told `partner_away` (held for the resume grace; `partner lost`
+    /// when it is 0) and its rows are swept.
     #[arg(long, env = "PAIRCHAT_NODE_TIMEOUT_MS", default_value_t = DEFAULT_NODE_TIMEOUT_MS, value_parser = positive::<u64>)]
     pub node_timeout_ms: u64,
     /// With --redis-url: how long a message to a partner on another server may wait for Redis

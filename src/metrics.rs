@@ -50,7 +50,7 @@ pub const ERROR_CODES: [&str; 23] = [
 
 /// Why sessions end: the reason of the close frame the server sends, or, when it sends none
 /// of its own, what the client did.
-pub const CLOSE_REASONS: [&str; 15] = [
+pub const CLOSE_REASONS: [&str; 16] = [
     "client closed",
     "connection lost",
     "no heartbeat",
@@ -66,6 +66,7 @@ pub const CLOSE_REASONS: [&str; 15] = [
     "bye",
     "reported",
     "resumed elsewhere",
+    "service restart",
 ];
 
 /// Report reasons (`moderation::reports::Reason`).

@@ -227,6 +227,17 @@ impl PartnerLink {
         }
     }
 
+    /// The sending side, as a resumed connection takes the link up: what it sends goes into
+    /// the partner's outbox, behind what the hub queued there (`partner_back`), until the
+    /// partner opens its route again.
+    pub fn close_partner_route(&self) {
+        match &self.kind {
+            Kind::Local { routes, mine, .. } => *lock(&routes[1 - *mine]) = Route::Queued,
+            Kind::Away(held) => held.behind().close_partner_route(),
+            Kind::Remote(_) => {}
+        }
+    }
+
     /// Hands a frame to the partner without waiting: onto its socket queue while the route is
     /// open, into its outbox otherwise (and when the socket queue is full, closing the route).
     #[inline]

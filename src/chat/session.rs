@@ -269,8 +269,21 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         live.client.hub.metrics().closed(close_label(&end));
         // Broken without a close (or taken over by a resume): the chat may be held for the
         // visitor, its outbox and link kept for the connection that takes it up again.
-        let away = matches!(end, End::Gone | End::TimedOut | End::Kicked(Kick::Resumed));
+        let away = matches!(
+            end,
+            End::Gone | End::TimedOut | End::Kicked(Kick::Resumed | Kick::Restart)
+        );
         if away {
+            if live.client.partner.is_none() {
+                // Paired just before the break, and not yet told: the link waits in the
+                // outbox, behind nothing the resumed connection needs (online counts).
+                while let Some(Some(out)) = live.inbox.next().now_or_never() {
+                    if let Outbound::Paired { link, .. } = out {
+                        live.client.partner = Some(link);
+                        break;
+                    }
+                }
+            }
             let link = live.client.partner.take();
             if let Some(link) = &link {
                 link.close_route();
@@ -315,8 +328,12 @@ impl Live {
             token,
         } = resumed;
         self.client.id = id;
-        self.inbox = inbox;
+        if let Some(inbox) = inbox {
+            self.inbox = inbox;
+        }
         let away = link.is_away();
+        // What we send from now on goes behind the `partner_back` queued for the partner.
+        link.close_partner_route();
         self.client.partner = Some(link);
         let mut frames = vec![ServerFrame::Resumed {
             resume: token.to_hex().into(),

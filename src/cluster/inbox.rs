@@ -29,7 +29,7 @@ pub async fn run(
     client: Client,
     key: String,
     events: mpsc::Sender<Event>,
-    acks: flume::Sender<Vec<(i64, u64)>>,
+    acks: flume::Sender<Vec<(i64, i64, u64)>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
     let mut last = String::from("0-0");

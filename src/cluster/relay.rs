@@ -55,8 +55,8 @@ pub struct Queued {
 pub type RelaySender = flume::Sender<Queued>;
 pub type RelayReceiver = flume::Receiver<Queued>;
 /// Acknowledgements read from this process's stream: `(sender, up to seq)`.
-pub type AckSender = flume::Sender<Vec<(i64, u64)>>;
-pub type AckReceiver = flume::Receiver<Vec<(i64, u64)>>;
+pub type AckSender = flume::Sender<Vec<(i64, i64, u64)>>;
+pub type AckReceiver = flume::Receiver<Vec<(i64, i64, u64)>>;
 
 pub fn queue() -> (RelaySender, RelayReceiver) {
     flume::bounded(QUEUE_CAPACITY)
@@ -77,23 +77,28 @@ pub fn undelivered_frame(metrics: &Metrics) -> String {
 }
 
 /// Receipts waiting for the partner's process, per sending connection, in order.
+/// A sender's frames to one partner connection waiting for their acknowledgement: sequence
+/// number, deadline, receipt.
+type Waiting = VecDeque<(u64, Instant, Receipt)>;
+
 #[derive(Default)]
 struct Held {
-    by_sender: HashMap<i64, VecDeque<(u64, Instant, Receipt)>>,
+    /// By `(from, to)`: a sender's frames to one partner connection.
+    by_sender: HashMap<(i64, i64), Waiting>,
 }
 
 impl Held {
-    fn hold(&mut self, from: i64, seq: u64, deadline: Instant, receipt: Receipt) {
+    fn hold(&mut self, link: (i64, i64), seq: u64, deadline: Instant, receipt: Receipt) {
         self.by_sender
-            .entry(from)
+            .entry(link)
             .or_default()
             .push_back((seq, deadline, receipt));
     }
 
     /// Writes the receipts of everything acknowledged.
-    fn release(&mut self, acks: Vec<(i64, u64)>, metrics: &Metrics) {
-        for (from, upto) in acks {
-            let Some(held) = self.by_sender.get_mut(&from) else {
+    fn release(&mut self, acks: Vec<(i64, i64, u64)>, metrics: &Metrics) {
+        for (from, to, upto) in acks {
+            let Some(held) = self.by_sender.get_mut(&(from, to)) else {
                 continue;
             };
             while held.front().is_some_and(|(seq, _, _)| *seq <= upto) {
@@ -104,7 +109,7 @@ impl Held {
                 }
             }
             if held.is_empty() {
-                self.by_sender.remove(&from);
+                self.by_sender.remove(&(from, to));
             }
         }
     }
@@ -211,8 +216,8 @@ pub async fn run(
         for q in batch.drain(..) {
             let Some(receipt) = q.receipt else { continue };
             match (&q.envelope, sent) {
-                (Envelope::Frame { from, seq, .. }, true) => {
-                    held.hold(*from, *seq, q.at + timeout, receipt)
+                (Envelope::Frame { from, to, seq, .. }, true) => {
+                    held.hold((*from, *to), *seq, q.at + timeout, receipt)
                 }
                 _ => refuse(receipt, &metrics),
             }
@@ -291,7 +296,33 @@ async fn send(
 mod tests {
     use super::*;
 
-    fn ack(node: u32, acks: Vec<(i64, u64)>) -> Queued {
+    #[test]
+    fn an_acknowledgement_releases_the_receipts_of_its_own_pair_only() {
+        // A sender whose partner resumed elsewhere: what it sent the old connection (to 2,
+        // never taken) is not receipted by the new one's (to 5) acknowledgements.
+        let metrics = Metrics::new(1);
+        let (outbox, receipts) = crate::chat::link::outbox(8);
+        let receipt = |text: &str| Receipt {
+            outbox: outbox.clone(),
+            frame: text.into(),
+            received: Instant::now(),
+        };
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut held = Held::default();
+        held.hold((1, 2), 1, later, receipt("to the old one"));
+        held.hold((1, 5), 1, later, receipt("to the new one"));
+        held.release(vec![(1, 5, 7)], &metrics);
+        let written: Vec<String> = receipts
+            .try_iter()
+            .map(|out| match out {
+                Outbound::Frame(f) => f,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(written, ["to the new one"]);
+    }
+
+    fn ack(node: u32, acks: Vec<(i64, i64, u64)>) -> Queued {
         Queued {
             node,
             envelope: Envelope::Ack { acks },
@@ -309,10 +340,10 @@ mod tests {
             at: Instant::now(),
         };
         let mut batch = vec![
-            ack(1, vec![(10, 1)]),
+            ack(1, vec![(10, 9, 1)]),
             frame(1),
-            ack(2, vec![(20, 5)]),
-            ack(1, vec![(11, 3)]),
+            ack(2, vec![(20, 9, 5)]),
+            ack(1, vec![(11, 9, 3)]),
         ];
         merge_acks(&mut batch);
         let kinds: Vec<(u32, Envelope)> = batch.into_iter().map(|q| (q.node, q.envelope)).collect();
@@ -323,13 +354,13 @@ mod tests {
                 (
                     1,
                     Envelope::Ack {
-                        acks: vec![(10, 1), (11, 3)]
+                        acks: vec![(10, 9, 1), (11, 9, 3)]
                     }
                 ),
                 (
                     2,
                     Envelope::Ack {
-                        acks: vec![(20, 5)]
+                        acks: vec![(20, 9, 5)]
                     }
                 ),
             ]

@@ -51,18 +51,65 @@ pub enum Envelope {
     #[serde(rename = "x")]
     Parted { a: i64, b: i64 },
     /// `from`'s connection broke: its chat with `to` is held for it (`chat::resume`).
+    /// `frames`: from a stopping process, what `from` had been given of `to`'s frames (and
+    /// receipted) but not yet written, in order; `to`'s process hands them to the connection
+    /// that resumes the chat.
     #[serde(rename = "w")]
-    Away { to: i64, from: i64 },
+    Away {
+        to: i64,
+        from: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        frames: Vec<String>,
+    },
     /// `from` is back (it resumed its chat with `to`).
     #[serde(rename = "b")]
     Back { to: i64, from: i64 },
+    /// The SHA-256 of `from`'s resume token (`chat::resume::Token::digest`): the process of
+    /// its partner `to` is the one a resume of `from`'s chat claims the chat from.
+    #[serde(rename = "t")]
+    Token { to: i64, from: i64, digest: String },
+    /// A new connection `from` (on the sender's process, who is `visitor`/`address`) asks to
+    /// resume the chat of the token whose digest is `digest`. Broadcast: only the process
+    /// that holds the token's partner answers (`Claimed`).
+    #[serde(rename = "c")]
+    Claim {
+        digest: String,
+        from: i64,
+        visitor: i64,
+        address: i64,
+    },
+    /// `to`'s claim is granted: it talks with `from` (who is `visitor`/`address`) from now on.
+    /// `frames`: what `from` sent that was taken (and receipted) but not yet written to the
+    /// old connection, in order; they come first.
+    #[serde(rename = "cd")]
+    Claimed {
+        to: i64,
+        from: i64,
+        visitor: i64,
+        address: i64,
+        frames: Vec<String>,
+    },
+    /// `to`'s chat with `from` was resumed on another process: `to` goes without a word to its
+    /// partner, and hands over what waits in its outbox (`Released`).
+    #[serde(rename = "rl")]
+    Release { to: i64, from: i64 },
+    /// What `from`'s old connection had not yet written of what `to` sent, in order.
+    #[serde(rename = "rd")]
+    Released {
+        to: i64,
+        from: i64,
+        frames: Vec<String>,
+    },
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
-    /// Frames that reached their partners on the sending process: `(from, seq)`, everything
-    /// from `from` up to `seq`. Their senders' receipts can be written.
+    /// Frames that reached their partners on the sending process: `(from, to, seq)`,
+    /// everything from `from` to `to` up to `seq`. Their senders' receipts can be written.
+    /// Per pair of connections, not per sender: a visitor whose partner resumed elsewhere
+    /// talks to a new connection, and what it sent the old one is not acknowledged by the
+    /// new one's acknowledgements.
     #[serde(rename = "k")]
-    Ack { acks: Vec<(i64, u64)> },
+    Ack { acks: Vec<(i64, i64, u64)> },
 }
 
 impl Envelope {
@@ -180,10 +227,43 @@ mod tests {
             },
             Envelope::Parted { a: 1, b: 2 },
             Envelope::Down { node: 42 },
-            Envelope::Away { to: 1, from: 2 },
+            Envelope::Away {
+                to: 1,
+                from: 2,
+                frames: vec![],
+            },
+            Envelope::Away {
+                to: 1,
+                from: 2,
+                frames: vec!["{}".into()],
+            },
             Envelope::Back { to: 1, from: 2 },
+            Envelope::Token {
+                to: 1,
+                from: 2,
+                digest: "ab".into(),
+            },
+            Envelope::Claim {
+                digest: "ab".into(),
+                from: 3,
+                visitor: 4,
+                address: 5,
+            },
+            Envelope::Claimed {
+                to: 3,
+                from: 1,
+                visitor: 6,
+                address: 7,
+                frames: vec!["{}".into()],
+            },
+            Envelope::Release { to: 2, from: 1 },
+            Envelope::Released {
+                to: 1,
+                from: 2,
+                frames: vec![],
+            },
             Envelope::Ack {
-                acks: vec![(1 << 32 | 7, 12), (5, 1)],
+                acks: vec![(1 << 32 | 7, 2 << 32 | 1, 12), (5, 6, 1)],
             },
         ];
         for e in all {

@@ -1,6 +1,7 @@
 //! Several copies of the real binary on one MariaDB database and one Redis (`--redis-url`):
 //! visitors on different processes meet and chat as if on one; a killed process costs its
-//! visitors' partners `partner lost`; Redis faults lose no receipted message. Needs
+//! visitors' partners `partner lost` (with resuming off; cluster_resume.rs has them held for
+//! the grace); Redis faults lose no receipted message. Needs
 //! `TEST_MYSQL_URL` and `TEST_REDIS_URL` (CI sets both, with `PAIRCHAT_REQUIRE_REDIS`).
 //!
 //! The tests of this file run one at a time: they fault the one Redis they share.
@@ -90,9 +91,19 @@ impl Nodes {
         Server::spawn(cmd, address)
     }
 
+    /// One more server of the cluster, listening on `address` (a stopped one's, restarted).
+    pub fn start_at(&self, address: &str, extra: &[&str]) -> Server {
+        let cmd = self.command_at(&self.redis, address.to_owned(), extra);
+        Server::spawn(cmd, address.to_owned())
+    }
+
     /// The command of one more server, reaching Redis at `redis`, and its address.
     fn command(&self, redis: &str, extra: &[&str]) -> (std::process::Command, String) {
         let address = free_address();
+        (self.command_at(redis, address.clone(), extra), address)
+    }
+
+    fn command_at(&self, redis: &str, address: String, extra: &[&str]) -> std::process::Command {
         let mut cmd = pairchat();
         // The limits lifted, but for those `extra` sets itself.
         let limits = NO_LIMITS
@@ -104,7 +115,7 @@ impl Nodes {
             .args(["--redis-url", redis])
             .args(limits)
             .args(extra);
-        (cmd, address)
+        cmd
     }
 
     pub fn url(&self, i: usize) -> String {
@@ -331,9 +342,11 @@ async fn six_hundred_arrivals_over_three_processes_make_three_hundred_pairs() {
 }
 
 #[actix_rt::test]
-async fn a_killed_process_costs_its_visitors_partners_partner_lost_and_its_rows() {
-    // Default liveness timings: the bound is for them.
-    let Some(mut nodes) = Nodes::start_or_skip("killed process", 3, &[]).await else {
+async fn without_resume_a_killed_process_costs_its_visitors_partners_partner_lost_and_its_rows() {
+    // Default liveness timings: the bound is for them. Resuming off: the partners
+    // are not held for the grace (cluster_resume.rs has that).
+    let resume_off = ["--resume-grace-secs", "0"];
+    let Some(mut nodes) = Nodes::start_or_skip("killed process", 3, &resume_off).await else {
         return;
     };
     let (dead_node, _) = health(&nodes.servers[0]).await;
@@ -583,7 +596,10 @@ fn redis_with_a_sqlite_database_is_refused() {
 
 #[actix_rt::test]
 async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoins() {
-    let Some(mut nodes) = Nodes::start_or_skip("cut off from Redis", 1, &[]).await else {
+    // Resuming off: the partner of a visitor on a process taken for dead is lost at once
+    // (with it, away for the grace first, as cluster_resume.rs shows for a killed process).
+    let resume_off = ["--resume-grace-secs", "0"];
+    let Some(mut nodes) = Nodes::start_or_skip("cut off from Redis", 1, &resume_off).await else {
         return;
     };
     // The second process reaches Redis through a proxy the test can cut.
@@ -593,7 +609,7 @@ async fn a_process_cut_off_from_redis_is_taken_for_dead_by_the_others_and_rejoin
         .trim_end_matches('/')
         .to_owned();
     let proxy = crate::proxy::Proxy::start(target).await;
-    let (cmd, address) = nodes.command(&format!("redis://{}/", proxy.address), &[]);
+    let (cmd, address) = nodes.command(&format!("redis://{}/", proxy.address), &resume_off);
     // Started off this thread: the proxy runs on it.
     let cut_off = tokio::task::spawn_blocking(move || Server::spawn(cmd, address))
         .await
@@ -681,8 +697,9 @@ async fn the_rematch_cooldown_holds_on_every_process() {
 }
 
 #[actix_rt::test]
-async fn a_stopped_process_tells_its_visitors_partners_at_once() {
-    let Some(mut nodes) = Nodes::start_or_skip("stopped process", 2, &[]).await else {
+async fn without_resume_a_stopped_process_tells_its_visitors_partners_at_once() {
+    let resume_off = ["--resume-grace-secs", "0"];
+    let Some(mut nodes) = Nodes::start_or_skip("stopped process", 2, &resume_off).await else {
         return;
     };
     let (_a, mut b) = pair_across(&nodes.url(0), &nodes.url(1)).await;

@@ -18,7 +18,7 @@ use crate::process::free_address;
 
 const NGINX: &str = "/usr/sbin/nginx";
 
-fn nginx_or_skip(test: &str) -> bool {
+pub(crate) fn nginx_or_skip(test: &str) -> bool {
     available_or_skip(
         Path::new(NGINX).exists(),
         "PAIRCHAT_REQUIRE_NGINX",
@@ -44,14 +44,14 @@ fn readme_config() -> String {
 }
 
 /// nginx on a free port, in front of `upstreams` (`host:port` each), killed when dropped.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     _dir: tempfile::TempDir,
 }
 
 impl Nginx {
-    fn start(upstreams: &[String]) -> Nginx {
+    pub(crate) fn start(upstreams: &[String]) -> Nginx {
         let dir = tempfile::tempdir().expect("dir");
         let address = free_address();
         let mut servers_done = false;
@@ -121,7 +121,7 @@ impl Drop for Nginx {
 }
 
 /// A gauge (`pairchat_connections`, …) of a server, from its metrics listener.
-async fn gauge(metrics: &str, name: &str) -> Option<u64> {
+pub(crate) async fn gauge(metrics: &str, name: &str) -> Option<u64> {
     let (_, body) = crate::health::http_get(metrics.parse().ok()?, "/metrics").await;
     let prefix = format!("{name}{{");
     body.lines()

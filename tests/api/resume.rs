@@ -286,3 +286,30 @@ async fn with_no_grace_a_broken_connection_ends_the_chat_at_once() {
     assert_eq!(b.expect_close().await.reason, "partner lost");
     app.wait_until_empty().await;
 }
+
+#[actix_rt::test]
+async fn the_partner_hears_partner_back_before_anything_the_resumed_visitor_says() {
+    let app = spawn_app_with(grace(60)).await;
+    // Several rounds: the race is between the hub's notice and the resumed visitor's first
+    // message, which it sends the moment its socket is open.
+    for round in 0..10 {
+        let ((mut a, a_token), (mut b, _)) = pair_with_tokens(&app).await;
+        // Both ways once, so that each side's direct route is open.
+        a.say("warm").await;
+        a.recv().await;
+        b.recv().await;
+        b.say("up").await;
+        b.recv().await;
+        a.recv().await;
+        break_connection(a, round % 2 == 1);
+        b.expect_type("partner_away").await;
+        let mut a = Client::connect(&resume_url(&app.ws_url(), &a_token)).await;
+        a.say("first").await;
+        assert_eq!(b.recv().await["type"], "partner_back", "round {round}");
+        assert_eq!(said(&b.recv().await), ("first".into(), "guest".into()));
+        a.expect_type("resumed").await;
+        a.leave().await;
+        b.expect_close().await;
+    }
+    app.wait_until_empty().await;
+}

@@ -79,7 +79,8 @@ impl std::fmt::Debug for AwayParts {
 /// left, and the next token.
 pub struct Resumed {
     pub id: ConnId,
-    pub inbox: Inbox,
+    /// The old connection's outbox, to read from now on (`None`: the new connection's own).
+    pub inbox: Option<Inbox>,
     pub link: PartnerLink,
     pub token: Token,
 }

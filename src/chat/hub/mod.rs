@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+mod claim;
 mod handle;
 mod remote;
 mod resume;
@@ -45,6 +46,8 @@ pub enum Kick {
     TooSlow,
     /// Another connection resumed its chat (`/ws?resume=`): it hands the chat over.
     Resumed,
+    /// The server is stopping and the chat can go on from another process: close with 1012.
+    Restart,
 }
 
 /// Where a connection is in its conversation. Only the hub keeps this; a session keeps only
@@ -109,7 +112,7 @@ struct Hub {
     online_settled: Option<usize>,
     /// Frames from other processes handed to sessions in the batch being read: the highest
     /// sequence number per sender, acknowledged at its end.
-    acks: HashMap<i64, u64>,
+    acks: HashMap<(i64, i64), u64>,
     /// How long a chat is held for a visitor whose connection broke (zero: not at all).
     grace: Duration,
     /// The resume token of each connection in a chat, both ways.
@@ -119,6 +122,8 @@ struct Hub {
     away: HashMap<ConnId, resume::Away>,
     /// Resumes of chats whose old connection is being closed.
     pending: HashMap<ConnId, resume::Pending>,
+    /// Resumes across processes (`claim`).
+    claims: claim::Claims,
 }
 
 /// How long visitors mind whom they meet.
@@ -228,6 +233,7 @@ impl Hub {
             token_of: HashMap::new(),
             away: HashMap::new(),
             pending: HashMap::new(),
+            claims: claim::Claims::default(),
         }
     }
 
@@ -392,6 +398,7 @@ impl Hub {
         self.preferences.forget(id);
         self.asked_at.remove(&id);
         self.forget_resume(id);
+        self.forget_claims(id);
         match conn.state {
             State::Idle | State::Ended => {}
             State::Requested | State::Waiting => self.submit(Op::Leave(id)),
@@ -402,6 +409,7 @@ impl Hub {
                 self.tell_gone(partner, id, how);
             }
             State::Chatting(partner) => {
+                self.drop_digest(partner);
                 let remote = self.remote.remove(&id);
                 let other = match &remote {
                     Some(remote) => Some(remote.visitor),
@@ -425,6 +433,11 @@ impl Hub {
                 }
             }
         }
+        self.check_shutdown_done();
+    }
+
+    /// Once shutting down and the last connection is gone: tells who waits for it.
+    fn check_shutdown_done(&mut self) {
         if self.conns.is_empty() {
             if let Some(waiters) = self.shutdown.take() {
                 for done in waiters {
@@ -575,7 +588,14 @@ impl Hub {
         self.shutdown.get_or_insert_with(Vec::new).push(done);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
-            self.kick(id, Kick::Shutdown);
+            // One whose partner is on another process may take the chat up there.
+            let resumable = self.remote.contains_key(&id) && self.token_of.contains_key(&id);
+            let why = if resumable {
+                Kick::Restart
+            } else {
+                Kick::Shutdown
+            };
+            self.kick(id, why);
         }
     }
 
@@ -584,6 +604,7 @@ impl Hub {
     fn tick(&mut self, now: Instant) {
         self.expire_proposals(now);
         self.expire_away(now);
+        self.expire_claims(now);
         for ask in self.preferences.due(now) {
             let waits = self
                 .conns

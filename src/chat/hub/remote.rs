@@ -42,7 +42,7 @@ impl Hub {
         })
     }
 
-    fn tell(&self, node: u32, envelope: Envelope) {
+    pub(super) fn tell(&self, node: u32, envelope: Envelope) {
         if let Some(cluster) = &self.cluster {
             if !cluster.send(node, envelope) {
                 tracing::warn!(node, "relay queue full: a cross-process notice was dropped");
@@ -149,11 +149,40 @@ impl Hub {
                 Instant::now(),
             ),
             Envelope::Down { node } => self.nodes_down(&[node]),
-            Envelope::Away { to, from } => {
-                self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), true)
+            Envelope::Away { to, from, frames } => {
+                let (to, from) = (ConnId::from_rid(to), ConnId::from_rid(from));
+                self.on_notice(to, from, true);
+                self.carry(to, from, frames);
             }
             Envelope::Back { to, from } => {
                 self.on_notice(ConnId::from_rid(to), ConnId::from_rid(from), false)
+            }
+            Envelope::Token { to, from, digest } => {
+                self.on_token(ConnId::from_rid(to), ConnId::from_rid(from), digest)
+            }
+            Envelope::Claim {
+                digest,
+                from,
+                visitor,
+                address,
+            } => self.on_claim_envelope(&digest, ConnId::from_rid(from), who(visitor, address)),
+            Envelope::Claimed {
+                to,
+                from,
+                visitor,
+                address,
+                frames,
+            } => self.on_claimed(
+                ConnId::from_rid(to),
+                ConnId::from_rid(from),
+                who(visitor, address),
+                frames,
+            ),
+            Envelope::Release { to, from } => {
+                self.on_release(ConnId::from_rid(to), ConnId::from_rid(from))
+            }
+            Envelope::Released { to, from, frames } => {
+                self.on_released(ConnId::from_rid(to), ConnId::from_rid(from), frames)
             }
             // The inbox hands these to the relay, which holds the receipts.
             Envelope::Ack { .. } => {}
@@ -172,7 +201,7 @@ impl Hub {
             return;
         };
         // Acknowledged either way: a frame sent again is here already.
-        let acked = self.acks.entry(from.rid()).or_default();
+        let acked = self.acks.entry((from.rid(), to.rid())).or_default();
         *acked = (*acked).max(seq);
         if seq <= partner.last_seq {
             return;
@@ -185,7 +214,11 @@ impl Hub {
     pub(super) fn tell_remote_notice(&self, partner: ConnId, id: ConnId, away: bool) {
         let (to, from) = (partner.rid(), id.rid());
         let envelope = if away {
-            Envelope::Away { to, from }
+            Envelope::Away {
+                to,
+                from,
+                frames: Vec::new(),
+            }
         } else {
             Envelope::Back { to, from }
         };
@@ -198,8 +231,12 @@ impl Hub {
             return;
         }
         let out = if away {
+            // Held here too, in case `from`'s process cannot end the chat (it is stopping).
+            let until = self.away_deadline();
+            self.remote_away(to, Some(until));
             Outbound::PartnerAway
         } else {
+            self.remote_away(to, None);
             Outbound::PartnerBack(None)
         };
         self.send(to, out);
@@ -211,9 +248,12 @@ impl Hub {
         if self.acks.is_empty() {
             return;
         }
-        let mut by_node: std::collections::HashMap<u32, Vec<(i64, u64)>> = Default::default();
-        for (from, seq) in self.acks.drain() {
-            by_node.entry(node_of(from)).or_default().push((from, seq));
+        let mut by_node: std::collections::HashMap<u32, Vec<(i64, i64, u64)>> = Default::default();
+        for ((from, to), seq) in self.acks.drain() {
+            by_node
+                .entry(node_of(from))
+                .or_default()
+                .push((from, to, seq));
         }
         for (node, acks) in by_node {
             self.tell(node, Envelope::Ack { acks });
@@ -301,10 +341,17 @@ impl Hub {
 
     /// `id`'s chat with a partner on another process is over: the partner is gone `how`.
     /// `remove_rows`: when the partner's process will not remove them (it is dead).
-    fn end_remote_chat(&mut self, id: ConnId, how: Departure, remove_rows: bool) {
+    pub(super) fn end_remote_chat(&mut self, id: ConnId, how: Departure, remove_rows: bool) {
         let Some(partner) = self.remote.remove(&id) else {
             return;
         };
+        self.forget_claims(id);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if let State::Chatting(other) = conn.state {
+            self.drop_digest(other);
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -340,20 +387,35 @@ impl Hub {
         }
     }
 
-    /// These processes are dead: chats with their visitors end with `partner lost`, and
-    /// proposals to them are given up.
+    /// These processes are dead: chats with their visitors end with `partner lost`, unless
+    /// the visitor may resume elsewhere (its partner here hears `partner_away` and the chat
+    /// is held for the grace), and proposals to them are given up.
     fn nodes_down(&mut self, nodes: &[u32]) {
         let mut lost = Vec::new();
+        let mut away = Vec::new();
         let mut again = Vec::new();
         for (id, conn) in &self.conns {
             match conn.state {
-                State::Chatting(p) if nodes.contains(&node_of(p.rid())) => lost.push(*id),
+                State::Chatting(p) if nodes.contains(&node_of(p.rid())) => {
+                    if self.is_remote_away(*id) {
+                        // Told already (the process said so as it stopped).
+                    } else if self.resumable_partner(p) {
+                        away.push(*id);
+                    } else {
+                        lost.push(*id);
+                    }
+                }
                 State::Pairing(p) if nodes.contains(&node_of(p.rid())) => again.push((*id, p)),
                 _ => {}
             }
         }
         for id in lost {
             self.end_remote_chat(id, Departure::Lost, true);
+        }
+        for id in away {
+            let until = self.away_deadline();
+            self.remote_away(id, Some(until));
+            self.send(id, Outbound::PartnerAway);
         }
         for (id, partner) in again {
             self.ask_again(id, partner);

@@ -25,9 +25,16 @@ pub(super) struct Away {
 /// A connection that asked to resume the chat of one still connected: the old connection has
 /// been told to go, and hands its parts over as it does.
 pub(super) struct Pending {
-    reply: oneshot::Sender<Option<Resumed>>,
-    kick: oneshot::Sender<Kick>,
-    fresh: Fresh,
+    pub reply: oneshot::Sender<Option<Resumed>>,
+    pub kick: oneshot::Sender<Kick>,
+    pub fresh: Fresh,
+}
+
+impl Away {
+    /// The outbox the away visitor's partner wrote to, and the link.
+    pub(super) fn into_parts(self) -> (Inbox, PartnerLink) {
+        (self.inbox, self.link)
+    }
 }
 
 /// The new connection that asked to resume, as it would connect if it cannot.
@@ -44,6 +51,7 @@ impl Hub {
         let token = Token::random()?;
         self.tokens.insert(token, id);
         self.token_of.insert(id, token);
+        self.share_token(id, token);
         Some(token)
     }
 
@@ -51,6 +59,7 @@ impl Hub {
         if let Some(token) = self.token_of.remove(&id) {
             self.tokens.remove(&token);
         }
+        self.drop_digest(id);
     }
 
     /// `id`'s session ended without a close (its connection broke, went silent, or another
@@ -63,6 +72,15 @@ impl Hub {
         // A chat is held for a visitor with a token (none: no grace), or taken over at once
         // by the connection that spent it.
         let claimed = pending.is_some() || self.token_of.contains_key(&id);
+        if chatting && claimed && self.shutdown.is_some() && self.resumable_elsewhere(id) {
+            // Its outbox goes with the notice (`stop_resumably` drains it).
+            if let Some(link) = link {
+                let until = Instant::now();
+                self.away.insert(id, Away { inbox, link, until });
+            }
+            self.stop_resumably(id);
+            return;
+        }
         let holdable = chatting && claimed && self.shutdown.is_none();
         let (Some(link), true) = (link, holdable) else {
             if let Some(pending) = pending {
@@ -85,6 +103,7 @@ impl Hub {
             None => {
                 self.away.insert(id, away);
                 self.tell_partner(id, Notice::Away);
+                self.after_away(id);
             }
         }
     }
@@ -99,11 +118,16 @@ impl Hub {
     ) {
         let pending = Pending { reply, kick, fresh };
         let found = match ask {
-            Ask::Token(token) if self.shutdown.is_none() => self.tokens.get(&token).copied(),
-            _ => None,
+            Ask::Token(token) if self.shutdown.is_none() => {
+                self.tokens.get(&token).copied().ok_or(Some(token))
+            }
+            _ => Err(None),
         };
-        let Some(id) = found else {
-            return self.fail_resume(pending);
+        let id = match found {
+            Ok(id) => id,
+            // Perhaps made on another process, or its partner is here.
+            Err(Some(token)) => return self.claim_elsewhere(token, pending),
+            Err(None) => return self.fail_resume(pending),
         };
         // Spent, whatever comes of it.
         self.revoke_token(id);
@@ -140,10 +164,14 @@ impl Hub {
         }
         let resumed = Resumed {
             id,
-            inbox: away.inbox,
+            inbox: Some(away.inbox),
             link: away.link,
             token,
         };
+        // The partner hears `partner_back` before anything the resumed visitor sends.
+        if was_away {
+            self.tell_partner(id, Notice::Back);
+        }
         if let Err(Some(resumed)) = reply.send(Some(resumed)) {
             // The new connection went before it could take over: away again, as it was.
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -157,26 +185,24 @@ impl Hub {
             } else {
                 Instant::now() + self.grace
             };
+            let Some(inbox) = resumed.inbox else {
+                self.leave(id, Departure::Lost);
+                return;
+            };
             self.away.insert(
                 id,
                 Away {
-                    inbox: resumed.inbox,
+                    inbox,
                     link: resumed.link,
                     until,
                 },
             );
-            if !was_away {
-                self.tell_partner(id, Notice::Away);
-            }
-            return;
-        }
-        if was_away {
-            self.tell_partner(id, Notice::Back);
+            self.tell_partner(id, Notice::Away);
         }
     }
 
     /// The resume cannot be: the new connection is an ordinary idle one, told so.
-    fn fail_resume(&mut self, pending: Pending) {
+    pub(super) fn fail_resume(&mut self, pending: Pending) {
         let Pending { reply, kick, fresh } = pending;
         let Fresh { id, who, outbox } = fresh;
         self.connect(id, who, outbox, kick);
@@ -218,11 +244,14 @@ impl Hub {
         }
     }
 
-    /// On shutdown nobody will come back here: the away visitors are lost.
+    /// On shutdown nobody will come back here: the away visitors are lost, but for those
+    /// whose partner is on another process (they may resume there).
     pub(super) fn drop_away(&mut self) {
         let ids: Vec<ConnId> = self.away.keys().copied().collect();
         for id in ids {
-            self.leave(id, Departure::Lost);
+            if !self.stop_resumably(id) {
+                self.leave(id, Departure::Lost);
+            }
         }
     }
 

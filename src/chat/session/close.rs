@@ -63,6 +63,7 @@ fn close_of(end: &End) -> Option<(CloseCode, &'static str)> {
         End::Kicked(Kick::Shutdown) => (CloseCode::Away, "server shutting down"),
         End::Kicked(Kick::TooSlow) => (CloseCode::Policy, "not reading"),
         End::Kicked(Kick::Resumed) => (CloseCode::Normal, "resumed elsewhere"),
+        End::Kicked(Kick::Restart) => (CloseCode::Restart, "service restart"),
         End::Flooding => (CloseCode::Policy, "rate limit exceeded"),
         End::Left => (CloseCode::Normal, "bye"),
         End::Reported(_) => (CloseCode::Normal, "reported"),
