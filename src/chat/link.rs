@@ -48,19 +48,26 @@ pub enum Departure {
 pub enum Outbound {
     /// A server frame, already JSON, to write as it is.
     Frame(String),
-    /// Paired: from now on messages go to this partner. `resume`: this visitor's token for
-    /// the chat (none when the system had no randomness).
-    Paired {
-        link: PartnerLink,
-        resume: Option<Token>,
-    },
+    /// Paired: from now on messages go to this partner. Boxed, as the rarer variants are:
+    /// every outbox keeps room for a few items of the largest variant for its whole life.
+    Paired(Box<Paired>),
     /// The partner's connection broke: hold what goes to it until it is back or gone.
     PartnerAway,
     /// The partner is back: send what was held, over the link it had (`None`) or this one
     /// (it came back on another process).
-    PartnerBack(Option<PartnerLink>),
+    PartnerBack(Option<Box<PartnerLink>>),
     /// The partner is gone: close the socket (1000) saying how.
     PartnerGone(Departure),
+}
+
+/// What a session is told when it is paired.
+#[derive(Debug)]
+pub struct Paired {
+    pub link: PartnerLink,
+    /// The interests the two share (the `response` names them; empty when paired at random).
+    pub common: Arc<[String]>,
+    /// This visitor's token for the chat (none when the system had no randomness).
+    pub resume: Option<Token>,
 }
 
 /// A session's outbox: bounded, and allocating nothing until something is queued (unlike
@@ -104,8 +111,6 @@ pub struct PartnerLink {
     /// The evidence a report sends: one for both sides of a pair within this process, one
     /// per side when the partner is on another process.
     transcript: Arc<Mutex<Transcript>>,
-    /// The interests the two share (the `response` names them).
-    common: Arc<[String]>,
 }
 
 #[derive(Clone)]
@@ -148,7 +153,6 @@ pub fn pair(a: Side, b: Side) -> (PartnerLink, PartnerLink) {
         },
         who: b.2,
         transcript: Arc::clone(&transcript),
-        common: Arc::default(),
     };
     let to_a = PartnerLink {
         partner: a.0,
@@ -159,7 +163,6 @@ pub fn pair(a: Side, b: Side) -> (PartnerLink, PartnerLink) {
         },
         who: a.2,
         transcript,
-        common: Arc::default(),
     };
     (to_b, to_a)
 }
@@ -171,7 +174,6 @@ pub fn remote(link: RemoteLink, partner: ConnId, who: Who) -> PartnerLink {
         kind: Kind::Remote(Arc::new(link)),
         who,
         transcript: Arc::default(),
-        common: Arc::default(),
     }
 }
 
@@ -184,17 +186,6 @@ impl PartnerLink {
     /// Who the partner is.
     pub fn who(&self) -> Who {
         self.who
-    }
-
-    /// The link, with the interests the two share.
-    pub fn with_common(mut self, common: Arc<[String]>) -> Self {
-        self.common = common;
-        self
-    }
-
-    /// The interests the two share (empty when paired at random).
-    pub fn common(&self) -> &[String] {
-        &self.common
     }
 
     /// Keeps a chat message for the evidence (`from`: its sender). Called by the sender for

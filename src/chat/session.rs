@@ -222,33 +222,18 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         let Some((outbox, kick)) = live.hello.take() else {
             return;
         };
-        let who = live.client.who;
         let hub = live.client.hub.clone();
         // The awaits of the start and the end are boxed: inline, the largest of them would
         // set the size of every connection's task (the task is as large as its largest
-        // state), though each lasts a moment of the connection's life.
-        let resumed = match live.resume.take() {
-            Some(ask) => {
-                let fresh = live.client.id;
-                Box::pin(hub.resume(*ask, fresh, who, outbox, kick)).await
-            }
-            None => Box::pin(hub.connect(live.client.id, who, outbox, kick))
-                .await
-                .map(|()| None),
-        };
-        let resumed = match resumed {
-            Ok(resumed) => resumed,
-            Err(_) => {
-                let end = End::Kicked(Kick::Shutdown);
-                live.client.hub.metrics().closed(close_label(&end));
-                let why = close_reason(&end);
-                let _ = Box::pin(live.client.ws.clone().close(why)).await;
-                return;
-            }
-        };
-        let first = match resumed {
-            Some(resumed) => Box::pin(live.take_over(resumed)).await,
-            None => Ok(()),
+        // state), though each lasts a moment of the connection's life. The start is one box
+        // with all its locals (a resumed chat's parts among them), none kept beside the
+        // conversation.
+        let Some(first) = Box::pin(live.start(outbox, kick)).await else {
+            let end = End::Kicked(Kick::Shutdown);
+            live.client.hub.metrics().closed(close_label(&end));
+            let why = close_reason(&end);
+            let _ = Box::pin(live.client.ws.clone().close(why)).await;
+            return;
         };
         let id = live.client.id;
         tracing::debug!(conn = %id, "connected");
@@ -278,8 +263,8 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
                 // Paired just before the break, and not yet told: the link waits in the
                 // outbox, behind nothing the resumed connection needs (online counts).
                 while let Some(Some(out)) = live.inbox.next().now_or_never() {
-                    if let Outbound::Paired { link, .. } = out {
-                        live.client.partner = Some(link);
+                    if let Outbound::Paired(paired) = out {
+                        live.client.partner = Some(paired.link);
                         break;
                     }
                 }
@@ -317,6 +302,30 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
 }
 
 impl Live {
+    /// Joins the hub: as a new connection, or as the one whose chat it resumes (then the
+    /// client hears `resumed`). `None` when the hub is gone (the server is stopping).
+    async fn start(
+        &mut self,
+        outbox: OutboxSender,
+        kick: oneshot::Sender<Kick>,
+    ) -> Option<Result<(), End>> {
+        let hub = &self.client.hub;
+        let (id, who) = (self.client.id, self.client.who);
+        let resumed = match self.resume.take() {
+            Some(ask) => Box::pin(hub.resume(*ask, id, who, outbox, kick))
+                .await
+                .ok()?,
+            None => {
+                Box::pin(hub.connect(id, who, outbox, kick)).await.ok()?;
+                None
+            }
+        };
+        Some(match resumed {
+            Some(resumed) => Box::pin(self.take_over(resumed)).await,
+            None => Ok(()),
+        })
+    }
+
     /// This connection goes on as the one whose chat it resumes: its id, its outbox and its
     /// link. The client hears `resumed` first (and again that its partner is away, if it is),
     /// then whatever waits in the outbox.
@@ -607,8 +616,13 @@ impl Client {
                 }
                 say(text)
             }
-            Outbound::Paired { link, resume } => {
-                let common = link.common().iter().map(|t| t.as_str().into()).collect();
+            Outbound::Paired(paired) => {
+                let link::Paired {
+                    link,
+                    common,
+                    resume,
+                } = *paired;
+                let common = common.iter().map(|t| t.as_str().into()).collect();
                 let resume = resume.map(|token| token.to_hex().into());
                 let response = ServerFrame::Response { common, resume }.to_json();
                 self.partner = Some(link);
@@ -622,7 +636,7 @@ impl Client {
             Outbound::PartnerBack(new) => {
                 let mut frames = vec![ServerFrame::PartnerBack.to_json()];
                 if let Some(partner) = self.partner.take() {
-                    let (link, held) = partner.back(new);
+                    let (link, held) = partner.back(new.map(|link| *link));
                     self.partner = Some(link);
                     let now = Instant::now();
                     for HeldMessage { to_partner, to_me } in held {

@@ -502,7 +502,8 @@ impl World {
                         v.seen = Seen::Waiting;
                     }
                     Outbound::Frame(f) => take_message(&f, &v.seen, &mut v.received),
-                    Outbound::Paired { link, .. } => {
+                    Outbound::Paired(paired) => {
+                        let link::Paired { link, common, .. } = *paired;
                         assert!(
                             matches!(v.seen, Seen::Asked | Seen::Waiting),
                             "paired while {:?}",
@@ -530,7 +531,7 @@ impl World {
                             }
                         };
                         let (mine, theirs) = (wants(v.key), wants(*partner));
-                        assert_fair_pairing(&mine, &theirs, link.common());
+                        assert_fair_pairing(&mine, &theirs, &common);
                         v.seen = Seen::Chatting(link);
                         v.sent = 0;
                         v.received = 0;

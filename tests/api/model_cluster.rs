@@ -322,7 +322,8 @@ impl World {
                         v.seen = Seen::Waiting;
                     }
                     Outbound::Frame(f) => take_message(&f, &v.seen, &mut v.received),
-                    Outbound::Paired { link, .. } => {
+                    Outbound::Paired(paired) => {
+                        let link::Paired { link, common, .. } = *paired;
                         assert!(
                             matches!(v.seen, Seen::Asked | Seen::Waiting),
                             "{} paired while {:?}",
@@ -338,8 +339,8 @@ impl World {
                             self.seen.cross_pairs += 1;
                         }
                         let partner = wants_of(keys[&link.partner()]);
-                        assert_fair_pairing(&wants_of(v.key), &partner, link.common());
-                        if !link.common().is_empty() {
+                        assert_fair_pairing(&wants_of(v.key), &partner, &common);
+                        if !common.is_empty() {
                             self.seen.common += 1;
                         }
                         v.seen = Seen::Chatting(link);

@@ -320,7 +320,7 @@ impl Hub {
                 },
             );
         }
-        self.send(holder, Outbound::PartnerBack(Some(link)));
+        self.send(holder, Outbound::PartnerBack(Some(Box::new(link))));
         // The claimer's process holds the holder's partner now: a resume of the holder's
         // chat is claimed from there.
         if let Some(token) = self.token_of.get(&holder).copied() {

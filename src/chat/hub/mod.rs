@@ -512,19 +512,24 @@ impl Hub {
             return;
         };
         let (to_b, to_a) = link::pair((a, a_outbox, a_who), (b, b_outbox, b_who));
-        let (to_b, to_a) = (to_b.with_common(common.clone()), to_a.with_common(common));
         self.metrics.paired();
         for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
             // The first may be dropped as too slow on the way, and the second then told that.
             if !self.conns.contains_key(&other) {
                 continue;
             }
-            self.start_chat(me, other, link);
+            self.start_chat(me, other, link, common.clone());
         }
     }
 
-    /// `me` talks to `other` from now on, over `link`.
-    fn start_chat(&mut self, me: ConnId, other: ConnId, link: link::PartnerLink) {
+    /// `me` talks to `other` from now on, over `link`; they share the interests `common`.
+    fn start_chat(
+        &mut self,
+        me: ConnId,
+        other: ConnId,
+        link: link::PartnerLink,
+        common: Arc<[String]>,
+    ) {
         if let Some(conn) = self.conns.get_mut(&me) {
             conn.state = State::Chatting(other);
         }
@@ -538,7 +543,12 @@ impl Hub {
         } else {
             self.issue_token(me)
         };
-        self.send(me, Outbound::Paired { link, resume });
+        let paired = link::Paired {
+            link,
+            common,
+            resume,
+        };
+        self.send(me, Outbound::Paired(Box::new(paired)));
     }
 
     /// Two visitors stopped talking: they avoid each other for the cooldown, on every process.

@@ -320,8 +320,7 @@ impl Hub {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let link = link::remote(cluster.link(me, outbox, partner), partner, visitor)
-            .with_common(common.into());
+        let link = link::remote(cluster.link(me, outbox, partner), partner, visitor);
         self.remote.insert(
             me,
             Partner {
@@ -329,7 +328,7 @@ impl Hub {
                 last_seq: 0,
             },
         );
-        self.start_chat(me, partner, link);
+        self.start_chat(me, partner, link, common.into());
     }
 
     fn on_gone(&mut self, to: ConnId, from: ConnId, how: Departure) {

@@ -90,7 +90,7 @@ async fn next_non_online(outbox: &OutboxReceiver) -> Outbound {
 
 async fn expect_paired(s: &mut FakeSession) -> PartnerLink {
     match next_non_online(&s.outbox).await {
-        Outbound::Paired { link, .. } => link,
+        Outbound::Paired(paired) => paired.link,
         other => panic!("expected Paired, got {other:?}"),
     }
 }

@@ -43,7 +43,6 @@ impl PartnerLink {
             partner: self.partner,
             who: self.who,
             transcript: Arc::clone(&self.transcript),
-            common: Arc::clone(&self.common),
             kind: Kind::Away(Arc::new(Held {
                 behind: self,
                 messages: Mutex::default(),
