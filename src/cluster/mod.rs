@@ -262,6 +262,19 @@ impl Cluster {
         self.inner.view.alive().len()
     }
 
+    /// The other live processes this one can reach, in order of node id.
+    pub fn others(&self) -> Vec<u32> {
+        let mut others: Vec<u32> = self
+            .inner
+            .view
+            .alive()
+            .into_iter()
+            .filter(|&node| node != self.inner.node && self.reachable(node))
+            .collect();
+        others.sort_unstable();
+        others
+    }
+
     /// A connection to the cluster's Redis (shared, reconnecting by itself) and its keys, for
     /// what else the processes count together (the challenge gate).
     pub fn redis(&self) -> (ConnectionManager, Keys) {

@@ -100,6 +100,11 @@ pub enum Envelope {
         from: i64,
         frames: Vec<String>,
     },
+    /// A stopping process hands over a chat whose two visitors were both on it (they were
+    /// closed with 1012): the receiver holds it as if both had gone away there, and grants
+    /// their resumes (`chat::hub::handover`).
+    #[serde(rename = "ad")]
+    Adopt { sides: [AdoptedSide; 2] },
     /// The process `node` is stopping.
     #[serde(rename = "d")]
     Down { node: u32 },
@@ -110,6 +115,20 @@ pub enum Envelope {
     /// new one's acknowledgements.
     #[serde(rename = "k")]
     Ack { acks: Vec<(i64, i64, u64)> },
+}
+
+/// One visitor of a chat handed over (`Envelope::Adopt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedSide {
+    /// Who it is (see `chat::ids::Who`).
+    pub visitor: i64,
+    pub address: i64,
+    /// The digest of its resume token.
+    pub digest: String,
+    /// What it had been given of its partner's frames (and receipted) but not yet written,
+    /// in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<String>,
 }
 
 impl Envelope {
@@ -264,6 +283,22 @@ mod tests {
             },
             Envelope::Ack {
                 acks: vec![(1 << 32 | 7, 2 << 32 | 1, 12), (5, 6, 1)],
+            },
+            Envelope::Adopt {
+                sides: [
+                    AdoptedSide {
+                        visitor: 1,
+                        address: -2,
+                        digest: "ab".into(),
+                        frames: vec!["{}".into()],
+                    },
+                    AdoptedSide {
+                        visitor: 3,
+                        address: 4,
+                        digest: "cd".into(),
+                        frames: vec![],
+                    },
+                ],
             },
         ];
         for e in all {

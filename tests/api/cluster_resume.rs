@@ -191,3 +191,51 @@ async fn a_killed_processs_visitors_are_away_for_the_grace_then_lost() {
     talk(&mut b, &mut a, "still talking").await;
     let _ = health(&nodes.servers[1]).await;
 }
+
+#[actix_rt::test]
+async fn a_chat_whose_two_visitors_were_on_a_stopped_process_goes_on_elsewhere() {
+    let Some(mut nodes) = Nodes::start_or_skip(
+        "stopped process hands its chats over",
+        3,
+        &["--resume-grace-secs", "6"],
+    )
+    .await
+    else {
+        return;
+    };
+    let urls: Vec<String> = (0..3).map(|i| nodes.url(i)).collect();
+    // Two chats with both visitors on process 0.
+    let ((mut a, a_token), (mut b, b_token)) = pair_across_with_tokens(&urls[0], &urls[0]).await;
+    let ((mut c, c_token), (mut d, _)) = pair_across_with_tokens(&urls[0], &urls[0]).await;
+    talk(&mut a, &mut b, "before").await;
+    talk(&mut d, &mut c, "before").await;
+    nodes.servers[0].terminate();
+    for client in [&mut a, &mut b, &mut c, &mut d] {
+        let closed = client.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (1012, "service restart")
+        );
+    }
+    // a comes back on 1 and b on 2: one of them on the process the chat was handed to, the
+    // other elsewhere. Whoever is back first hears that the other is not, yet.
+    let (mut a, _) = resume_at(&urls[1], &a_token).await;
+    a.expect_type("partner_away").await;
+    a.say("while you were away").await;
+    let (mut b, _) = resume_at(&urls[2], &b_token).await;
+    assert_eq!(said(&b.recv().await), theirs("while you were away"));
+    a.expect_type("partner_back").await;
+    assert_eq!(said(&a.recv().await), mine("while you were away"));
+    talk(&mut a, &mut b, "after").await;
+    talk(&mut b, &mut a, "and back").await;
+    // c comes back, d never does: at the grace's end c's chat is lost, and what it said while
+    // waiting is undelivered.
+    let (mut c, _) = resume_at(&urls[2], &c_token).await;
+    c.expect_type("partner_away").await;
+    c.say("anyone?").await;
+    c.expect_error("undelivered").await;
+    assert_eq!(c.expect_close().await.reason, "partner lost");
+    // Told of nothing more: the other chat goes on.
+    talk(&mut a, &mut b, "still talking").await;
+    assert!(nodes.servers[0].wait_for_exit(PATIENCE).await);
+}

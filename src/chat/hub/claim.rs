@@ -37,6 +37,10 @@ use crate::cluster::wire::{node_of, Envelope};
 
 /// How long a resume waits for the partner's process to grant its claim.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(4);
+/// How often an unanswered claim is asked again meanwhile: the process that can grant it may
+/// learn the token's digest only after the claim went out (a chat handed over by a stopping
+/// process, or a partner's process told a new digest), and a claim it did not know is dropped.
+const CLAIM_AGAIN: Duration = Duration::from_millis(750);
 /// How long the partner's process waits for the old process to hand over what it had not
 /// written before it grants the claim without it.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,6 +55,15 @@ pub(super) struct Claim {
     who: Who,
 }
 
+/// A resume here waiting for another process to grant its claim.
+struct Asking {
+    pending: Pending,
+    digest: String,
+    /// When it was first asked, and last.
+    since: Instant,
+    last: Instant,
+}
+
 #[derive(Default)]
 pub(super) struct Claims {
     /// Digests of the tokens this process can grant a claim for: the token's owner and its
@@ -58,7 +71,7 @@ pub(super) struct Claims {
     held: HashMap<String, (ConnId, ConnId)>,
     held_of: HashMap<ConnId, String>,
     /// Resumes here waiting for another process to grant their claim.
-    asking: HashMap<ConnId, (Pending, Instant)>,
+    asking: HashMap<ConnId, Asking>,
     /// Claims granted once the owner's old connection here has gone (it is being closed).
     after_kick: HashMap<ConnId, Claim>,
     /// Claims granted once the owner's old process has handed over what it had not written,
@@ -80,7 +93,7 @@ impl Hub {
 
     /// `owner` (here or on another process) has the token of `digest`; `holder`, here, is its
     /// partner.
-    fn hold_digest(&mut self, owner: ConnId, holder: ConnId, digest: String) {
+    pub(super) fn hold_digest(&mut self, owner: ConnId, holder: ConnId, digest: String) {
         self.drop_digest(owner);
         self.claims.held_of.insert(owner, digest.clone());
         self.claims.held.insert(digest, (owner, holder));
@@ -131,14 +144,46 @@ impl Hub {
             claimer: pending.fresh.id,
             who: pending.fresh.who,
         };
-        self.claims
+        let now = Instant::now();
+        let asking = Asking {
+            pending,
+            digest: digest.clone(),
+            since: now,
+            last: now,
+        };
+        self.claims.asking.insert(claim.claimer, asking);
+        self.ask_claim(&digest, claim);
+    }
+
+    /// Resumes here that asked the other processes for a chat handed to this one meanwhile
+    /// (`handover`) take it up here.
+    pub(super) fn resume_adopted_claims(&mut self) {
+        if self.claims.asking.is_empty() {
+            return;
+        }
+        let found: Vec<(ConnId, ConnId)> = self
+            .claims
             .asking
-            .insert(claim.claimer, (pending, Instant::now()));
-        if self.claims.held.contains_key(&digest) {
-            self.on_claim(&digest, claim);
+            .iter()
+            .filter_map(|(claimer, asking)| {
+                let id = self.adopted_by_digest(&asking.digest)?;
+                Some((*claimer, id))
+            })
+            .collect();
+        for (claimer, id) in found {
+            if let Some(asking) = self.claims.asking.remove(&claimer) {
+                self.resume_here(id, asking.pending);
+            }
+        }
+    }
+
+    /// Asks for the claim of `digest`: here, if the partner is here, or of every process.
+    fn ask_claim(&mut self, digest: &str, claim: Claim) {
+        if self.claims.held.contains_key(digest) {
+            self.on_claim(digest, claim);
         } else if let Some(cluster) = &self.cluster {
             cluster.broadcast(&Envelope::Claim {
-                digest,
+                digest: digest.to_owned(),
                 from: claim.claimer.rid(),
                 visitor: claim.who.visitor.as_i64(),
                 address: claim.who.address.as_i64(),
@@ -192,7 +237,7 @@ impl Hub {
 
     /// `owner`'s chat goes on elsewhere: it goes from here without a word to its partner or
     /// the rows, and what its outbox held (unwritten) is returned, in order.
-    fn drop_quietly(&mut self, owner: ConnId) -> Vec<String> {
+    pub(super) fn drop_quietly(&mut self, owner: ConnId) -> Vec<String> {
         let mut frames = Vec::new();
         if let Some(State::Chatting(partner)) = self.state(owner) {
             // Its partner's claims are granted where `owner` goes on, not here.
@@ -320,17 +365,28 @@ impl Hub {
                 },
             );
         }
-        self.send(holder, Outbound::PartnerBack(Some(Box::new(link))));
+        match self.away.get_mut(&holder) {
+            // Away itself (its chat was handed to this process): it resumes on this link.
+            Some(away) => away.relink(link),
+            None => self.send(holder, Outbound::PartnerBack(Some(Box::new(link)))),
+        }
         // The claimer's process holds the holder's partner now: a resume of the holder's
         // chat is claimed from there.
         if let Some(token) = self.token_of.get(&holder).copied() {
             self.share_token(holder, token);
+        } else {
+            self.share_adopted_digest(holder, claim.claimer);
+        }
+        // The holder is away too (its chat was handed to this process): the claimer hears so,
+        // and holds what it says until the holder is back.
+        if self.away.contains_key(&holder) {
+            self.tell_remote_notice(claim.claimer, holder, true);
         }
     }
 
     /// The claim of `to` (a resume here) is granted: it talks with `from` from now on.
     pub(super) fn on_claimed(&mut self, to: ConnId, from: ConnId, who: Who, frames: Vec<String>) {
-        let Some((pending, _)) = self.claims.asking.remove(&to) else {
+        let Some(Asking { pending, .. }) = self.claims.asking.remove(&to) else {
             // Given up meanwhile: the chat ends on the other side too.
             self.tell_gone(from, to, Departure::Lost);
             return;
@@ -419,16 +475,27 @@ impl Hub {
     /// Claims unanswered in time fail; releases unanswered are granted without what the old
     /// process held; chats whose partner stayed away on another process past the grace end.
     pub(super) fn expire_claims(&mut self, now: Instant) {
-        let late: Vec<ConnId> = self
-            .claims
-            .asking
-            .iter()
-            .filter(|(_, (_, at))| now.saturating_duration_since(*at) > CLAIM_TIMEOUT)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut late = Vec::new();
+        let mut again = Vec::new();
+        for (id, asking) in &mut self.claims.asking {
+            if now.saturating_duration_since(asking.since) > CLAIM_TIMEOUT {
+                late.push(*id);
+            } else if now.saturating_duration_since(asking.last) >= CLAIM_AGAIN {
+                asking.last = now;
+                let who = asking.pending.fresh.who;
+                again.push((asking.digest.clone(), Claim { claimer: *id, who }));
+            }
+        }
         for id in late {
-            if let Some((pending, _)) = self.claims.asking.remove(&id) {
-                self.fail_resume(pending);
+            if let Some(asking) = self.claims.asking.remove(&id) {
+                self.fail_resume(asking.pending);
+            }
+        }
+        // A chat handed to this process meanwhile is taken up here, not asked for again.
+        self.resume_adopted_claims();
+        for (digest, claim) in again {
+            if self.claims.asking.contains_key(&claim.claimer) {
+                self.ask_claim(&digest, claim);
             }
         }
         let late: Vec<ConnId> = self
@@ -490,7 +557,7 @@ impl Hub {
 }
 
 /// What waits in an outbox nobody reads any more: its frames, in order.
-fn drain(mut inbox: Inbox) -> Vec<String> {
+pub(super) fn drain(mut inbox: Inbox) -> Vec<String> {
     let mut frames = Vec::new();
     while let Some(Some(out)) = inbox.next().now_or_never() {
         if let Outbound::Frame(frame) = out {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod claim;
 mod handle;
+mod handover;
 mod remote;
 mod resume;
 
@@ -124,6 +125,10 @@ struct Hub {
     pending: HashMap<ConnId, resume::Pending>,
     /// Resumes across processes (`claim`).
     claims: claim::Claims,
+    /// Chats handed to this process by a stopping one (`handover`).
+    adopted: handover::Adopted,
+    /// This process's connection ids (for the chats it adopts).
+    ids: ConnIds,
 }
 
 /// How long visitors mind whom they meet.
@@ -187,7 +192,7 @@ pub fn spawn_with(
     );
     let (tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let (cluster, events) = cluster.unzip();
-    let mut hub = Hub::new(matchmaker, patience, metrics.clone(), cluster);
+    let mut hub = Hub::new(matchmaker, patience, metrics.clone(), cluster, ids.clone());
     hub.grace = resume_grace;
     tokio::spawn(hub.run(commands, decisions, events));
     HubHandle { tx, ids, metrics }
@@ -213,6 +218,7 @@ impl Hub {
         patience: Patience,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
+        ids: ConnIds,
     ) -> Self {
         Hub {
             conns: HashMap::new(),
@@ -234,6 +240,8 @@ impl Hub {
             away: HashMap::new(),
             pending: HashMap::new(),
             claims: claim::Claims::default(),
+            adopted: handover::Adopted::default(),
+            ids,
         }
     }
 
@@ -426,6 +434,10 @@ impl Hub {
                     if let Some(p) = self.conns.get_mut(&partner) {
                         p.state = State::Ended;
                     }
+                    // Parked to be handed over with this one: it goes too.
+                    if self.shutdown.is_some() && self.away.contains_key(&partner) {
+                        self.leave(partner, Departure::Lost);
+                    }
                     // While shutting down every session is being closed with 1001 already.
                     if self.shutdown.is_none() {
                         self.send(partner, Outbound::PartnerGone(how));
@@ -589,17 +601,14 @@ impl Hub {
     }
 
     fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
-        self.drop_away();
-        if self.conns.is_empty() {
-            let _ = done.send(());
-            self.shutdown.get_or_insert_with(Vec::new);
-            return;
-        }
         self.shutdown.get_or_insert_with(Vec::new).push(done);
+        self.drop_away();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
-            // One whose partner is on another process may take the chat up there.
-            let resumable = self.remote.contains_key(&id) && self.token_of.contains_key(&id);
+            // One whose partner is on another process may take the chat up there; one whose
+            // partner is here too, on the process the chat is handed to (`handover`).
+            let resumable = (self.remote.contains_key(&id) && self.token_of.contains_key(&id))
+                || self.heir_partner(id).is_some();
             let why = if resumable {
                 Kick::Restart
             } else {
@@ -607,6 +616,7 @@ impl Hub {
             };
             self.kick(id, why);
         }
+        self.check_shutdown_done();
     }
 
     /// Asks again, with nothing avoided, for those whose reason to wait has run out; sends the

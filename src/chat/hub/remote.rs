@@ -184,6 +184,7 @@ impl Hub {
             Envelope::Released { to, from, frames } => {
                 self.on_released(ConnId::from_rid(to), ConnId::from_rid(from), frames)
             }
+            Envelope::Adopt { sides } => self.on_adopt(sides),
             // The inbox hands these to the relay, which holds the receipts.
             Envelope::Ack { .. } => {}
         }

@@ -20,6 +20,9 @@ pub(super) struct Away {
     link: PartnerLink,
     /// When the chat ends unless it is resumed.
     until: Instant,
+    /// Its outbox was not told that its partner is away too (a chat handed over with both
+    /// away): the connection that resumes it is, if the partner still is.
+    unsaid: bool,
 }
 
 /// A connection that asked to resume the chat of one still connected: the old connection has
@@ -31,6 +34,28 @@ pub(super) struct Pending {
 }
 
 impl Away {
+    pub(super) fn new(inbox: Inbox, link: PartnerLink, until: Instant) -> Self {
+        Away {
+            inbox,
+            link,
+            until,
+            unsaid: false,
+        }
+    }
+
+    /// Away in a chat handed over, with its partner (`handover`).
+    pub(super) fn adopted(inbox: Inbox, link: PartnerLink, until: Instant) -> Self {
+        Away {
+            unsaid: true,
+            ..Away::new(inbox, link, until)
+        }
+    }
+
+    /// Its partner came back on another connection: the link to it from now on.
+    pub(super) fn relink(&mut self, link: PartnerLink) {
+        self.link = link;
+    }
+
     /// The outbox the away visitor's partner wrote to, and the link.
     pub(super) fn into_parts(self) -> (Inbox, PartnerLink) {
         (self.inbox, self.link)
@@ -59,6 +84,7 @@ impl Hub {
         if let Some(token) = self.token_of.remove(&id) {
             self.tokens.remove(&token);
         }
+        self.forget_adopted(id);
         self.drop_digest(id);
     }
 
@@ -76,9 +102,18 @@ impl Hub {
             // Its outbox goes with the notice (`stop_resumably` drains it).
             if let Some(link) = link {
                 let until = Instant::now();
-                self.away.insert(id, Away { inbox, link, until });
+                self.away.insert(id, Away::new(inbox, link, until));
             }
             self.stop_resumably(id);
+            return;
+        }
+        if let (true, Some(partner), Some(link)) = (chatting, self.heir_partner(id), &link) {
+            // Both visitors are here: the chat goes to another process once both are parked.
+            let link = link.clone();
+            if let Some(pending) = pending {
+                self.fail_resume(pending);
+            }
+            self.park(id, partner, inbox, link);
             return;
         }
         let holdable = chatting && claimed && self.shutdown.is_none();
@@ -92,11 +127,7 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.kick = None;
         }
-        let away = Away {
-            inbox,
-            link,
-            until: Instant::now() + self.grace,
-        };
+        let away = Away::new(inbox, link, Instant::now() + self.grace);
         match pending {
             // Taken over at once: the partner never saw it away.
             Some(pending) => self.adopt(id, away, pending.reply, pending.kick, false),
@@ -118,9 +149,12 @@ impl Hub {
     ) {
         let pending = Pending { reply, kick, fresh };
         let found = match ask {
-            Ask::Token(token) if self.shutdown.is_none() => {
-                self.tokens.get(&token).copied().ok_or(Some(token))
-            }
+            Ask::Token(token) if self.shutdown.is_none() => self
+                .tokens
+                .get(&token)
+                .copied()
+                .or_else(|| self.adopted_by_digest(&token.digest()))
+                .ok_or(Some(token)),
             _ => Err(None),
         };
         let id = match found {
@@ -129,6 +163,11 @@ impl Hub {
             Err(Some(token)) => return self.claim_elsewhere(token, pending),
             Err(None) => return self.fail_resume(pending),
         };
+        self.resume_here(id, pending);
+    }
+
+    /// The resume of `pending` takes up the chat of `id`, whose token this process knows.
+    pub(super) fn resume_here(&mut self, id: ConnId, pending: Pending) {
         // Spent, whatever comes of it.
         self.revoke_token(id);
         if let Some(away) = self.away.remove(&id) {
@@ -162,6 +201,10 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.kick = Some(kick);
         }
+        // Behind what waits in its outbox.
+        if away.unsaid && self.partner_away_here(id) {
+            self.send(id, Outbound::PartnerAway);
+        }
         let resumed = Resumed {
             id,
             inbox: Some(away.inbox),
@@ -189,14 +232,7 @@ impl Hub {
                 self.leave(id, Departure::Lost);
                 return;
             };
-            self.away.insert(
-                id,
-                Away {
-                    inbox,
-                    link: resumed.link,
-                    until,
-                },
-            );
+            self.away.insert(id, Away::new(inbox, resumed.link, until));
             self.tell_partner(id, Notice::Away);
         }
     }
@@ -245,13 +281,36 @@ impl Hub {
     }
 
     /// On shutdown nobody will come back here: the away visitors are lost, but for those
-    /// whose partner is on another process (they may resume there).
+    /// whose partner is on another process (they may resume there) and those whose chat can
+    /// be handed over (their partner's session is told to end, and it goes then).
     pub(super) fn drop_away(&mut self) {
         let ids: Vec<ConnId> = self.away.keys().copied().collect();
         for id in ids {
-            if !self.stop_resumably(id) {
-                self.leave(id, Departure::Lost);
+            if !self.away.contains_key(&id) || self.stop_resumably(id) {
+                continue; // handed over with its partner, or on its way elsewhere
             }
+            match self.heir_partner(id) {
+                Some(partner) if self.away.contains_key(&partner) => self.hand_over(id, partner),
+                Some(_) => self.keep_parked(id),
+                None => self.leave(id, Departure::Lost),
+            }
+        }
+    }
+
+    /// Away `id` waits (briefly) for its partner's session to end, to be handed over with it.
+    fn keep_parked(&mut self, id: ConnId) {
+        if let Some(away) = self.away.get_mut(&id) {
+            away.until = away.until.min(Instant::now() + super::handover::PARK);
+        }
+    }
+
+    /// Whether `id`'s partner is here, and away.
+    fn partner_away_here(&self, id: ConnId) -> bool {
+        match self.state(id) {
+            Some(State::Chatting(partner)) => {
+                !self.remote.contains_key(&id) && self.away.contains_key(&partner)
+            }
+            _ => false,
         }
     }
 
