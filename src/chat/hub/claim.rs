@@ -41,6 +41,9 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(4);
 /// learn the token's digest only after the claim went out (a chat handed over by a stopping
 /// process, or a partner's process told a new digest), and a claim it did not know is dropped.
 const CLAIM_AGAIN: Duration = Duration::from_millis(750);
+/// Until when after the first ask: those races last a moment, and a token nobody knows (a
+/// wrong one) is broadcast at most three times in all.
+const CLAIM_AGAIN_FOR: Duration = Duration::from_secs(2);
 /// How long the partner's process waits for the old process to hand over what it had not
 /// written before it grants the claim without it.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -480,7 +483,9 @@ impl Hub {
         for (id, asking) in &mut self.claims.asking {
             if now.saturating_duration_since(asking.since) > CLAIM_TIMEOUT {
                 late.push(*id);
-            } else if now.saturating_duration_since(asking.last) >= CLAIM_AGAIN {
+            } else if now.saturating_duration_since(asking.last) >= CLAIM_AGAIN
+                && now.saturating_duration_since(asking.since) < CLAIM_AGAIN_FOR
+            {
                 asking.last = now;
                 let who = asking.pending.fresh.who;
                 again.push((asking.digest.clone(), Claim { claimer: *id, who }));
