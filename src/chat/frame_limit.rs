@@ -8,6 +8,11 @@
 //! stream with an error as soon as a header announces more than the limit, a fragmented
 //! message's running total exceeds it, or a header sets a reserved bit (no extension is ever
 //! negotiated). The session turns the error into the right close code.
+//!
+//! It also holds back the error of a connection that broke (actix-http's payload error) by one
+//! poll: actix-ws reads every chunk there is and, on an error, returns it without decoding the
+//! bytes read before it in the same turn. A message a client sent just before its connection
+//! dropped (often in the same packet as the FIN) would be lost, and this way it is answered.
 
 use std::fmt;
 use std::pin::Pin;
@@ -159,6 +164,9 @@ pub struct FrameLimit<S> {
     /// Whether to yield once before reporting `cut`, so that actix-ws decodes (and the session
     /// answers) the whole frames handed on before it: it stops reading at the first error.
     hold: bool,
+    /// The connection broke: reported at the next poll, after actix-ws has decoded what came
+    /// before it.
+    broken: Option<PayloadError>,
 }
 
 impl<S> FrameLimit<S> {
@@ -169,6 +177,7 @@ impl<S> FrameLimit<S> {
             framing: Framing::default(),
             cut: None,
             hold: false,
+            broken: None,
         }
     }
 }
@@ -193,8 +202,16 @@ where
             // Stay cut: nothing after the violation is ever read.
             return Poll::Ready(Some(Err(error(violation))));
         }
+        if let Some(e) = this.broken.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         let mut chunk = match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => chunk,
+            Poll::Ready(Some(Err(e))) => {
+                this.broken = Some(e);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             other => return other,
         };
         let Some((start, violation)) = this.framing.scan(&chunk, this.max) else {

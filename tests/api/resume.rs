@@ -233,9 +233,8 @@ async fn both_away_at_once_both_resume_and_nothing_is_lost() {
     break_connection(b, false);
     a.expect_type("partner_away").await;
     a.say("while b was away").await;
-    // Held, so no receipt says the server has it: a frame with an answer, after it, does. A
-    // message the connection breaks right behind may never be read (actix-ws drops what came
-    // with the end of the stream): unreceipted, so right, but not this test's story.
+    // Held, so no receipt says the server has it: a frame with an answer, after it, does (so
+    // that the server has read it before the break below).
     a.send_json(serde_json::json!({"type": "request"})).await;
     assert_eq!(a.expect_type("error").await["error"], "already_paired");
     break_connection(a, false);
@@ -310,6 +309,24 @@ async fn the_partner_hears_partner_back_before_anything_the_resumed_visitor_says
         a.expect_type("resumed").await;
         a.leave().await;
         b.expect_close().await;
+    }
+    app.wait_until_empty().await;
+}
+
+#[actix_rt::test]
+async fn a_message_the_connection_breaks_right_behind_still_reaches_the_partner() {
+    // Short: the away visitors are kept for it after their partners left.
+    let app = spawn_app_with(grace(2)).await;
+    for round in 0..5 {
+        let ((mut a, _), (mut b, _)) = pair_with_tokens(&app).await;
+        let text = format!("last words {round}");
+        // The message, then at once the end of the connection (no close frame): the server
+        // reads both together.
+        a.say(&text).await;
+        break_connection(a, false);
+        assert_eq!(said(&b.recv().await), (text, "guest".into()));
+        b.expect_type("partner_away").await;
+        b.leave().await;
     }
     app.wait_until_empty().await;
 }
