@@ -13,7 +13,7 @@
 //
 // Test hooks (all inside the chat root; select with [data-test="NAME"]):
 //   pairchat            the chat root; data-state="idle|connecting|waiting|retrying|chat|closed",
-//                       data-sending="true" while a message waits for its receipt,
+//                       data-sending="true" while a message of ours waits for its receipt,
 //                       data-attention="true" while something new waits for a visitor whose
 //                       focus is elsewhere (shown as the badge), data-theme="light|dark" if set
 //   online              online counter wrapper (hidden until a count is known, and offline)
@@ -36,17 +36,19 @@
 //   new-below           "New message ↓" pill, shown when a message arrives while scrolled up
 //   messages            the message list, an <ol> of <li> inside a <div role="log">
 //   message             one message, data-from="me|guest", data-status="pending|
-//                       delivered|failed" for your own; inside it:
+//                       delivered|failed|unconfirmed" for your own (several may be pending
+//                       at once: pending.js); inside it:
 //     message-label       "You" / "Stranger"
 //     message-time        local time (<time datetime=ISO>)
-//     message-status      "Sending…" / "Not delivered" for your own messages
+//     message-status      "Sending…" / "Not delivered" / "Not confirmed" for your own messages
 //     message-text        the text (text nodes, and <a> for http(s) links; dir="auto")
 //   system-line         a system line, data-kind="found|left|disconnected|server|lost|error"
 //   view-chat           composer view (visible only in chat)
 //   typing              "Stranger is typing…" (hidden unless the partner is typing)
 //   input               the message <textarea> (grows with its text)
 //   counter             characters used / allowed, shown near the limit; data-over="true" past it
-//   send                Send button ("Sending…" and disabled while a message waits for receipt)
+//   send                Send button ("Sending…" and disabled while MAX_PENDING messages wait
+//                       for their receipts: see pending.js)
 //   end                 End button, left of the box: a first click, tap or Esc makes it "Really?"
 //                       (data-confirm="true"), the second ends the chat
 //   view-closed         "This conversation is over";  start-over  its "New chat" button
@@ -57,6 +59,7 @@ import { payloadOf, solve } from './altcha.js';
 import { attachInterests, foundText, renderInterests } from './interests.js';
 import { createMachine } from './state.js';
 import { createResumer, withResume } from './resume.js';
+import { createPending, refusesMessage } from './pending.js';
 import {
   charCount,
   closeNotice,
@@ -393,8 +396,8 @@ export function mount(options) {
 
   /** The live connection: { ws, everOpened } or null. */
   let conn = null;
-  /** The element of the message sent and not yet receipted, with its text, or null. */
-  let pending = null;
+  /** Our messages not yet receipted, { text, li } each, and those a drop left unconfirmed. */
+  const pending = createPending();
   /** What the partner was last told about our typing, when, and a coalesced change to send. */
   let typingSent = false;
   let typingSentAt = -Infinity;
@@ -415,8 +418,6 @@ export function mount(options) {
   /** The chat's resume token and the attempts after a drop (see resume.js). */
   const resumer = createResumer();
   let resumeTimer = null;
-  /** Our message whose receipt may have been lost with a dropped socket: { text, li }. */
-  let unconfirmed = null;
   /** The challenge being solved: { stop() }, or null. */
   let solver = null;
   let destroyed = false;
@@ -776,10 +777,12 @@ export function mount(options) {
     if (stick) scrollToEnd();
   }
 
-  function setSending(on) {
-    ui.send.disabled = on;
-    ui.send.textContent = t(on ? 'sending' : 'send-button');
-    if (on) el.dataset.sending = 'true';
+  /** Send waits (disabled, "Sending…") only while the queue is full; data-sending: any waits. */
+  function showSending() {
+    const full = pending.full;
+    ui.send.disabled = full;
+    ui.send.textContent = t(full ? 'sending' : 'send-button');
+    if (pending.size > 0) el.dataset.sending = 'true';
     else delete el.dataset.sending;
   }
 
@@ -789,30 +792,40 @@ export function mount(options) {
     if (s) s.textContent = label;
   }
 
-  /** The server receipted our message: it is delivered. */
-  function delivered() {
-    if (pending) setStatus(pending.li, 'delivered', '');
-    pending = null;
-    setSending(false);
+  /**
+   * The server receipted our message `text` (pending.js says which one it is, also one left
+   * unconfirmed by a drop): it is delivered. False when we waited for no such message.
+   */
+  function delivered(text) {
+    const m = pending.receipt(text);
+    if (m) setStatus(m.li, 'delivered', '');
+    showSending();
+    return m !== null;
   }
 
   /** The server refused our message: it goes back in the box (if empty) and leaves the log. */
   function refusePending() {
-    if (!pending) return;
+    const m = pending.refused();
+    if (!m) return;
     if (ui.input.value === '') {
-      ui.input.value = pending.text;
+      ui.input.value = m.text;
       onComposerChange();
     }
-    pending.li.remove();
-    pending = null;
-    setSending(false);
+    m.li.remove();
+    showSending();
   }
 
-  /** The chat ended with a message unreceipted: say so on it. */
+  /** `undelivered`: one of our messages never reached the partner (pending.js says which). */
+  function undelivered() {
+    const m = pending.undelivered();
+    if (m) setStatus(m.li, 'failed', t('not-delivered'));
+    showSending();
+  }
+
+  /** The chat ended with messages unreceipted: say so on each. */
   function failPending() {
-    if (pending) setStatus(pending.li, 'failed', t('not-delivered'));
-    pending = null;
-    setSending(false);
+    for (const m of pending.ended()) setStatus(m.li, 'failed', t('not-delivered'));
+    showSending();
   }
 
   function resetConfirm() {
@@ -1004,13 +1017,9 @@ export function mount(options) {
       stopTypingTimers();
       typingSent = false;
       setTyping(false);
-      if (pending) {
-        // Its receipt may have gone with the socket: not waited for any more.
-        setStatus(pending.li, 'unconfirmed', t('not-confirmed'));
-        unconfirmed = pending;
-        pending = null;
-        setSending(false);
-      }
+      // Their receipts may have gone with the socket: not waited for any more.
+      for (const m of pending.dropped()) setStatus(m.li, 'unconfirmed', t('not-confirmed'));
+      showSending();
       addSystem('reconnecting', t('resume-reconnecting'));
     }
     resumeTimer = win.setTimeout(reconnect, delay);
@@ -1101,7 +1110,7 @@ export function mount(options) {
         ui.input.value = '';
         onComposerChange();
         resumer.setToken(f.resume);
-        unconfirmed = null;
+        pending.clear();
         machine.send('response');
         addSystem('found', foundText(f.common, tr));
         callAttention(t('badge-new-chat'));
@@ -1112,12 +1121,9 @@ export function mount(options) {
           break;
         }
         if (f.from === 'me') {
-          if (pending) delivered();
-          else if (unconfirmed && unconfirmed.text === f.message) {
-            // The receipt of the message sent just before the drop: it did arrive.
-            setStatus(unconfirmed.li, 'delivered', '');
-            unconfirmed = null;
-          } else addMessage('me', f.message, 'delivered');
+          // A receipt (also of one sent just before a drop: it did arrive); one of a message
+          // we no longer wait for is still ours, shown as delivered.
+          if (!delivered(f.message)) addMessage('me', f.message, 'delivered');
         } else {
           setTyping(false);
           addMessage('guest', f.message);
@@ -1171,15 +1177,12 @@ export function mount(options) {
           break;
         }
         if (f.error === 'undelivered' && machine.state === 'chat') {
-          if (pending) failPending();
-          else if (unconfirmed) {
-            setStatus(unconfirmed.li, 'failed', t('not-delivered'));
-            unconfirmed = null;
-          }
+          undelivered();
           break;
         }
         if (machine.state === 'chat') {
-          refusePending();
+          // Only a refusal of a message takes one back (a `bad_report` leaves them be).
+          if (refusesMessage(f.error)) refusePending();
           addSystem('error', text);
         } else if (f.error === 'unavailable' && (machine.state === 'waiting' || machine.state === 'connecting')) {
           // The server put us back to idle: say so where the visitor looks, and ask again later.
@@ -1281,7 +1284,8 @@ export function mount(options) {
   }
 
   function sendMessage() {
-    if (machine.state !== 'chat' || pending !== null) return;
+    // Any number up to the cap may wait (a partner who is away gets them all when back).
+    if (machine.state !== 'chat' || pending.full) return;
     const text = ui.input.value;
     if (isBlank(text) || charCount(text) > maxChars) return;
     if (!sendFrame({ type: 'message', message: text })) return;
@@ -1292,10 +1296,10 @@ export function mount(options) {
     typingFlushTimer = null;
     typingSent = false;
     // Shown at once, as pending, until the server's receipt.
-    pending = { text, li: addMessage('me', text, 'pending') };
+    pending.sent({ text, li: addMessage('me', text, 'pending') });
     ui.input.value = '';
     onComposerChange();
-    setSending(true);
+    showSending();
     resetConfirm();
     ui.input.focus();
   }
