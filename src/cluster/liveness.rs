@@ -4,7 +4,9 @@
 //! A process silent for longer than the node timeout is dead: the hub closes its visitors'
 //! partners with `partner lost`, and one sweeper at a time (a lock in Redis) removes its stream,
 //! and its rows once it has let go of its database lock too (a process cut off from Redis alone
-//! keeps its rows). A process never takes the others for dead while its own link has not been
+//! keeps its rows). The sweeper also adopts the stopped process's chats whose two visitors
+//! were both on it (`held`): each goes to its own hub as an `Adopt`, and the visitors resume
+//! as after a stop. A process never takes the others for dead while its own link has not been
 //! up for a whole timeout: a Redis outage silences everyone at once, and nobody is to blame.
 //!
 //! It runs on a thread of its own, so a busy server never misses its own heartbeat.
@@ -18,7 +20,8 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::mpsc;
 
-use super::wire::Keys;
+use super::relay::MAX_STREAM_LEN;
+use super::wire::{AdoptedSide, Envelope, Keys};
 use super::{ClusterConfig, Event, View};
 use crate::db::{self, lease, queries, DbPool};
 use crate::metrics::Metrics;
@@ -228,6 +231,7 @@ impl Liveness {
                 if gone.query_async::<()>(&mut self.redis).await.is_err() {
                     self.metrics.redis_error();
                 }
+                self.adopt_held(&stopped).await;
             }
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "cannot sweep dead rows yet"),
             Err(e) => tracing::warn!(error = %e, "sweep panicked"),
@@ -239,6 +243,59 @@ impl Liveness {
             .await;
         if released.is_err() {
             self.metrics.redis_error();
+        }
+    }
+}
+
+impl Liveness {
+    /// The chats whose two visitors were both on these stopped processes go to this process's
+    /// hub (through its own stream, behind what is already there), taken out of Redis at once
+    /// so that no other sweeper adopts them too.
+    async fn adopt_held(&mut self, stopped: &[i64]) {
+        for node in stopped {
+            let Ok(node) = u32::try_from(*node) else {
+                continue;
+            };
+            let key = self.keys.held(node);
+            let taken: redis::RedisResult<(std::collections::HashMap<String, String>,)> =
+                redis::pipe()
+                    .atomic()
+                    .cmd("HGETALL")
+                    .arg(&key)
+                    .cmd("DEL")
+                    .arg(&key)
+                    .ignore()
+                    .query_async(&mut self.redis)
+                    .await;
+            let Ok((chats,)) = taken else {
+                self.metrics.redis_error();
+                continue;
+            };
+            if chats.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            let mut adopted = 0;
+            for sides in chats.values() {
+                let Ok(sides) = serde_json::from_str::<[AdoptedSide; 2]>(sides) else {
+                    continue;
+                };
+                pipe.cmd("XADD")
+                    .arg(self.keys.inbox(self.node))
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(MAX_STREAM_LEN)
+                    .arg("*")
+                    .arg("e")
+                    .arg(Envelope::Adopt { sides }.to_json())
+                    .ignore();
+                adopted += 1;
+            }
+            if pipe.query_async::<()>(&mut self.redis).await.is_err() {
+                self.metrics.redis_error();
+                continue;
+            }
+            tracing::info!(node, chats = adopted, "adopted the chats of a dead process");
         }
     }
 }

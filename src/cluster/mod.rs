@@ -3,13 +3,15 @@
 //! processes goes through Redis:
 //! - `relay`: what this process sends to others, appended to their streams in order;
 //! - `inbox`: its own stream, read from its last id and handed to the hub in order;
-//! - `liveness`: who is alive, the cluster's online count, and sweeping the dead;
+//! - `liveness`: who is alive, the cluster's online count, and sweeping the dead (adopting
+//!   their chats whose two visitors were both on them, recorded by `held`);
 //! - `wire`: the envelopes and the keys.
 //!
 //! The hub meets this module in two places only: a partner on another process is a
 //! `RemoteLink` (behind `chat::link::PartnerLink`), and what arrives is an `Event`. Without
 //! `--redis-url` none of it runs.
 
+mod held;
 mod inbox;
 mod liveness;
 pub mod relay;
@@ -120,6 +122,8 @@ struct Inner {
     view: Arc<View>,
     relay: RelaySender,
     redis: ConnectionManager,
+    held: mpsc::Sender<held::Op>,
+    config: ClusterConfig,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -217,6 +221,7 @@ impl Cluster {
             .context("the liveness thread stopped")?
             .context("cannot say this process is alive in Redis")?;
 
+        let held_metrics = metrics.clone();
         let (relay, relay_rx) = relay::queue();
         let (acks, acks_rx) = relay::acks();
         tokio::spawn(relay::run(
@@ -234,6 +239,13 @@ impl Cluster {
             acks,
             metrics,
         ));
+        let (held_tx, held_rx) = mpsc::channel(held::CAPACITY);
+        tokio::spawn(held::run(
+            held_rx,
+            redis.clone(),
+            keys.held(node),
+            held_metrics,
+        ));
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 node,
@@ -241,6 +253,8 @@ impl Cluster {
                 view,
                 relay,
                 redis,
+                held: held_tx,
+                config,
             }),
         };
         Ok((cluster, events))
@@ -260,6 +274,25 @@ impl Cluster {
     /// The live processes this one knows of, itself included.
     pub fn processes(&self) -> usize {
         self.inner.view.alive().len()
+    }
+
+    /// Records (`Some`) or forgets the chat `key` whose two visitors are both here, for the
+    /// process that sweeps this one should it die (`held`). Never waits.
+    pub fn hold_chat(&self, key: i64, sides: Option<&[wire::AdoptedSide; 2]>) {
+        let op = match sides {
+            Some(sides) => held::Op::Set(key, serde_json::to_string(sides).unwrap_or_default()),
+            None => held::Op::Del(key),
+        };
+        if self.inner.held.try_send(op).is_err() {
+            tracing::debug!("the record of held chats is behind: a change was dropped");
+        }
+    }
+
+    /// How long after a process dies the others may take to adopt its chats: until it is
+    /// found dead (its timeout and a heartbeat of each side), and swept.
+    pub fn adoption_within(&self) -> Duration {
+        let c = &self.inner.config;
+        c.node_timeout + 2 * c.heartbeat + Duration::from_secs(1)
     }
 
     /// The other live processes this one can reach, in order of node id.
@@ -368,6 +401,10 @@ impl Cluster {
         self.broadcast(&down);
         let mut pipe = redis::pipe();
         self.inner.keys.forget(&mut pipe, self.inner.node);
+        // Its chats were handed over or ended: nothing is left here to adopt.
+        pipe.cmd("DEL")
+            .arg(self.inner.keys.held(self.inner.node))
+            .ignore();
         let mut redis = self.inner.redis.clone();
         // Give the relay a moment to send the goodbyes queued before this.
         let deadline = Instant::now() + Duration::from_secs(1);

@@ -24,7 +24,7 @@ const MAX_BATCH: usize = 256;
 /// Envelopes queued for Redis before senders are refused (`undelivered`).
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// Entries a stream keeps at most (trimmed approximately): room for a reader minutes behind.
-const MAX_STREAM_LEN: usize = 100_000;
+pub(super) const MAX_STREAM_LEN: usize = 100_000;
 /// Pause before sending a failed batch again.
 const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// How often receipts past the relay timeout are refused.

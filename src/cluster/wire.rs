@@ -191,6 +191,12 @@ impl Keys {
         format!("{}in:{node}", self.prefix)
     }
 
+    /// Hash: chat key → its two sides (JSON, as `Envelope::Adopt` carries them), for each chat
+    /// whose two visitors are both on `node`: what the process that sweeps `node` adopts.
+    pub fn held(&self, node: u32) -> String {
+        format!("{}held:{node}", self.prefix)
+    }
+
     /// Counter: chats `address` (its keyed hash) started in the minute `minute` (Unix time / 60).
     pub fn chat_starts(&self, address: i64, minute: u64) -> String {
         format!("{}starts:{address}:{minute}", self.prefix)

@@ -239,3 +239,33 @@ async fn a_chat_whose_two_visitors_were_on_a_stopped_process_goes_on_elsewhere()
     talk(&mut a, &mut b, "still talking").await;
     assert!(nodes.servers[0].wait_for_exit(PATIENCE).await);
 }
+
+#[actix_rt::test]
+async fn a_chat_whose_two_visitors_were_on_a_killed_process_is_adopted_and_goes_on() {
+    let Some(mut nodes) = Nodes::start_or_skip(
+        "killed process's chats adopted",
+        3,
+        &["--resume-grace-secs", "30"],
+    )
+    .await
+    else {
+        return;
+    };
+    let urls: Vec<String> = (0..3).map(|i| nodes.url(i)).collect();
+    let ((mut a, a_token), (mut b, b_token)) = pair_across_with_tokens(&urls[0], &urls[0]).await;
+    talk(&mut a, &mut b, "before").await;
+    nodes.servers[0].child.kill().expect("SIGKILL");
+    let _ = nodes.servers[0].child.wait();
+    drop((a, b));
+    // The pages reconnect at once; their resumes wait until a survivor has found the dead
+    // process and adopted its chat (recorded in Redis while it lasted).
+    let (mut a, _) = resume_at(&urls[1], &a_token).await;
+    a.expect_type("partner_away").await;
+    a.say("after the crash").await;
+    let (mut b, _) = resume_at(&urls[2], &b_token).await;
+    assert_eq!(said(&b.recv().await), theirs("after the crash"));
+    a.expect_type("partner_back").await;
+    assert_eq!(said(&a.recv().await), mine("after the crash"));
+    talk(&mut b, &mut a, "still us").await;
+    let _ = health(&nodes.servers[1]).await;
+}

@@ -35,15 +35,19 @@ use crate::chat::matchmaker::Op;
 use crate::chat::resume::Token;
 use crate::cluster::wire::{node_of, Envelope};
 
-/// How long a resume waits for the partner's process to grant its claim.
+/// How long a resume waits for a process to grant its claim, at least; and longer than it
+/// takes the others to find a dead process and adopt its chats (`Cluster::adoption_within`),
+/// whose visitors resume at once (the page does not know its process died).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(4);
-/// How often an unanswered claim is asked again meanwhile: the process that can grant it may
-/// learn the token's digest only after the claim went out (a chat handed over by a stopping
-/// process, or a partner's process told a new digest), and a claim it did not know is dropped.
+/// How much longer than that adoption time.
+const CLAIM_MARGIN: Duration = Duration::from_secs(2);
+/// When an unanswered claim is first asked again, then at twice the gap each time, up to
+/// `CLAIM_AGAIN_MAX`: the process that can grant it may learn the token's digest only after
+/// the claim went out (a chat handed over by a stopping process or adopted from a dead one,
+/// or a partner's process told a new digest), and a claim it did not know is dropped. A token
+/// nobody knows (a wrong one) is so broadcast about five times in all.
 const CLAIM_AGAIN: Duration = Duration::from_millis(750);
-/// Until when after the first ask: those races last a moment, and a token nobody knows (a
-/// wrong one) is broadcast at most three times in all.
-const CLAIM_AGAIN_FOR: Duration = Duration::from_secs(2);
+const CLAIM_AGAIN_MAX: Duration = Duration::from_secs(2);
 /// How long the partner's process waits for the old process to hand over what it had not
 /// written before it grants the claim without it.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,9 +66,10 @@ pub(super) struct Claim {
 struct Asking {
     pending: Pending,
     digest: String,
-    /// When it was first asked, and last.
+    /// When it was first asked, and last; how long until it is asked again.
     since: Instant,
     last: Instant,
+    gap: Duration,
 }
 
 #[derive(Default)]
@@ -153,6 +158,7 @@ impl Hub {
             digest: digest.clone(),
             since: now,
             last: now,
+            gap: CLAIM_AGAIN,
         };
         self.claims.asking.insert(claim.claimer, asking);
         self.ask_claim(&digest, claim);
@@ -243,6 +249,9 @@ impl Hub {
     pub(super) fn drop_quietly(&mut self, owner: ConnId) -> Vec<String> {
         let mut frames = Vec::new();
         if let Some(State::Chatting(partner)) = self.state(owner) {
+            if !self.remote.contains_key(&owner) {
+                self.unrecord_chat(owner, partner);
+            }
             // Its partner's claims are granted where `owner` goes on, not here.
             if self
                 .claims
@@ -478,15 +487,18 @@ impl Hub {
     /// Claims unanswered in time fail; releases unanswered are granted without what the old
     /// process held; chats whose partner stayed away on another process past the grace end.
     pub(super) fn expire_claims(&mut self, now: Instant) {
+        let timeout = match &self.cluster {
+            Some(cluster) => CLAIM_TIMEOUT.max(cluster.adoption_within() + CLAIM_MARGIN),
+            None => CLAIM_TIMEOUT,
+        };
         let mut late = Vec::new();
         let mut again = Vec::new();
         for (id, asking) in &mut self.claims.asking {
-            if now.saturating_duration_since(asking.since) > CLAIM_TIMEOUT {
+            if now.saturating_duration_since(asking.since) > timeout {
                 late.push(*id);
-            } else if now.saturating_duration_since(asking.last) >= CLAIM_AGAIN
-                && now.saturating_duration_since(asking.since) < CLAIM_AGAIN_FOR
-            {
+            } else if now.saturating_duration_since(asking.last) >= asking.gap {
                 asking.last = now;
+                asking.gap = (asking.gap * 2).min(CLAIM_AGAIN_MAX);
                 let who = asking.pending.fresh.who;
                 again.push((asking.digest.clone(), Claim { claimer: *id, who }));
             }

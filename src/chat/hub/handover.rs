@@ -14,7 +14,13 @@
 //! - anywhere else: its `Claim` is granted by the heir, like a claim for any chat whose partner
 //!   is there.
 //!
-//! Whoever comes back first hears `partner_away`, then `partner_back` when the other does. The token itself never
+//! Whoever comes back first hears `partner_away`, then `partner_back` when the other does.
+//!
+//! A process that dies cannot hand anything over, so each such chat is also recorded in Redis
+//! while it lasts (`cluster::held`: the two sides as `Adopt` carries them, without frames,
+//! updated when a token changes). The process that sweeps a dead one adopts its chats the
+//! same way: what was given to the dead process's connections but not yet written is lost
+//! with it (the README says so). The token itself never
 //! leaves the process that made it; only its digest travels, as for every claim.
 
 use std::collections::HashMap;
@@ -70,6 +76,47 @@ impl Hub {
                 digest,
             };
             self.tell(crate::cluster::wire::node_of(partner.rid()), envelope);
+        }
+    }
+
+    /// What an heir learns of `id`: who it is and its token's digest (no frames).
+    fn side_of(&self, id: ConnId) -> Option<AdoptedSide> {
+        let who = self.conns.get(&id)?.who();
+        Some(AdoptedSide {
+            visitor: who.visitor.as_i64(),
+            address: who.address.as_i64(),
+            digest: self.digest_of(id)?,
+            frames: Vec::new(),
+        })
+    }
+
+    /// `id`'s chat, if both its visitors are here and have tokens, is recorded (again) for
+    /// the process that would sweep this one.
+    pub(super) fn record_chat(&self, id: ConnId) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let Some(State::Chatting(partner)) = self.state(id) else {
+            return;
+        };
+        if self.grace.is_zero()
+            || self.shutdown.is_some()
+            || self.remote.contains_key(&id)
+            || self.state(partner) != Some(State::Chatting(id))
+        {
+            return;
+        }
+        if let (Some(a), Some(b)) = (self.side_of(id), self.side_of(partner)) {
+            cluster.hold_chat(chat_key(id, partner), Some(&[a, b]));
+        }
+    }
+
+    /// The chat of `id` and `partner`, both here, is over here (ended, or going on elsewhere).
+    pub(super) fn unrecord_chat(&self, id: ConnId, partner: ConnId) {
+        if let Some(cluster) = &self.cluster {
+            if !self.grace.is_zero() {
+                cluster.hold_chat(chat_key(id, partner), None);
+            }
         }
     }
 
@@ -206,7 +253,14 @@ impl Hub {
         }
         self.online_settled = None;
         tracing::debug!(a = %ids[0], b = %ids[1], "chat adopted");
+        // Should this process die too, the next one adopts it.
+        self.record_chat(ids[0]);
         // A visitor whose resume reached this process before its chat did.
         self.resume_adopted_claims();
     }
+}
+
+/// The key a chat between two visitors of this process is recorded under.
+fn chat_key(a: ConnId, b: ConnId) -> i64 {
+    a.rid().min(b.rid())
 }

@@ -419,6 +419,9 @@ impl Hub {
             State::Chatting(partner) => {
                 self.drop_digest(partner);
                 let remote = self.remote.remove(&id);
+                if remote.is_none() {
+                    self.unrecord_chat(id, partner);
+                }
                 let other = match &remote {
                     Some(remote) => Some(remote.visitor),
                     None => self.conns.get(&partner).map(|p| p.visitor),
@@ -532,6 +535,7 @@ impl Hub {
             }
             self.start_chat(me, other, link, common.clone());
         }
+        self.record_chat(a);
     }
 
     /// `me` talks to `other` from now on, over `link`; they share the interests `common`.

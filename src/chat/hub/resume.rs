@@ -201,6 +201,8 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.kick = Some(kick);
         }
+        // Its new token, for the process that would sweep this one.
+        self.record_chat(id);
         // Behind what waits in its outbox.
         if away.unsaid && self.partner_away_here(id) {
             self.send(id, Outbound::PartnerAway);
