@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 mod claim;
 mod handle;
 mod handover;
+mod online;
+mod pairing;
 mod remote;
 mod resume;
 
@@ -21,9 +23,9 @@ use handle::Command;
 pub use handle::{unavailable_frame, AwayParts, HubGone, HubHandle, Resumed, Stats, TrySendError};
 
 use super::ids::{ConnId, ConnIds, VisitorKey, Who};
-use super::link::{self, Departure, Outbound, OutboxSender};
+use super::link::{Departure, Outbound, OutboxSender};
 use super::matchmaker::preferences::Preferences;
-use super::matchmaker::{Decision, Matchmaker, Op, Outcome, Sharing};
+use super::matchmaker::{Decision, Matchmaker, Op, Sharing};
 use super::protocol::ServerFrame;
 use super::resume::Token;
 use super::wants::Wants;
@@ -375,30 +377,6 @@ impl Hub {
         }
     }
 
-    /// Asks the matchmaker for a partner for `id` (again, for a visitor whose rows were taken
-    /// away: from its side it still waits), with what its visitor avoids now.
-    fn ask(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let now = Instant::now();
-        // A fresh request starts the wait; asking again for one already waiting does not.
-        if conn.state == State::Idle {
-            self.asked_at.insert(id, now);
-        }
-        conn.state = State::Requested;
-        let ask = self.preferences.ask(id, conn.visitor, now);
-        self.submit(Op::Request(ask));
-    }
-
-    /// A pairing of `id` with `partner` came to nothing (the partner is gone, or refused, or
-    /// its process did): the partner's rows go, and `id` asks again.
-    fn ask_again(&mut self, id: ConnId, partner: ConnId) {
-        self.proposed.remove(&id);
-        self.submit(Op::Leave(partner));
-        self.ask(id);
-    }
-
     fn leave(&mut self, id: ConnId, how: Departure) {
         let Some(conn) = self.conns.remove(&id) else {
             return;
@@ -463,134 +441,6 @@ impl Hub {
         }
     }
 
-    /// Applies the matchmaker's answer. The rows are the record; when they name a connection
-    /// this process no longer has (it left meanwhile, or is a ghost of a crashed process), the
-    /// rows are removed and whoever is still here asks again.
-    fn decide(&mut self, decision: Decision) {
-        let (id, outcome) = match decision {
-            Decision::Flushed(token) => {
-                if let Some(reply) = self.flushes.remove(&token) {
-                    let _ = reply.send(());
-                }
-                return;
-            }
-            Decision::Request { conn, outcome } => (conn, outcome),
-        };
-        let requested = |hub: &Self, c: ConnId| {
-            hub.conns
-                .get(&c)
-                .is_some_and(|c| matches!(c.state, State::Requested | State::Waiting))
-        };
-        match outcome {
-            Outcome::Waiting => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    if conn.state == State::Requested {
-                        conn.state = State::Waiting;
-                        let visitor = conn.visitor;
-                        self.preferences.waiting(id, visitor, Instant::now());
-                        self.send(id, Outbound::Frame(ServerFrame::Waiting.to_json()));
-                    }
-                }
-            }
-            Outcome::Unavailable => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    if matches!(conn.state, State::Requested | State::Waiting) {
-                        conn.state = State::Idle;
-                        self.asked_at.remove(&id);
-                        self.preferences.forget(id);
-                        self.send(id, Outbound::Frame(unavailable_frame(&self.metrics)));
-                    }
-                }
-            }
-            Outcome::Paired { partner, common } => {
-                match (requested(self, id), requested(self, partner)) {
-                    (true, true) => self.pair(id, partner, common.into()),
-                    (true, false) if self.is_remote(partner) => self.propose(id, partner, common),
-                    // The partner's removal (queued already, or now for a ghost) takes our row.
-                    (true, false) => self.ask_again(id, partner),
-                    (false, true) => {
-                        // Our own removal is queued already and takes the partner's row with it.
-                        self.ask(partner);
-                    }
-                    (false, false) => {}
-                }
-            }
-        }
-    }
-
-    /// Gives two waiting connections a link to each other; they share the interests `common`.
-    fn pair(&mut self, a: ConnId, b: ConnId, common: Arc<[String]>) {
-        let side = |c: &Entry| (c.outbox.clone(), c.who());
-        let (Some((a_outbox, a_who)), Some((b_outbox, b_who))) =
-            (self.conns.get(&a).map(side), self.conns.get(&b).map(side))
-        else {
-            return;
-        };
-        let (to_b, to_a) = link::pair((a, a_outbox, a_who), (b, b_outbox, b_who));
-        self.metrics.paired();
-        for (me, other, link) in [(a, b, to_b), (b, a, to_a)] {
-            // The first may be dropped as too slow on the way, and the second then told that.
-            if !self.conns.contains_key(&other) {
-                continue;
-            }
-            self.start_chat(me, other, link, common.clone());
-        }
-        self.record_chat(a);
-    }
-
-    /// `me` talks to `other` from now on, over `link`; they share the interests `common`.
-    fn start_chat(
-        &mut self,
-        me: ConnId,
-        other: ConnId,
-        link: link::PartnerLink,
-        common: Arc<[String]>,
-    ) {
-        if let Some(conn) = self.conns.get_mut(&me) {
-            conn.state = State::Chatting(other);
-        }
-        if let Some(asked) = self.asked_at.remove(&me) {
-            self.metrics
-                .waited_for_partner(Instant::now().saturating_duration_since(asked));
-        }
-        self.preferences.forget(me);
-        let resume = if self.grace.is_zero() {
-            None
-        } else {
-            self.issue_token(me)
-        };
-        let paired = link::Paired {
-            link,
-            common,
-            resume,
-        };
-        self.send(me, Outbound::Paired(Box::new(paired)));
-    }
-
-    /// Two visitors stopped talking: they avoid each other for the cooldown, on every process.
-    fn part(&mut self, a: VisitorKey, b: VisitorKey) {
-        self.preferences.parted(a, b, Instant::now());
-        if let Some(cluster) = &self.cluster {
-            cluster.broadcast(&cluster::wire::Envelope::Parted {
-                a: a.as_i64(),
-                b: b.as_i64(),
-            });
-        }
-    }
-
-    /// The online count: this process's connections, or the whole cluster's.
-    fn online(&self) -> usize {
-        self.online_of(self.conns.len())
-    }
-
-    /// The online count with `local` connections here.
-    fn online_of(&self, local: usize) -> usize {
-        match &self.cluster {
-            Some(cluster) => cluster.online(local),
-            None => local,
-        }
-    }
-
     fn kick(&mut self, id: ConnId, why: Kick) {
         if let Some(kick) = self.conns.get_mut(&id).and_then(|c| c.kick.take()) {
             let _ = kick.send(why);
@@ -622,56 +472,6 @@ impl Hub {
         }
         self.check_shutdown_done();
     }
-
-    /// Asks again, with nothing avoided, for those whose reason to wait has run out; sends the
-    /// online count to every client whose copy is stale, at most once per interval.
-    fn tick(&mut self, now: Instant) {
-        self.expire_proposals(now);
-        self.expire_away(now);
-        self.expire_claims(now);
-        for ask in self.preferences.due(now) {
-            let waits = self
-                .conns
-                .get(&ask.id)
-                .is_some_and(|c| c.state == State::Waiting);
-            if waits {
-                self.submit(Op::Rematch(ask));
-            }
-        }
-
-        let count = self.online();
-        if self.online_settled == Some(count) {
-            return; // everyone has this count already: nothing to look at
-        }
-        let mut frame: Option<String> = None;
-        let mut too_slow = Vec::new();
-        let mut settled = true;
-        for (id, conn) in self.conns.iter_mut() {
-            if conn.online_sent == count {
-                continue;
-            }
-            if now.duration_since(conn.online_sent_at) < ONLINE_INTERVAL {
-                settled = false;
-                continue;
-            }
-            let text = frame
-                .get_or_insert_with(|| ServerFrame::Online { count }.to_json())
-                .clone();
-            match conn.outbox.try_send(Outbound::Frame(text)) {
-                Ok(()) => {
-                    conn.online_sent = count;
-                    conn.online_sent_at = now;
-                }
-                Err(flume::TrySendError::Full(_)) => too_slow.push(*id),
-                Err(flume::TrySendError::Disconnected(_)) => {}
-            }
-        }
-        self.online_settled = settled.then_some(count);
-        for id in too_slow {
-            self.drop_slow(id);
-        }
-    }
-
     /// Never waits: a client whose outbox is full is dropped; a closed one is already leaving.
     fn send(&mut self, id: ConnId, out: Outbound) {
         let Some(conn) = self.conns.get(&id) else {
