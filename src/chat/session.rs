@@ -22,7 +22,7 @@ use super::limits::{IpSlot, Tokens};
 use super::link::{
     self, Delivery, Departure, HeldMessage, Inbox, Outbound, OutboxSender, PartnerLink,
 };
-use super::protocol::{message_frames, parse_client_frame, ClientFrame, ServerFrame};
+use super::protocol::{parse_client_frame, ClientFrame, ServerFrame};
 use super::resume::Ask;
 use super::wants::Wants;
 use crate::metrics::Metrics;
@@ -33,9 +33,12 @@ use crate::moderation::Moderation;
 use close::{close_label, close_reason, ended_by};
 use heartbeat::{Due, Heartbeat};
 
+mod budget;
 mod close;
 mod farewell;
+use budget::Budget;
 mod heartbeat;
+mod relay;
 
 /// Limits and timings of one connection (defaults and rules: `config`).
 #[derive(Debug, Clone)]
@@ -285,7 +288,7 @@ pub fn run(mut live: Live) -> impl std::future::Future<Output = ()> {
         // What was held for a partner who never came back is reported, each in turn.
         let held = client.partner.as_ref().map(PartnerLink::take_held);
         for _ in held.into_iter().flatten() {
-            let text = Box::pin(client.ws.text(not_back_frame(client.hub.metrics())));
+            let text = Box::pin(client.ws.text(relay::not_back_frame(client.hub.metrics())));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, text).await;
         }
         if let Some(last) = Box::pin(farewell::last_frame(client, &end)).await {
@@ -443,14 +446,6 @@ impl Live {
 /// future, inflates every session task (it is allocated once per connection and lives as long).
 type Reply = Result<Option<Write>, End>;
 
-/// The rate budgets of a connection.
-#[derive(Debug, Clone, Copy)]
-enum Budget {
-    Chat,
-    Typing,
-    Control,
-}
-
 fn say(frame: String) -> Reply {
     Ok(Some(Write::Text(frame)))
 }
@@ -480,51 +475,6 @@ impl Client {
             AggregatedMessage::Pong(_) => self.over_budget(Budget::Control).unwrap_or(Ok(None)),
             AggregatedMessage::Close(_) => Err(End::ClientClosed),
         }
-    }
-
-    /// `None` for a chat frame within the rate limit; otherwise the refusal, or the end of a
-    /// client that keeps on flooding.
-    fn over_rate(&mut self) -> Option<Reply> {
-        let refused = self.over_budget(Budget::Chat)?;
-        if refused.is_err() {
-            return Some(refused);
-        }
-        let rate = self.config.rate_per_sec;
-        Some(refuse(
-            self.hub.metrics(),
-            "rate_limited",
-            format!("Too many frames: at most {rate} a second. This one was dropped."),
-        ))
-    }
-
-    /// `None` when `budget` has a token for one more frame; otherwise `Ok(None)` (drop the
-    /// frame) or the end of a client that has been refused too often in a row.
-    fn over_budget(&mut self, budget: Budget) -> Option<Reply> {
-        let config = &self.config;
-        let (tokens, per_sec, burst) = match budget {
-            Budget::Chat => (
-                &mut self.chat_tokens,
-                config.rate_per_sec,
-                config.rate_burst,
-            ),
-            Budget::Typing => (
-                &mut self.typing_tokens,
-                config.rate_per_sec * TYPING_PER_MESSAGE,
-                typing_burst(config),
-            ),
-            Budget::Control => (&mut self.control_tokens, CONTROL_PER_SEC, CONTROL_BURST),
-        };
-        // Truncated on purpose: the buckets' clock wraps every 49 days and they allow for it.
-        let now_ms = self.born.elapsed().as_millis() as u32;
-        if tokens.try_take(now_ms, per_sec, burst) {
-            self.strikes = 0;
-            return None;
-        }
-        self.strikes += 1;
-        if self.strikes > FLOOD_STRIKES {
-            return Some(Err(End::Flooding));
-        }
-        Some(Ok(None))
     }
 
     fn on_text(&mut self, text: &str, received: Instant) -> Reply {
@@ -689,92 +639,6 @@ impl Client {
             why = &mut self.kicked => Err(End::Kicked(why.unwrap_or(Kick::Shutdown))),
         }
     }
-}
-
-impl Client {
-    fn relay_message(&mut self, message: &str, received: Instant) -> Reply {
-        let metrics = self.hub.metrics();
-        if message.trim().is_empty() {
-            return refuse(metrics, "empty_message", "Empty messages are not sent.");
-        }
-        let max = self.config.max_message_chars;
-        if message.chars().nth(max).is_some() {
-            return refuse(
-                metrics,
-                "message_too_long",
-                format!("Messages are limited to {max} characters."),
-            );
-        }
-        let (to_me, to_partner) = message_frames(message);
-        Ok(self
-            .relay(to_partner, to_me, received, Some(message))
-            .map(Write::Text))
-    }
-
-    /// Hands a message to the partner: what to write back, if anything (the receipt, or
-    /// `undelivered`). `text`: the message, for the evidence (`None`: kept already, when it
-    /// was held).
-    fn relay(
-        &mut self,
-        to_partner: String,
-        to_me: String,
-        received: Instant,
-        text: Option<&str>,
-    ) -> Option<String> {
-        let me = self.id;
-        let partner = self.partner.as_ref()?;
-        let metrics = self.hub.metrics();
-        if partner.is_away() {
-            // Held, unreceipted, until the partner is back.
-            let held = HeldMessage { to_partner, to_me };
-            if !partner.hold_message(held) {
-                return Some(not_back_frame(metrics));
-            }
-            if let Some(text) = text {
-                partner.record(me, text);
-            }
-            return None;
-        }
-        if let Some(remote) = partner.remote() {
-            // On another process: the receipt follows once the message is on its way there.
-            return if remote.send_message(to_partner, to_me, received.into_std()) {
-                if let Some(text) = text {
-                    partner.record(me, text);
-                }
-                None
-            } else {
-                Some(crate::cluster::relay::undelivered_frame(metrics))
-            };
-        }
-        match partner.deliver(to_partner) {
-            Delivery::Delivered => {
-                if let Some(text) = text {
-                    partner.record(me, text);
-                }
-                metrics.relayed(received.into_std());
-                // The sender's copy is its receipt: only for what reached the partner's queue.
-                Some(to_me)
-            }
-            Delivery::Full => {
-                self.hub.report_slow(partner.partner());
-                None
-            }
-            // The partner's connection is closing (away or gone, which we hear next): not
-            // delivered, and said so rather than left without a receipt.
-            Delivery::Gone => Some(not_back_frame(metrics)),
-        }
-    }
-}
-
-/// The error for a message that never reached the partner (it was away and did not come back,
-/// or there was no room to hold it).
-fn not_back_frame(metrics: &Metrics) -> String {
-    metrics.error_sent("undelivered");
-    ServerFrame::error(
-        "undelivered",
-        "This message could not be delivered: your partner's connection dropped.",
-    )
-    .to_json()
 }
 
 fn not_paired(metrics: &Metrics) -> Reply {
