@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::wants::{normalize_interests, BadInterests, Lang, Wants};
+use super::wants::{normalize_interests, parse_lang, BadInterests, Wants};
 
 /// A frame from a client, parsed and checked for shape (not yet for state).
 #[derive(Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn wants(
     };
     Ok(Wants {
         interests,
-        lang: lang.and_then(Lang::parse),
+        lang: lang.and_then(parse_lang),
         fallback: fallback.unwrap_or(true),
     })
 }
@@ -263,6 +263,7 @@ pub fn message_frames(text: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::wants::Lang;
 
     #[test]
     fn parses_each_client_frame_and_ignores_extra_fields() {

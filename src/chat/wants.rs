@@ -10,34 +10,14 @@ pub const MAX_INTERESTS: usize = 5;
 /// Longest tag, in characters (Unicode scalar values), after normalisation.
 pub const MAX_TAG_CHARS: usize = 32;
 
-/// The languages of the page: a visitor is preferably paired with one of the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lang {
-    En,
-    Ru,
-    Zh,
-}
+/// The languages of the page (the catalogues'): a visitor is preferably paired with one of the
+/// same.
+pub use crate::i18n::Lang;
 
-impl Lang {
-    /// A language tag as the page sends it (`en`, `ru-RU`, `zh_CN`…): its primary subtag,
-    /// when it is one of ours; `None` for any other.
-    pub fn parse(tag: &str) -> Option<Lang> {
-        let primary = tag.split(['-', '_']).next().unwrap_or_default().trim();
-        match primary.to_ascii_lowercase().as_str() {
-            "en" => Some(Lang::En),
-            "ru" => Some(Lang::Ru),
-            "zh" => Some(Lang::Zh),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Ru => "ru",
-            Lang::Zh => "zh",
-        }
-    }
+/// The language a request names (`en`, `ru-RU`, `zh_CN`…): its primary subtag, when it is one
+/// of ours; `None` for any other (no preference, not an error).
+pub fn parse_lang(tag: &str) -> Option<Lang> {
+    Lang::from_code(tag.split(['-', '_']).next().unwrap_or_default())
 }
 
 /// What one request asks for. The default asks for nothing: anyone will do.
@@ -183,11 +163,11 @@ mod tests {
 
     #[test]
     fn languages_are_read_by_their_primary_subtag() {
-        assert_eq!(Lang::parse("ru"), Some(Lang::Ru));
-        assert_eq!(Lang::parse("zh-CN"), Some(Lang::Zh));
-        assert_eq!(Lang::parse("EN_gb"), Some(Lang::En));
-        assert_eq!(Lang::parse("de"), None);
-        assert_eq!(Lang::parse(""), None);
+        assert_eq!(parse_lang("ru"), Some(Lang::Ru));
+        assert_eq!(parse_lang("zh-CN"), Some(Lang::Zh));
+        assert_eq!(parse_lang("EN_gb"), Some(Lang::En));
+        assert_eq!(parse_lang("de"), None);
+        assert_eq!(parse_lang(""), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   visitor's fallback time, unless nobody else waits.
 //! - Otherwise it waits.
 
-use crate::chat::wants::{join_tags, split_tags, Lang, Wants};
+use crate::chat::wants::{join_tags, parse_lang, split_tags, Lang, Wants};
 use crate::db::queries::Waiting;
 
 /// Never: the fallback time of a visitor who asked not to fall back.
@@ -51,7 +51,7 @@ impl Wish {
     pub fn of(row: &Waiting) -> Wish {
         Wish {
             interests: split_tags(&row.interests),
-            lang: Lang::parse(&row.lang),
+            lang: parse_lang(&row.lang),
             fallback_at: row.fallback_at,
         }
     }
@@ -60,7 +60,7 @@ impl Wish {
     pub fn columns(&self) -> (String, String, i64) {
         (
             join_tags(&self.interests),
-            self.lang.map(Lang::as_str).unwrap_or_default().to_owned(),
+            self.lang.map(Lang::code).unwrap_or_default().to_owned(),
             self.fallback_at,
         )
     }
