@@ -204,9 +204,8 @@ for r in $(seq 1 "$rounds"); do
       connections) variants=(one three) ;;
       *) echo "unknown part $part"; exit 1 ;;
     esac
-    nv=${#variants[@]}
-    for k in $(seq 0 $((nv - 1))); do
-      run_variant "$part" "${variants[$(((k + r) % nv))]}" "$r" || exit 1
+    for v in $(rotation "$r" "${variants[@]}"); do
+      run_variant "$part" "$v" "$r" || exit 1
     done
   done
 done

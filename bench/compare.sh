@@ -47,11 +47,9 @@ start() {
 
 servers=(pairchat ref-actix ref-tungstenite)
 [ -n "${PAIRCHAT_BASE_BIN:-}" ] && servers+=(pairchat-base)
-n=${#servers[@]}
 for r in $(seq 1 "$rounds"); do
-  for k in $(seq 0 $((n - 1))); do
-    # Rotate the order each round, so no server always runs first.
-    s=${servers[$(((k + r) % n))]}
+  # Rotated each round, so no server always runs first.
+  for s in $(rotation "$r" "${servers[@]}"); do
     start "$s" || exit 1
     echo "round $r: $s"
     "$bench" relay --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" --pairs "$pairs" \

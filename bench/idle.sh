@@ -22,8 +22,7 @@ mkdir -p "$out"
 servers=(pairchat)
 [ -n "${PAIRCHAT_BASE_BIN:-}" ] && servers+=(pairchat-base)
 for r in $(seq 1 "$rounds"); do
-  for k in $(seq 0 $((${#servers[@]} - 1))); do
-    s=${servers[$(((k + r) % ${#servers[@]}))]}
+  for s in $(rotation "$r" "${servers[@]}"); do
     bin=$server
     [ "$s" = pairchat-base ] && bin=$PAIRCHAT_BASE_BIN
     port=$(free_port) || { echo "no free port"; exit 1; }

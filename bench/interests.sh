@@ -43,10 +43,8 @@ start() {
 }
 
 variants=(sqlite-plain sqlite-interests mysql-plain mysql-interests)
-n=${#variants[@]}
 for r in $(seq 1 "$rounds"); do
-  for k in $(seq 0 $((n - 1))); do
-    v=${variants[$(((k + r) % n))]}
+  for v in $(rotation "$r" "${variants[@]}"); do
     extra=()
     case $v in *-interests) extra=(--interests 3 --vocabulary 50) ;; esac
     start "$v" || exit 1

@@ -14,6 +14,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The variants ($2...) in the order round $1 runs them, one per line: rotated by one each
+# round, so that a host getting busier or quieter weighs on every variant alike.
+rotation() {
+  local r=$1 k
+  shift
+  for k in $(seq 0 $(($# - 1))); do
+    local i=$(((k + r) % $# + 1))
+    echo "${!i}"
+  done
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {

@@ -48,10 +48,8 @@ start() {
 
 variants=(sqlite mysql)
 [ -n "${PAIRCHAT_BASE_BIN:-}" ] && variants+=(base-sqlite base-mysql)
-n=${#variants[@]}
 for r in $(seq 1 "$rounds"); do
-  for k in $(seq 0 $((n - 1))); do
-    v=${variants[$(((k + r) % n))]}
+  for v in $(rotation "$r" "${variants[@]}"); do
     start "$v" || exit 1
     echo "round $r: $v"
     "$bench" "$scenario" --url "ws://127.0.0.1:$port/ws" --server-pid "$pid" "$@" \
