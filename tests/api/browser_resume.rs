@@ -13,12 +13,47 @@ use crate::browser::{
     browser_or_skip, click, js, wait_js, wait_messages, wait_state, Driver, ONE_AT_A_TIME, PAGE,
 };
 use crate::browser_ui::axe_violations;
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_with, TestApp};
 use crate::proxy::Proxy;
 
 async fn page(b: &Browser, address: &str) {
     b.goto(&format!("http://{address}/")).await.expect("page");
     wait_state(b, PAGE, "idle").await;
+}
+
+/// Two pages in a chat, the first reaching the server through a proxy that can cut its socket
+/// (`Proxy::cut`), the second directly, with chats held for `grace`. The app and the driver
+/// are returned to be kept alive as long as the pages.
+async fn chat_through_proxy(grace: Duration) -> (TestApp, Proxy, Driver, Browser, Browser) {
+    let app = spawn_app_with(|s| s.resume_grace = grace).await;
+    let proxy = Proxy::start(app.address.to_string()).await;
+    let driver = Driver::start();
+    let (cut, direct) = (
+        driver.browser(1024, 800).await,
+        driver.browser(1024, 800).await,
+    );
+    page(&cut, &proxy.address.to_string()).await;
+    page(&direct, &app.address.to_string()).await;
+    click(&cut, PAGE, "start").await;
+    wait_state(&cut, PAGE, "waiting").await;
+    click(&direct, PAGE, "start").await;
+    wait_state(&cut, PAGE, "chat").await;
+    wait_state(&direct, PAGE, "chat").await;
+    (app, proxy, driver, cut, direct)
+}
+
+/// Sends `text` as this visitor's `nth` message, and waits until the page shows it.
+async fn send_shown(b: &Browser, text: &str, nth: usize) {
+    send(b, text).await;
+    wait_js(
+        b,
+        PAGE,
+        &format!("message {nth} shown"),
+        &format!(
+            "return root.querySelectorAll('[data-test=message][data-from=me]').length === {nth};"
+        ),
+    )
+    .await;
 }
 
 /// Types `text` and sends it, without waiting for the receipt.
@@ -68,20 +103,8 @@ async fn a_page_whose_socket_is_cut_resumes_its_chat_and_nothing_is_lost() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app_with(|s| s.resume_grace = Duration::from_secs(60)).await;
-    let proxy = Proxy::start(app.address.to_string()).await;
-    let driver = Driver::start();
-    let (cut_off, partner) = (
-        driver.browser(1024, 800).await,
-        driver.browser(1024, 800).await,
-    );
-    page(&cut_off, &proxy.address.to_string()).await;
-    page(&partner, &app.address.to_string()).await;
-    click(&cut_off, PAGE, "start").await;
-    wait_state(&cut_off, PAGE, "waiting").await;
-    click(&partner, PAGE, "start").await;
-    wait_state(&cut_off, PAGE, "chat").await;
-    wait_state(&partner, PAGE, "chat").await;
+    let (_app, proxy, _driver, cut_off, partner) =
+        chat_through_proxy(Duration::from_secs(60)).await;
 
     proxy.cut();
     // The page keeps its chat and says it is reconnecting; the partner is told the stranger's
@@ -135,20 +158,7 @@ async fn several_messages_to_an_away_partner_wait_as_pending_and_are_delivered_i
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app_with(|s| s.resume_grace = Duration::from_secs(60)).await;
-    let proxy = Proxy::start(app.address.to_string()).await;
-    let driver = Driver::start();
-    let (away, writer) = (
-        driver.browser(1024, 800).await,
-        driver.browser(1024, 800).await,
-    );
-    page(&away, &proxy.address.to_string()).await;
-    page(&writer, &app.address.to_string()).await;
-    click(&away, PAGE, "start").await;
-    wait_state(&away, PAGE, "waiting").await;
-    click(&writer, PAGE, "start").await;
-    wait_state(&away, PAGE, "chat").await;
-    wait_state(&writer, PAGE, "chat").await;
+    let (_app, proxy, _driver, away, writer) = chat_through_proxy(Duration::from_secs(60)).await;
 
     // The partner's socket is cut: the writer hears it is away, and goes on writing, each
     // message shown at once as pending, none waiting for the one before.
@@ -156,17 +166,7 @@ async fn several_messages_to_an_away_partner_wait_as_pending_and_are_delivered_i
     wait_line(&writer, "away").await;
     let texts = ["first", "second", "third"];
     for (n, text) in texts.iter().enumerate() {
-        send(&writer, text).await;
-        wait_js(
-            &writer,
-            PAGE,
-            &format!("message {} shown", n + 1),
-            &format!(
-                "return root.querySelectorAll('[data-test=message][data-from=me]').length === {};",
-                n + 1
-            ),
-        )
-        .await;
+        send_shown(&writer, text, n + 1).await;
     }
     let pending: Vec<Value> = texts
         .iter()
@@ -233,37 +233,14 @@ async fn messages_to_a_partner_who_never_comes_back_each_show_not_delivered() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app_with(|s| s.resume_grace = Duration::from_secs(2)).await;
-    let proxy = Proxy::start(app.address.to_string()).await;
-    let driver = Driver::start();
-    let (gone, writer) = (
-        driver.browser(1024, 800).await,
-        driver.browser(1024, 800).await,
-    );
-    page(&gone, &proxy.address.to_string()).await;
-    page(&writer, &app.address.to_string()).await;
-    click(&gone, PAGE, "start").await;
-    wait_state(&gone, PAGE, "waiting").await;
-    click(&writer, PAGE, "start").await;
-    wait_state(&gone, PAGE, "chat").await;
-    wait_state(&writer, PAGE, "chat").await;
+    let (_app, proxy, _driver, gone, writer) = chat_through_proxy(Duration::from_secs(2)).await;
 
     // Cut for good: the grace runs out with two messages held, the server says `undelivered`
     // for each, and the chat ends.
     proxy.cut();
     wait_line(&writer, "away").await;
     for (n, text) in ["are you there?", "hello?"].iter().enumerate() {
-        send(&writer, text).await;
-        wait_js(
-            &writer,
-            PAGE,
-            &format!("message {} shown", n + 1),
-            &format!(
-                "return root.querySelectorAll('[data-test=message][data-from=me]').length === {};",
-                n + 1
-            ),
-        )
-        .await;
+        send_shown(&writer, text, n + 1).await;
     }
     wait_state(&writer, PAGE, "closed").await;
     assert_eq!(
