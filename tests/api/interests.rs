@@ -41,6 +41,26 @@ async fn paired(c: &mut Client) -> Value {
     c.expect_type("response").await["common"].clone()
 }
 
+/// A newcomer on `url` asking with `fields` is paired with `waiter`, both told they share
+/// `common`.
+async fn meets(url: &str, fields: Value, waiter: &mut Client, common: Value) -> Client {
+    let mut c = ask(url, fields).await;
+    assert_eq!(paired(&mut c).await, common);
+    assert_eq!(paired(waiter).await, common);
+    c
+}
+
+/// The answer to a request that may meet a visitor on another process: with several
+/// matchmakers `waiting` may come first (see `cluster`), then the `response`.
+async fn answer(c: &mut Client) -> Value {
+    let first = c.recv().await;
+    if first["type"] == "waiting" {
+        c.expect_type("response").await
+    } else {
+        first
+    }
+}
+
 /// Sends a message from `a` and sees it reach `b`: they are partners.
 async fn talk(a: &mut Client, b: &mut Client) {
     a.say("hello").await;
@@ -56,14 +76,16 @@ async fn a_visitor_is_paired_with_the_longest_waiting_who_shares_an_interest() {
     let mut music = waits(&url, json!({"interests": ["Music"]})).await;
     let mut go = waits(&url, json!({"interests": ["go"]})).await;
     // Shares "go" with the third and "music" with the second, who has waited longer.
-    let mut both = ask(&url, json!({"interests": ["GO ", "MUSIC", "chess"]})).await;
-    assert_eq!(paired(&mut both).await, json!(["music"]));
-    assert_eq!(paired(&mut music).await, json!(["music"]));
+    let mut both = meets(
+        &url,
+        json!({"interests": ["GO ", "MUSIC", "chess"]}),
+        &mut music,
+        json!(["music"]),
+    )
+    .await;
     talk(&mut both, &mut music).await;
     // The one who shares "go" still waits for its own match.
-    let mut go_too = ask(&url, json!({"interests": ["go"]})).await;
-    assert_eq!(paired(&mut go_too).await, json!(["go"]));
-    assert_eq!(paired(&mut go).await, json!(["go"]));
+    let _go_too = meets(&url, json!({"interests": ["go"]}), &mut go, json!(["go"])).await;
     app.assert_row_invariants().await;
 }
 
@@ -89,9 +111,7 @@ async fn bad_interests_are_refused_and_nothing_is_queued() {
     c.send_json(json!({"type": "request", "interests": ["a", "A", "b", "c", "d", "e"]}))
         .await;
     c.expect_type("waiting").await;
-    let mut e = ask(&url, json!({"interests": ["E"]})).await;
-    assert_eq!(paired(&mut e).await, json!(["e"]));
-    assert_eq!(paired(&mut c).await, json!(["e"]));
+    let _e = meets(&url, json!({"interests": ["E"]}), &mut c, json!(["e"])).await;
 }
 
 #[actix_rt::test]
@@ -100,9 +120,7 @@ async fn one_without_interests_never_takes_a_waiting_visitors_chance_unless_nobo
     let url = app.ws_url();
     // Alone in the queue, one waiting for a common interest is taken at once.
     let mut music = waits(&url, json!({"interests": ["music"]})).await;
-    let mut plain = ask(&url, json!({})).await;
-    assert_eq!(paired(&mut plain).await, json!([]));
-    assert_eq!(paired(&mut music).await, json!([]));
+    let mut plain = meets(&url, json!({}), &mut music, json!([])).await;
     talk(&mut plain, &mut music).await;
 
     // Two wait for a common interest: one without interests takes neither, and waits...
@@ -110,17 +128,17 @@ async fn one_without_interests_never_takes_a_waiting_visitors_chance_unless_nobo
     let mut go = waits(&url, json!({"interests": ["go"]})).await;
     let mut first = waits(&url, json!({})).await;
     // ...for the next one without interests, who takes it rather than their chance...
-    let mut second = ask(&url, json!({})).await;
-    assert_eq!(paired(&mut second).await, json!([]));
-    assert_eq!(paired(&mut first).await, json!([]));
+    let mut second = meets(&url, json!({}), &mut first, json!([])).await;
     talk(&mut second, &mut first).await;
     // ...which is still theirs.
-    let mut music_too = ask(&url, json!({"interests": ["music"]})).await;
-    assert_eq!(paired(&mut music_too).await, json!(["music"]));
-    assert_eq!(paired(&mut music).await, json!(["music"]));
-    let mut go_too = ask(&url, json!({"interests": ["go"]})).await;
-    assert_eq!(paired(&mut go_too).await, json!(["go"]));
-    assert_eq!(paired(&mut go).await, json!(["go"]));
+    let _music_too = meets(
+        &url,
+        json!({"interests": ["music"]}),
+        &mut music,
+        json!(["music"]),
+    )
+    .await;
+    let _go_too = meets(&url, json!({"interests": ["go"]}), &mut go, json!(["go"])).await;
 }
 
 #[actix_rt::test]
@@ -131,13 +149,15 @@ async fn one_with_interests_waits_rather_than_take_one_without() {
     let mut music = waits(&url, json!({"interests": ["music"]})).await;
     // The next without interests takes the one who minds nobody, not the one who waits for
     // a common interest.
-    let mut other = ask(&url, json!({})).await;
-    assert_eq!(paired(&mut other).await, json!([]));
-    assert_eq!(paired(&mut plain).await, json!([]));
+    let mut other = meets(&url, json!({}), &mut plain, json!([])).await;
     talk(&mut other, &mut plain).await;
-    let mut music_too = ask(&url, json!({"interests": ["music"]})).await;
-    assert_eq!(paired(&mut music_too).await, json!(["music"]));
-    assert_eq!(paired(&mut music).await, json!(["music"]));
+    let _music_too = meets(
+        &url,
+        json!({"interests": ["music"]}),
+        &mut music,
+        json!(["music"]),
+    )
+    .await;
 }
 
 #[actix_rt::test]
@@ -147,20 +167,20 @@ async fn the_same_language_is_preferred() {
     let mut ru = waits(&url, json!({"lang": "ru"})).await;
     let mut en = waits(&url, json!({"lang": "en"})).await;
     let mut zh = waits(&url, json!({"lang": "zh-CN", "interests": ["go"]})).await;
-    let mut en_gb = ask(&url, json!({"lang": "en-GB"})).await;
-    assert_eq!(paired(&mut en_gb).await, json!([]));
-    assert_eq!(paired(&mut en).await, json!([]));
+    let mut en_gb = meets(&url, json!({"lang": "en-GB"}), &mut en, json!([])).await;
     talk(&mut en_gb, &mut en).await;
     let mut ru_too = ask(&url, json!({"lang": "ru", "interests": ["chess"]})).await;
     // A language and no common interest: the newcomer with interests waits for one...
     ru_too.expect_type("waiting").await;
     // ...and one of the same language without interests takes the one who has waited longest.
-    let mut ru_plain = ask(&url, json!({"lang": "ru"})).await;
-    assert_eq!(paired(&mut ru_plain).await, json!([]));
-    assert_eq!(paired(&mut ru).await, json!([]));
-    let mut zh_go = ask(&url, json!({"lang": "zh", "interests": ["go", "chess"]})).await;
-    assert_eq!(paired(&mut zh_go).await, json!(["go"]));
-    assert_eq!(paired(&mut zh).await, json!(["go"]));
+    let _ru_plain = meets(&url, json!({"lang": "ru"}), &mut ru, json!([])).await;
+    let _zh_go = meets(
+        &url,
+        json!({"lang": "zh", "interests": ["go", "chess"]}),
+        &mut zh,
+        json!(["go"]),
+    )
+    .await;
     drop(ru_too);
 }
 
@@ -200,12 +220,14 @@ async fn a_visitor_who_asked_not_to_fall_back_waits_for_a_common_interest() {
     tokio::time::sleep(fallback * 3).await;
     let _plain = waits(&url, json!({})).await;
     // ...until someone shares theirs.
-    let mut music_too = ask(&url, json!({"interests": ["music"]})).await;
-    assert_eq!(paired(&mut music_too).await, json!(["music"]));
-    assert_eq!(paired(&mut music).await, json!(["music"]));
-    let mut go_too = ask(&url, json!({"interests": ["go"]})).await;
-    assert_eq!(paired(&mut go_too).await, json!(["go"]));
-    assert_eq!(paired(&mut go).await, json!(["go"]));
+    let _music_too = meets(
+        &url,
+        json!({"interests": ["music"]}),
+        &mut music,
+        json!(["music"]),
+    )
+    .await;
+    let _go_too = meets(&url, json!({"interests": ["go"]}), &mut go, json!(["go"])).await;
 }
 
 #[actix_rt::test]
@@ -224,12 +246,7 @@ async fn visitors_on_two_processes_meet_on_a_shared_interest() {
     let mut go = waits(&two, json!({"interests": ["go"], "lang": "en"})).await;
     // On the first process, sharing "go" with the one waiting on the second.
     let mut go_too = ask(&one, json!({"interests": ["chess", "go"], "lang": "en"})).await;
-    let first = go_too.recv().await;
-    let first = if first["type"] == "waiting" {
-        go_too.expect_type("response").await
-    } else {
-        first
-    };
+    let first = answer(&mut go_too).await;
     assert_eq!(
         (&first["type"], &first["common"]),
         (&json!("response"), &json!(["go"]))
@@ -239,12 +256,7 @@ async fn visitors_on_two_processes_meet_on_a_shared_interest() {
     talk(&mut go, &mut go_too).await;
     // On the second process, sharing "music" with the one waiting on the first.
     let mut music_too = ask(&two, json!({"interests": ["music"], "lang": "en"})).await;
-    let first = music_too.recv().await;
-    let first = if first["type"] == "waiting" {
-        music_too.expect_type("response").await
-    } else {
-        first
-    };
+    let first = answer(&mut music_too).await;
     assert_eq!(first["common"], json!(["music"]));
     assert_eq!(paired(&mut music).await, json!(["music"]));
     talk(&mut music, &mut music_too).await;
